@@ -51,7 +51,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev node-llhttp libcurl4-openssl-d
 	libprotobuf-c-dev protobuf-c-compiler libnanomsg-dev libssl-dev libjson-c-dev libcmocka-dev \
 	wrk nginx-light curl sqlite3 valgrind
 
-.PHONY: all deps npm-deps test unit e2e run bench soak fuzz format format-check clean help
+.PHONY: all deps npm-deps test unit e2e run bench soak fuzz format format-check clean help unit-bins
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -62,12 +62,13 @@ help:
 	@echo "make test       unit tests, e2e tests, unit tests under ASan+UBSan; one summary line"
 	@echo "make run        start the whole gateway on its embedded defaults"
 	@echo "make bench      benchmark harness (tests/bench)"
+	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each"
 	@echo "make format-check / format / clean"
 
 # --- dependencies -----------------------------------------------------------
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
-	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_PKGS) $(DEB_EXTRA); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
@@ -152,11 +153,19 @@ bench: deps
 	@$(MAKE) -s all
 	@tests/bench/run.sh
 
+# libFuzzer targets in tests/fuzz (clang); FUZZ_SECONDS per target.
+fuzz: deps
+	@$(MAKE) -s deps DEB_EXTRA="clang libclang-rt-14-dev"
+	@$(MAKE) -s all
+	@tests/tools/fuzz.sh
+
 # --- formatting and cleanup ---------------------------------------------------
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
+	@$(MAKE) -s deps DEB_EXTRA=clang-format
 	clang-format -i $(FORMAT_FILES)
 format-check:
+	@$(MAKE) -s deps DEB_EXTRA=clang-format
 	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "format-check: ok"
 
 clean:

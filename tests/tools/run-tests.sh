@@ -5,7 +5,7 @@
 # Unit tests are cmocka executables (TAP output); e2e tests run under node --test.
 set -u
 cd "$(dirname "$0")/../.."
-SUITES=${SUITES:-"unit e2e unit-asan"}
+SUITES=${SUITES:-"unit e2e unit-asan fuzz-replay"}
 RESULTS=build/results
 mkdir -p "$RESULTS"
 passed=0
@@ -52,11 +52,30 @@ run_e2e() {
     failed=$((failed + f))
 }
 
+run_fuzz_replay() { # each fuzz target's corpus, as a regression test under ASan+UBSan
+    local out="$RESULTS/fuzz-replay.tap" rc p f
+    ls tests/fuzz/fuzz_*.c >/dev/null 2>&1 || return 0
+    tests/tools/fuzz.sh replay >"$out" 2>&1
+    rc=$?
+    p=$(grep -cE '^ok ' "$out")
+    f=$(grep -cE '^not ok ' "$out")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$f" -ne 0 ]; then
+        echo "FAIL fuzz-replay (exit $rc):"
+        tail -40 "$out"
+    else
+        echo "ok   fuzz-replay ($p corpora)"
+    fi
+}
+
 for s in $SUITES; do
     case $s in
     unit) run_unit build/release unit ;;
     unit-asan) run_unit build/asan asan ;;
     e2e) run_e2e ;;
+    fuzz-replay) run_fuzz_replay ;;
     esac
 done
 echo "$passed passed, $failed failed"
