@@ -21,6 +21,11 @@ int sy_log_open(const char *path, sy_log_level_t level, const char *component);
 /* Reopens the log file (after rotation; on SIGHUP). Returns 0 or SY_E*. */
 int sy_log_reopen(void);
 
+/* Async-signal-safe: asks for a reopen, done by the next logging call on any
+ * thread. For daemons that catch SIGHUP with a plain signal handler; a libuv
+ * uv_signal_t callback may call sy_log_reopen() directly instead. */
+void sy_log_request_reopen(void);
+
 /* Closes the log; later calls write to stderr. */
 void sy_log_close(void);
 
@@ -45,6 +50,7 @@ void sy_log_line(const char *line, size_t len);
  * "…") into out (NUL-terminated, out_size >= 16). */
 void sy_log_key_prefix(const char *key, size_t key_len, char *out, size_t out_size);
 
-#define SY_LOG_DEBUG_(ev, ...) (sy_log_enabled(SY_LOG_DEBUG) ? sy_log(SY_LOG_DEBUG, ev, __VA_ARGS__) : (void)0)
+#define SY_LOG_DEBUG_(ev, ...)                                                                     \
+    (sy_log_enabled(SY_LOG_DEBUG) ? sy_log(SY_LOG_DEBUG, ev, __VA_ARGS__) : (void)0)
 
 #endif
