@@ -124,11 +124,14 @@ int sy_reports_row_cost(sy_reports_t *r, const Switchyard__UsageRow *row, double
     double in = sqlite3_column_double(st, 0), outp = sqlite3_column_double(st, 1),
            cached = sqlite3_column_double(st, 2), cwrite = sqlite3_column_double(st, 3);
     sqlite3_reset(st);
-    /* Cached and cache-write tokens are part of prompt_tokens, priced apart. */
-    uint64_t special = row->cached_tokens + row->cache_write_tokens;
-    uint64_t plain = row->prompt_tokens > special ? row->prompt_tokens - special : 0;
-    *out = ((double)plain * in + (double)row->completion_tokens * outp +
-            (double)row->cached_tokens * cached + (double)row->cache_write_tokens * cwrite) /
+    /* The data plane's formula (dataplane/snapshot.c, sy_snapshot_cost), so
+     * the worker's estimate and the bill agree: cached tokens are a subset
+     * of prompt_tokens, billed at the input price when no cached price is
+     * set; cache-write tokens come on top of prompt_tokens. */
+    uint64_t c = row->cached_tokens < row->prompt_tokens ? row->cached_tokens : row->prompt_tokens;
+    double cached_price = cached > 0 ? cached : in;
+    *out = ((double)(row->prompt_tokens - c) * in + (double)c * cached_price +
+            (double)row->completion_tokens * outp + (double)row->cache_write_tokens * cwrite) /
            1e6;
     return 0;
 }

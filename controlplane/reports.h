@@ -4,9 +4,10 @@
  * as a duplicate and not applied again.
  *
  * Cost is computed here, not trusted from the worker: tokens x the model's
- * price valid at the row's minute (model_prices). Input tokens are counted the
- * OpenAI way: prompt_tokens includes cached_tokens and cache_write_tokens,
- * which are priced at their own rates. A model without any price valid at
+ * price valid at the row's minute (model_prices), with the data plane's
+ * formula (sy_snapshot_cost): cached_tokens are a subset of prompt_tokens
+ * (billed at the input price when no cached price is set), cache_write_tokens
+ * come on top. A model without any price valid at
  * that minute keeps the cost the worker computed. */
 #ifndef SY_REPORTS_H
 #define SY_REPORTS_H

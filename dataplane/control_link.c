@@ -1,0 +1,847 @@
+/* Data-plane side of the cluster channels; see control_link.h. */
+#include "dataplane/control_link.h"
+
+#include <fcntl.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <nanomsg/reqrep.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+
+#define TICK_MS 250
+#define RESEND_MS 1000               /* nanomsg REQ resends an unanswered request this often */
+#define STUCK_MS 10000               /* give up on a request and issue it anew */
+#define MAX_MESSAGE_BYTES (512 << 20) /* a snapshot of millions of keys still fits */
+#define BOOT_ID_LEN 32
+
+enum { SPOOL_REPORT = 1, SPOOL_ACK = 2 };
+enum { REQ_IDLE, REQ_HELLO, REQ_REPORT };
+
+/* One unacked report, serialized (sealed afresh at each send). */
+typedef struct pending {
+    struct pending *next;          /* owned; the next older-to-newer report */
+    char boot_id[BOOT_ID_LEN + 1]; /* the boot that produced it */
+    uint64_t seq;                  /* its seq in that boot */
+    size_t len;                    /* bytes in data */
+    uint8_t data[];                /* packed Switchyard__UsageReport */
+} pending_t;
+
+struct sy_control_link {
+    uv_loop_t *loop;                   /* borrowed */
+    sy_envelope_key_t key;             /* the cluster key */
+    char worker_id[SY_ENVELOPE_MAX_SENDER + 1];
+    char host[128];
+    char boot_id[BOOT_ID_LEN + 1];     /* random, new at every start */
+    char *snap_path;                   /* owned; NULL = no snapshot cache */
+    char *spool_path;                  /* owned; NULL = no spool */
+    int spool_fd;                      /* append-only, -1 = none */
+    int sub, req;                      /* nanomsg sockets, -1 = none */
+    uv_poll_t sub_poll;                /* sub's NN_RCVFD */
+    uv_poll_t req_rpoll;               /* req's NN_RCVFD: a reply arrived */
+    uv_poll_t req_wpoll;               /* req's NN_SNDFD: a request can go */
+    uv_timer_t tick;                   /* drains usage, unsticks requests */
+    int open_handles;                  /* freed when it reaches 0 after stop */
+    bool stopping;
+    sy_usage_t *usage;                 /* borrowed */
+    sy_control_link_install_fn install;
+    void *install_arg;
+    int64_t report_interval_ms;
+    size_t max_pending;
+    uint64_t last_drain;               /* loop ms */
+    uint64_t next_seq;                 /* last report seq used in this boot */
+    uint64_t env_seq;                  /* envelope seq */
+    pending_t *head, *tail;            /* owned; in-memory unacked reports, oldest first */
+    size_t n_mem;                      /* reports in the list */
+    size_t n_spilled;                  /* unacked reports only in the spool file */
+    int inflight;                      /* REQ_* */
+    uint64_t inflight_since;           /* loop ms */
+    bool hello_needed;                 /* ask for the current snapshot */
+    sy_buf_t scratch;                  /* owned; sealing */
+    sy_control_link_stats_t st;
+};
+
+/* --- helpers ------------------------------------------------------------------- */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int read_file(const char *path, size_t max, sy_buf_t *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? SY_ENOENT : SY_EIO;
+    struct stat stt;
+    if (fstat(fd, &stt) != 0 || (size_t)stt.st_size > max) {
+        close(fd);
+        return SY_E2BIG;
+    }
+    int rc = sy_buf_reserve(out, (size_t)stt.st_size);
+    while (rc == 0) {
+        ssize_t n = read(fd, out->data + out->len, out->cap - out->len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = SY_EIO;
+        if (n <= 0)
+            break;
+        out->len += (size_t)n;
+        if (out->cap - out->len <= 1)
+            rc = sy_buf_reserve(out, 4096);
+    }
+    close(fd);
+    return rc;
+}
+
+/* Writes data to path atomically (temporary file + rename). */
+static int write_file_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return SY_EIO;
+    const uint8_t *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            unlink(tmp);
+            return SY_EIO;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return SY_EIO;
+    }
+    return 0;
+}
+
+/* --- snapshots ------------------------------------------------------------------ */
+
+static void log_rejected(sy_control_link_t *l, const char *where, size_t len, int rc)
+{
+    l->st.rejected_messages++;
+    if (l->st.rejected_messages % 100 == 1)
+        sy_log(SY_LOG_WARN, "control_message_rejected",
+               "%s: dropped a %zu-byte message that failed to open (%s); %llu so far", where,
+               len, sy_err_name(rc), (unsigned long long)l->st.rejected_messages);
+}
+
+/* Applies a snapshot that opened under the cluster key. sealed/len is the
+ * message it came in, cached as is when the snapshot is installed. */
+static void take_snapshot(sy_control_link_t *l, const Switchyard__Snapshot *msg, const void *sealed,
+                          size_t len, bool persist)
+{
+    l->st.snapshots_received++;
+    if (msg->version <= l->st.version)
+        return;
+    sy_snapshot_t *snap = NULL;
+    sy_err_t err;
+    sy_err_clear(&err);
+    if (sy_snapshot_from_proto(msg, &snap, &err) != 0) {
+        l->st.invalid_messages++;
+        sy_log(SY_LOG_ERROR, "snapshot_invalid", "version %llu refused: %s",
+               (unsigned long long)msg->version, err.msg);
+        return;
+    }
+    l->st.version = msg->version;
+    l->st.snapshots_installed++;
+    if (l->install != NULL)
+        l->install(l->install_arg, snap);
+    else
+        sy_snapshot_unref(snap);
+    if (persist && l->snap_path != NULL && write_file_atomic(l->snap_path, sealed, len) != 0)
+        sy_log(SY_LOG_WARN, "snapshot_cache", "cannot write %s: %s", l->snap_path,
+               strerror(errno));
+}
+
+/* Opens a sealed SNAPSHOT, or an ACK carrying one, and applies it. */
+static int take_sealed_snapshot(sy_control_link_t *l, const void *data, size_t len,
+                                const char *where, bool persist)
+{
+    sy_envelope_t env;
+    int rc = sy_envelope_open(&l->key, data, len, &env);
+    if (rc != 0) {
+        log_rejected(l, where, len, rc);
+        return SY_EACCES;
+    }
+    rc = 0;
+    const uint8_t *p = (const uint8_t *)env.payload.data;
+    if (env.kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT) {
+        Switchyard__Snapshot *s = switchyard__snapshot__unpack(NULL, env.payload.len, p);
+        if (s != NULL) {
+            take_snapshot(l, s, data, len, persist);
+            switchyard__snapshot__free_unpacked(s, NULL);
+        } else {
+            rc = SY_EINVAL;
+        }
+    } else if (env.kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_ACK) {
+        Switchyard__Ack *a = switchyard__ack__unpack(NULL, env.payload.len, p);
+        if (a != NULL && a->snapshot != NULL)
+            take_snapshot(l, a->snapshot, data, len, persist);
+        else
+            rc = SY_EINVAL;
+        if (a != NULL)
+            switchyard__ack__free_unpacked(a, NULL);
+    } else {
+        rc = SY_EINVAL;
+    }
+    if (rc != 0)
+        l->st.invalid_messages++;
+    sy_envelope_free(&env);
+    return rc;
+}
+
+static void load_cached_snapshot(sy_control_link_t *l)
+{
+    sy_buf_t b;
+    sy_buf_init(&b);
+    int rc = read_file(l->snap_path, MAX_MESSAGE_BYTES, &b);
+    if (rc == 0) {
+        uint64_t before = l->st.version;
+        rc = take_sealed_snapshot(l, b.data, b.len, "snapshot cache", false);
+        if (rc == 0 && l->st.version > before)
+            sy_log(SY_LOG_INFO, "snapshot_cache_loaded", "serving snapshot version %llu from %s",
+                   (unsigned long long)l->st.version, l->snap_path);
+        else if (rc != 0)
+            sy_log(SY_LOG_WARN, "snapshot_cache_rejected", "%s refused (%s)", l->snap_path,
+                   sy_err_name(rc));
+    } else if (rc != SY_ENOENT) {
+        sy_log(SY_LOG_WARN, "snapshot_cache", "cannot read %s: %s", l->snap_path,
+               sy_err_name(rc));
+    }
+    if (b.data != NULL)
+        explicit_bzero(b.data, b.len);
+    sy_buf_free(&b);
+}
+
+static void on_sub_readable(uv_poll_t *h, int status, int events)
+{
+    sy_control_link_t *l = sy_container_of(h, sy_control_link_t, sub_poll);
+    SY_UNUSED(events);
+    if (status < 0 || l->sub < 0)
+        return;
+    for (int i = 0; i < 64; i++) {
+        void *msg = NULL;
+        int n = nn_recv(l->sub, &msg, NN_MSG, NN_DONTWAIT);
+        if (n < 0)
+            break;
+        take_sealed_snapshot(l, msg, (size_t)n, "snapshots", true);
+        nn_freemsg(msg);
+    }
+}
+
+/* --- spool ------------------------------------------------------------------------- */
+
+static int spool_append(sy_control_link_t *l, int type, const char *boot_id, uint64_t seq,
+                        const void *data, size_t len)
+{
+    if (l->spool_fd < 0)
+        return SY_EIO;
+    size_t blen = strlen(boot_id);
+    size_t body = 1 + blen + 8 + len;
+    uint8_t *rec = malloc(5 + body);
+    if (rec == NULL)
+        return SY_ENOMEM;
+    put_u32(rec, (uint32_t)body);
+    rec[4] = (uint8_t)type;
+    rec[5] = (uint8_t)blen;
+    memcpy(rec + 6, boot_id, blen);
+    put_u64(rec + 6 + blen, seq);
+    if (len > 0)
+        memcpy(rec + 14 + blen, data, len);
+    /* One write per record: a kill -9 can leave only a torn last record,
+     * which the next start discards (the report was not acked either). */
+    ssize_t w = write(l->spool_fd, rec, 5 + body);
+    free(rec);
+    return w == (ssize_t)(5 + body) ? 0 : SY_EIO;
+}
+
+static pending_t *pending_new(const char *boot_id, uint64_t seq, const void *data, size_t len)
+{
+    pending_t *p = malloc(sizeof(*p) + len);
+    if (p == NULL)
+        return NULL;
+    p->next = NULL;
+    snprintf(p->boot_id, sizeof(p->boot_id), "%s", boot_id);
+    p->seq = seq;
+    p->len = len;
+    memcpy(p->data, data, len);
+    return p;
+}
+
+static void pending_push(sy_control_link_t *l, pending_t *p)
+{
+    if (l->tail != NULL)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+    l->n_mem++;
+}
+
+typedef struct spool_entry {
+    const uint8_t *data; /* borrowed from the file buffer */
+    size_t len;
+    char boot_id[BOOT_ID_LEN + 1];
+    uint64_t seq;
+    bool acked;
+} spool_entry_t;
+
+/* Reads the spool, keeps the unacked reports (rewriting the file with only
+ * them), loads up to max_pending into memory and counts the rest as spilled.
+ * Called at start and whenever the in-memory queue runs dry while reports
+ * are spilled; the in-memory queue is empty then. */
+static int spool_reload(sy_control_link_t *l)
+{
+    sy_buf_t b;
+    sy_buf_init(&b);
+    int rc = read_file(l->spool_path, SIZE_MAX / 2, &b);
+    if (rc == SY_ENOENT)
+        rc = 0;
+    if (rc != 0) {
+        sy_buf_free(&b);
+        return rc;
+    }
+    size_t cap = 64, n = 0, cursor = 0;
+    spool_entry_t *e = malloc(cap * sizeof(*e));
+    if (e == NULL) {
+        sy_buf_free(&b);
+        return SY_ENOMEM;
+    }
+    const uint8_t *p = (const uint8_t *)b.data, *end = p + b.len;
+    while (end - p >= 5) {
+        uint32_t body = get_u32(p);
+        int type = p[4];
+        if ((size_t)(end - p - 5) < body || body < 9)
+            break; /* a torn last record */
+        const uint8_t *q = p + 5;
+        size_t blen = q[0];
+        if (blen > BOOT_ID_LEN || 1 + blen + 8 > body)
+            break;
+        char boot[BOOT_ID_LEN + 1];
+        memcpy(boot, q + 1, blen);
+        boot[blen] = '\0';
+        uint64_t seq = get_u64(q + 1 + blen);
+        if (type == SPOOL_REPORT) {
+            if (n == cap) {
+                spool_entry_t *ne = realloc(e, cap * 2 * sizeof(*e));
+                if (ne == NULL) {
+                    rc = SY_ENOMEM;
+                    break;
+                }
+                e = ne;
+                cap *= 2;
+            }
+            e[n].data = q + 1 + blen + 8;
+            e[n].len = body - (1 + blen + 8);
+            memcpy(e[n].boot_id, boot, blen + 1);
+            e[n].seq = seq;
+            e[n].acked = false;
+            n++;
+        } else if (type == SPOOL_ACK && n > 0) {
+            /* Acks come in report order, so the search starts where the last one hit. */
+            for (size_t k = 0; k < n; k++) {
+                size_t i = (cursor + k) % n;
+                if (!e[i].acked && e[i].seq == seq && strcmp(e[i].boot_id, boot) == 0) {
+                    e[i].acked = true;
+                    cursor = i + 1;
+                    break;
+                }
+            }
+        }
+        p += 5 + body;
+    }
+    if (rc == 0) {
+        /* Rewrite the spool with the unacked reports only. */
+        if (l->spool_fd >= 0)
+            close(l->spool_fd);
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", l->spool_path);
+        l->spool_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        size_t unacked = 0;
+        for (size_t i = 0; i < n && l->spool_fd >= 0; i++) {
+            if (e[i].acked)
+                continue;
+            if (spool_append(l, SPOOL_REPORT, e[i].boot_id, e[i].seq, e[i].data, e[i].len) !=
+                0) {
+                rc = SY_EIO;
+                break;
+            }
+            if (l->n_mem < l->max_pending) {
+                pending_t *pe = pending_new(e[i].boot_id, e[i].seq, e[i].data, e[i].len);
+                if (pe == NULL) {
+                    rc = SY_ENOMEM;
+                    break;
+                }
+                pending_push(l, pe);
+            } else {
+                l->n_spilled++;
+            }
+            unacked++;
+        }
+        if (l->spool_fd < 0 || rc != 0 || rename(tmp, l->spool_path) != 0) {
+            rc = rc != 0 ? rc : SY_EIO;
+            unlink(tmp);
+        }
+        if (unacked > 0)
+            sy_log(SY_LOG_INFO, "usage_spool_reloaded",
+                   "%zu unacked usage reports from %s (%zu in memory)", unacked, l->spool_path,
+                   l->n_mem);
+    }
+    free(e);
+    sy_buf_free(&b);
+    return rc;
+}
+
+/* --- requests ---------------------------------------------------------------------- */
+
+static void on_req_writable(uv_poll_t *h, int status, int events);
+
+/* Seals and sends one request; on EAGAIN (no control plane connected yet)
+ * waits for NN_SNDFD. */
+static bool send_request(sy_control_link_t *l, uint32_t kind, const void *data, size_t len)
+{
+    sy_buf_reset(&l->scratch);
+    if (sy_envelope_seal(&l->key, kind, l->worker_id, ++l->env_seq, data, len, &l->scratch) !=
+        0)
+        return false;
+    if (nn_send(l->req, l->scratch.data, l->scratch.len, NN_DONTWAIT) < 0) {
+        if (nn_errno() == EAGAIN && !uv_is_active((uv_handle_t *)&l->req_wpoll))
+            uv_poll_start(&l->req_wpoll, UV_READABLE, on_req_writable);
+        return false;
+    }
+    return true;
+}
+
+/* Sends the next request if none is outstanding: a Hello first when one is
+ * needed, else the oldest unacked report. */
+static void pump(sy_control_link_t *l)
+{
+    if (l->req < 0 || l->stopping || l->inflight != REQ_IDLE)
+        return;
+    if (l->hello_needed) {
+        Switchyard__Hello h = SWITCHYARD__HELLO__INIT;
+        h.worker_id = l->worker_id;
+        h.boot_id = l->boot_id;
+        h.host = l->host;
+        h.have_version = l->st.version;
+        uint8_t buf[1024];
+        size_t n = switchyard__hello__get_packed_size(&h);
+        if (n > sizeof(buf))
+            return;
+        switchyard__hello__pack(&h, buf);
+        if (send_request(l, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_HELLO, buf, n)) {
+            l->inflight = REQ_HELLO;
+            l->inflight_since = uv_now(l->loop);
+            l->st.hellos_sent++;
+        }
+        return;
+    }
+    if (l->head != NULL &&
+        send_request(l, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT, l->head->data,
+                     l->head->len)) {
+        l->inflight = REQ_REPORT;
+        l->inflight_since = uv_now(l->loop);
+        l->st.reports_sent++;
+    }
+}
+
+static void on_req_writable(uv_poll_t *h, int status, int events)
+{
+    sy_control_link_t *l = sy_container_of(h, sy_control_link_t, req_wpoll);
+    SY_UNUSED(status);
+    SY_UNUSED(events);
+    uv_poll_stop(h);
+    pump(l);
+}
+
+static void report_acked(sy_control_link_t *l)
+{
+    pending_t *p = l->head;
+    l->head = p->next;
+    if (l->head == NULL)
+        l->tail = NULL;
+    l->n_mem--;
+    l->st.reports_acked++;
+    if (spool_append(l, SPOOL_ACK, p->boot_id, p->seq, NULL, 0) != 0 && l->spool_path != NULL)
+        sy_log(SY_LOG_WARN, "usage_spool", "cannot record an ack in %s", l->spool_path);
+    free(p);
+    if (l->n_mem > 0 || l->spool_path == NULL)
+        return;
+    if (l->n_spilled > 0) {
+        l->n_spilled = 0;
+        if (spool_reload(l) != 0)
+            sy_log(SY_LOG_ERROR, "usage_spool", "cannot reload %s", l->spool_path);
+    } else if (l->spool_fd >= 0 && ftruncate(l->spool_fd, 0) != 0) {
+        sy_log(SY_LOG_WARN, "usage_spool", "cannot truncate %s", l->spool_path);
+    }
+}
+
+static void handle_ack(sy_control_link_t *l, const Switchyard__Ack *a, const void *sealed,
+                       size_t len)
+{
+    int was = l->inflight;
+    l->inflight = REQ_IDLE;
+    if (was == REQ_HELLO) {
+        l->hello_needed = false;
+        if (a->snapshot != NULL)
+            take_snapshot(l, a->snapshot, sealed, len, true);
+    } else if (was == REQ_REPORT && l->head != NULL && a->seq == l->head->seq &&
+               a->boot_id != NULL && strcmp(a->boot_id, l->head->boot_id) == 0) {
+        report_acked(l);
+    }
+    if (a->current_version > l->st.version)
+        l->hello_needed = true;
+}
+
+static void on_req_readable(uv_poll_t *h, int status, int events)
+{
+    sy_control_link_t *l = sy_container_of(h, sy_control_link_t, req_rpoll);
+    SY_UNUSED(events);
+    if (status < 0 || l->req < 0)
+        return;
+    for (int i = 0; i < 64; i++) {
+        void *msg = NULL;
+        int n = nn_recv(l->req, &msg, NN_MSG, NN_DONTWAIT);
+        if (n < 0)
+            break;
+        sy_envelope_t env;
+        int rc = sy_envelope_open(&l->key, msg, (size_t)n, &env);
+        if (rc != 0) {
+            log_rejected(l, "reports", (size_t)n, rc);
+        } else {
+            Switchyard__Ack *a = NULL;
+            if (env.kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_ACK)
+                a = switchyard__ack__unpack(NULL, env.payload.len,
+                                            (const uint8_t *)env.payload.data);
+            if (a != NULL) {
+                handle_ack(l, a, msg, (size_t)n);
+                switchyard__ack__free_unpacked(a, NULL);
+            } else {
+                l->st.invalid_messages++;
+            }
+            sy_envelope_free(&env);
+        }
+        nn_freemsg(msg);
+    }
+    pump(l);
+}
+
+/* --- usage ------------------------------------------------------------------------- */
+
+int sy_control_link_flush(sy_control_link_t *l)
+{
+    if (l->usage == NULL || sy_usage_row_count(l->usage) == 0)
+        return 0;
+    Switchyard__UsageRow **rows = NULL;
+    size_t n = 0;
+    int rc = sy_usage_drain(l->usage, &rows, &n);
+    if (rc != 0 || n == 0)
+        return rc;
+    Switchyard__UsageReport r = SWITCHYARD__USAGE_REPORT__INIT;
+    r.worker_id = l->worker_id;
+    r.boot_id = l->boot_id;
+    r.seq = ++l->next_seq;
+    r.rows = rows;
+    r.n_rows = n;
+    size_t len = switchyard__usage_report__get_packed_size(&r);
+    pending_t *p = malloc(sizeof(*p) + len);
+    if (p == NULL) {
+        sy_usage_rows_free(rows, n);
+        sy_log(SY_LOG_ERROR, "usage_lost", "out of memory: a report of %zu rows is lost", n);
+        return SY_ENOMEM;
+    }
+    p->next = NULL;
+    memcpy(p->boot_id, l->boot_id, sizeof(p->boot_id));
+    p->seq = r.seq;
+    p->len = switchyard__usage_report__pack(&r, p->data);
+    sy_usage_rows_free(rows, n);
+
+    bool spooled = spool_append(l, SPOOL_REPORT, p->boot_id, p->seq, p->data, p->len) == 0;
+    if (!spooled && l->spool_path != NULL)
+        sy_log(SY_LOG_WARN, "usage_spool", "cannot append to %s; report %llu kept in memory",
+               l->spool_path, (unsigned long long)p->seq);
+    if (spooled && (l->n_spilled > 0 || l->n_mem >= l->max_pending)) {
+        /* Past the memory bound: the spool file holds it until its turn. */
+        l->n_spilled++;
+        free(p);
+    } else {
+        pending_push(l, p);
+    }
+    pump(l);
+    return 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    sy_control_link_t *l = sy_container_of(t, sy_control_link_t, tick);
+    uint64_t now = uv_now(l->loop);
+    if (now - l->last_drain >= (uint64_t)l->report_interval_ms) {
+        l->last_drain = now;
+        sy_control_link_flush(l);
+    }
+    if (l->inflight != REQ_IDLE && now - l->inflight_since >= STUCK_MS) {
+        /* nanomsg resends by itself; this only covers a request it lost
+         * track of. A new request cancels the old one. */
+        l->inflight = REQ_IDLE;
+    }
+    pump(l);
+}
+
+/* --- life cycle ---------------------------------------------------------------------- */
+
+size_t sy_control_link_pending(const sy_control_link_t *l)
+{
+    return l->n_mem + l->n_spilled;
+}
+
+void sy_control_link_get_stats(const sy_control_link_t *l, sy_control_link_stats_t *out)
+{
+    *out = l->st;
+    out->reports_pending = l->n_mem + l->n_spilled;
+    out->reports_spilled = l->n_spilled;
+}
+
+int sy_control_link_stats_json(const sy_control_link_t *l, sy_buf_t *out)
+{
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(l, &s);
+    return sy_buf_appendf(
+        out,
+        "{\"snapshot_version\":%llu,\"snapshots_received\":%llu,\"snapshots_installed\":%llu,"
+        "\"rejected_messages\":%llu,\"invalid_messages\":%llu,\"reports_sent\":%llu,"
+        "\"reports_acked\":%llu,\"reports_pending\":%llu,\"reports_spilled\":%llu,"
+        "\"hellos_sent\":%llu}",
+        (unsigned long long)s.version, (unsigned long long)s.snapshots_received,
+        (unsigned long long)s.snapshots_installed, (unsigned long long)s.rejected_messages,
+        (unsigned long long)s.invalid_messages, (unsigned long long)s.reports_sent,
+        (unsigned long long)s.reports_acked, (unsigned long long)s.reports_pending,
+        (unsigned long long)s.reports_spilled, (unsigned long long)s.hellos_sent);
+}
+
+static void free_link(sy_control_link_t *l)
+{
+    pending_t *p = l->head;
+    while (p != NULL) {
+        pending_t *next = p->next;
+        free(p);
+        p = next;
+    }
+    if (l->spool_fd >= 0)
+        close(l->spool_fd);
+    free(l->snap_path);
+    free(l->spool_path);
+    sy_buf_free(&l->scratch);
+    explicit_bzero(&l->key, sizeof(l->key));
+    free(l);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    sy_control_link_t *l = h->data;
+    if (--l->open_handles == 0)
+        free_link(l);
+}
+
+static int connect_socket(int proto, const char *url, int *out, sy_err_t *err)
+{
+    int s = nn_socket(AF_SP, proto);
+    if (s < 0)
+        return sy_err_set(err, SY_EIO, "nn_socket: %s", nn_strerror(nn_errno()));
+    int max = MAX_MESSAGE_BYTES, linger = 0, ivl = RESEND_MS, reconnect = 100, reconnect_max = 1000;
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_LINGER, &linger, sizeof(linger));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL, &reconnect, sizeof(reconnect));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &reconnect_max, sizeof(reconnect_max));
+    if (proto == NN_SUB)
+        nn_setsockopt(s, NN_SUB, NN_SUB_SUBSCRIBE, "", 0);
+    if (proto == NN_REQ)
+        nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl));
+    if (nn_connect(s, url) < 0) {
+        int e = nn_errno();
+        nn_close(s);
+        return sy_err_set(err, SY_EINVAL, "cannot connect to %s: %s", url, nn_strerror(e));
+    }
+    *out = s;
+    return 0;
+}
+
+static int socket_fd(int s, int opt, int *out, sy_err_t *err)
+{
+    size_t sz = sizeof(*out);
+    if (nn_getsockopt(s, NN_SOL_SOCKET, opt, out, &sz) < 0)
+        return sy_err_set(err, SY_EIO, "nn_getsockopt: %s", nn_strerror(nn_errno()));
+    return 0;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int sy_control_link_start(uv_loop_t *loop, const sy_control_link_options_t *o,
+                          sy_control_link_t **out, sy_err_t *err)
+{
+    if (o->key == NULL || o->worker_id == NULL || o->worker_id[0] == '\0' ||
+        strlen(o->worker_id) > SY_ENVELOPE_MAX_SENDER)
+        return sy_err_set(err, SY_EINVAL, "control link: a cluster key and a worker id are needed");
+    sy_control_link_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return sy_err_set(err, SY_ENOMEM, "control link: out of memory");
+    l->loop = loop;
+    l->key = *o->key;
+    l->sub = l->req = l->spool_fd = -1;
+    l->usage = o->usage;
+    l->install = o->install;
+    l->install_arg = o->install_arg;
+    l->st.version = o->have_version;
+    l->report_interval_ms = o->report_interval_ms > 0 ? o->report_interval_ms : 1000;
+    l->max_pending = o->max_pending > 0 ? o->max_pending : 64;
+    l->hello_needed = true;
+    sy_buf_init(&l->scratch);
+    snprintf(l->worker_id, sizeof(l->worker_id), "%s", o->worker_id);
+    if (o->host != NULL)
+        snprintf(l->host, sizeof(l->host), "%s", o->host);
+    else if (gethostname(l->host, sizeof(l->host) - 1) != 0)
+        snprintf(l->host, sizeof(l->host), "unknown");
+
+    unsigned char rnd[BOOT_ID_LEN / 2];
+    int rc;
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        rc = sy_err_set(err, SY_EIO, "control link: getrandom failed");
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(l->boot_id + 2 * i, 3, "%02x", rnd[i]);
+
+    if (o->state_dir != NULL && o->state_dir[0] != '\0') {
+        char name[SY_ENVELOPE_MAX_SENDER + 32];
+        int k = snprintf(name, sizeof(name), "reports-");
+        /* The worker id may hold '/' (host/index): keep file names flat. */
+        for (const char *s = l->worker_id; *s && k < (int)sizeof(name) - 8; s++)
+            name[k++] = (char)((*s == '/' || *s == '.' || *s == ' ') ? '_' : *s);
+        snprintf(name + k, sizeof(name) - (size_t)k, ".spool");
+        mkdir(o->state_dir, 0700);
+        l->snap_path = path_join(o->state_dir, "snapshot.sealed");
+        l->spool_path = path_join(o->state_dir, name);
+        if (l->snap_path == NULL || l->spool_path == NULL) {
+            rc = sy_err_set(err, SY_ENOMEM, "control link: out of memory");
+            goto fail;
+        }
+        load_cached_snapshot(l);
+        if ((rc = spool_reload(l)) != 0) {
+            rc = sy_err_set(err, rc, "control link: usage spool %s: %s", l->spool_path,
+                            sy_err_name(rc));
+            goto fail;
+        }
+    }
+
+    int sub_fd = -1, req_rfd = -1, req_wfd = -1;
+    if (o->snapshots_url != NULL && o->snapshots_url[0] != '\0' &&
+        ((rc = connect_socket(NN_SUB, o->snapshots_url, &l->sub, err)) != 0 ||
+         (rc = socket_fd(l->sub, NN_RCVFD, &sub_fd, err)) != 0))
+        goto fail;
+    if (o->reports_url != NULL && o->reports_url[0] != '\0' &&
+        ((rc = connect_socket(NN_REQ, o->reports_url, &l->req, err)) != 0 ||
+         (rc = socket_fd(l->req, NN_RCVFD, &req_rfd, err)) != 0 ||
+         (rc = socket_fd(l->req, NN_SNDFD, &req_wfd, err)) != 0))
+        goto fail;
+
+    /* From here on nothing fails: every handle is initialized, and all are
+     * closed by sy_control_link_stop. A missing socket gets a poll on a
+     * placeholder descriptor that is never started. */
+    uv_timer_init(loop, &l->tick);
+    l->tick.data = l;
+    l->open_handles = 1;
+    if (l->sub >= 0) {
+        uv_poll_init(loop, &l->sub_poll, sub_fd);
+        l->sub_poll.data = l;
+        l->open_handles++;
+        uv_poll_start(&l->sub_poll, UV_READABLE, on_sub_readable);
+    }
+    if (l->req >= 0) {
+        uv_poll_init(loop, &l->req_rpoll, req_rfd);
+        uv_poll_init(loop, &l->req_wpoll, req_wfd);
+        l->req_rpoll.data = l->req_wpoll.data = l;
+        l->open_handles += 2;
+        uv_poll_start(&l->req_rpoll, UV_READABLE, on_req_readable);
+    }
+    l->last_drain = uv_now(loop);
+    uv_timer_start(&l->tick, on_tick, TICK_MS, TICK_MS);
+    pump(l);
+    sy_log(SY_LOG_INFO, "control_link_started",
+           "worker %s boot %s: snapshots %s, reports %s, %zu unacked reports", l->worker_id,
+           l->boot_id, l->sub >= 0 ? o->snapshots_url : "-", l->req >= 0 ? o->reports_url : "-",
+           l->n_mem + l->n_spilled);
+    *out = l;
+    return 0;
+fail:
+    if (l->sub >= 0)
+        nn_close(l->sub);
+    if (l->req >= 0)
+        nn_close(l->req);
+    free_link(l);
+    return rc;
+}
+
+void sy_control_link_stop(sy_control_link_t *l)
+{
+    if (l == NULL || l->stopping)
+        return;
+    l->stopping = true;
+    uv_close((uv_handle_t *)&l->tick, on_close);
+    if (l->sub >= 0) {
+        uv_poll_stop(&l->sub_poll);
+        uv_close((uv_handle_t *)&l->sub_poll, on_close);
+        nn_close(l->sub);
+        l->sub = -1;
+    }
+    if (l->req >= 0) {
+        uv_poll_stop(&l->req_rpoll);
+        uv_poll_stop(&l->req_wpoll);
+        uv_close((uv_handle_t *)&l->req_rpoll, on_close);
+        uv_close((uv_handle_t *)&l->req_wpoll, on_close);
+        nn_close(l->req);
+        l->req = -1;
+    }
+}
