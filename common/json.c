@@ -1,16 +1,18 @@
 /* Strict JSON over json-c.
  *
- * json-c's strict mode still accepts NaN, Infinity and -Infinity, numbers
- * such as "1." and "1.e5", and silently clamps integers beyond 64 bits, so
- * after a successful parse the tree is walked once: every double's original
- * text (kept by json-c as the node's userdata, which is also what makes
- * doubles survive a round trip exactly) is checked against the JSON number
- * grammar, and integers at the clamping bounds are refused. */
+ * json-c's strict mode still accepts NaN, Infinity and -Infinity, single
+ * quotes, raw control characters in strings, numbers such as "1.", "1.e5" and
+ * "-01", and silently clamps integers beyond 64 bits. A cheap byte pass
+ * (prescan) refuses all of these before json-c builds the tree; only when an
+ * integer of 19 or more digits was seen is the tree walked for clamped values.
+ * Doubles keep their original text in json-c, so they survive a round trip
+ * exactly. */
 #include "json.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 
 struct sy_json_parser {
@@ -30,7 +32,9 @@ sy_json_parser_t *sy_json_parser_new(void)
     sy_json_parser_t *p = malloc(sizeof(*p));
     if (p == NULL)
         return NULL;
-    p->tok = json_tokener_new_ex(SY_JSON_MAX_DEPTH);
+    /* prescan enforces SY_JSON_MAX_DEPTH exactly; the tokener's own limit
+     * (which counts a scalar inside the innermost container) is a backstop. */
+    p->tok = json_tokener_new_ex(SY_JSON_MAX_DEPTH + 2);
     if (p->tok == NULL) {
         free(p);
         return NULL;
@@ -57,70 +61,166 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* True when s is a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static bool number_text_ok(const char *s)
+/* True when s[0..n) is a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+ * *plain_digits receives the digit count of an integer without fraction or
+ * exponent (0 otherwise), so callers can spot integers json-c would clamp. */
+static bool number_ok(const char *s, size_t n, size_t *plain_digits)
 {
-    if (s == NULL)
-        return false;
-    if (*s == '-')
-        s++;
-    if (*s == '0') {
-        s++;
-    } else if (*s >= '1' && *s <= '9') {
-        while (is_digit(*s))
-            s++;
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    size_t int_start = i;
+    if (i < n && s[i] == '0') {
+        i++;
+    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        while (i < n && is_digit(s[i]))
+            i++;
     } else {
         return false;
     }
-    if (*s == '.') {
-        s++;
-        if (!is_digit(*s))
+    size_t int_digits = i - int_start;
+    bool plain = true;
+    if (i < n && s[i] == '.') {
+        plain = false;
+        i++;
+        if (i >= n || !is_digit(s[i]))
             return false;
-        while (is_digit(*s))
-            s++;
+        while (i < n && is_digit(s[i]))
+            i++;
     }
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '+' || *s == '-')
-            s++;
-        if (!is_digit(*s))
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        plain = false;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !is_digit(s[i]))
             return false;
-        while (is_digit(*s))
-            s++;
+        while (i < n && is_digit(s[i]))
+            i++;
     }
-    return *s == '\0';
+    *plain_digits = plain ? int_digits : 0;
+    return i == n;
 }
 
-/* Returns NULL when every number in o is valid JSON, else the reason. */
-static const char *check_tree(json_object *o)
+static bool is_number_char(char c)
+{
+    return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+static bool is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* One pass over the bytes for what json-c's strict mode lets through:
+ * NaN/Infinity, single-quoted strings, raw control characters in strings,
+ * numbers such as "1.", "1.e5" and "-01", nesting deeper than the limit, and
+ * anything after the first complete value. Structure itself is left to
+ * json-c. On success *value_len is the length of the document up to the end
+ * of its value and *need_range says an integer may have been clamped. */
+static const char *prescan(const char *s, size_t n, size_t *value_len, bool *need_range)
+{
+    int depth = 0;
+    bool ended = false; /* the top-level value is complete */
+    size_t end = n;
+    *need_range = false;
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        if (ended) {
+            if (!is_ws(c))
+                return why_trailing;
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            i++;
+            while (i < n && s[i] != '"') {
+                if ((unsigned char)s[i] < 0x20)
+                    return why_invalid;
+                if (s[i] == '\\')
+                    i++;
+                i++;
+            }
+            if (i >= n)
+                return why_invalid;
+            i++;
+            if (depth == 0) {
+                ended = true;
+                end = i;
+            }
+            continue;
+        }
+        if (c == '[' || c == '{') {
+            if (++depth > SY_JSON_MAX_DEPTH)
+                return why_depth;
+            i++;
+            continue;
+        }
+        if (c == ']' || c == '}') {
+            if (--depth < 0)
+                return why_invalid;
+            i++;
+            if (depth == 0) {
+                ended = true;
+                end = i;
+            }
+            continue;
+        }
+        if (c == '-' && i + 1 < n && (s[i + 1] == 'I' || s[i + 1] == 'N'))
+            return why_nonfinite;
+        if (is_digit(c) || c == '-') {
+            size_t t = i;
+            while (t < n && is_number_char(s[t]))
+                t++;
+            size_t plain_digits = 0;
+            if (!number_ok(s + i, t - i, &plain_digits))
+                return why_invalid;
+            /* 19 digits reach INT64_MAX's order; json-c clamps beyond 64 bits. */
+            if (plain_digits >= 19)
+                *need_range = true;
+            i = t;
+        } else if (is_alpha(c)) {
+            size_t t = i;
+            while (t < n && is_alpha(s[t]))
+                t++;
+            sy_str_t word = {s + i, t - i};
+            if (c == 'N' || c == 'I')
+                return why_nonfinite;
+            if (!sy_str_eq_cstr(word, "true") && !sy_str_eq_cstr(word, "false") &&
+                !sy_str_eq_cstr(word, "null"))
+                return why_invalid;
+            i = t;
+        } else if (is_ws(c) || c == ',' || c == ':') {
+            i++;
+            continue;
+        } else {
+            return why_invalid;
+        }
+        /* A number or literal just ended. */
+        if (depth == 0) {
+            ended = true;
+            end = i;
+        }
+    }
+    *value_len = end;
+    return NULL;
+}
+
+/* Returns why_range when an integer in o lies at the bounds json-c clamps
+ * out-of-range integers to (a clamped value cannot be told apart from the
+ * bound itself, so both are refused), else NULL. */
+static const char *check_range(json_object *o)
 {
     switch (json_object_get_type(o)) {
-    case json_type_double: {
-        const char *text = json_object_get_userdata(o);
-        if (number_text_ok(text))
-            return NULL;
-        /* json-c's own spellings of the non-finite values start with a letter
-         * after an optional sign ("NaN", "Infinity", "-Infinity"). */
-        if (text != NULL) {
-            const char *t = text[0] == '-' ? text + 1 : text;
-            if (*t == 'N' || *t == 'I' || *t == 'n' || *t == 'i')
-                return why_nonfinite;
-        }
-        return why_invalid;
-    }
-    case json_type_int: {
-        /* json-c clamps out-of-range integers to these bounds; an input that
-         * was clamped cannot be told apart from the bound itself. */
-        if (json_object_get_int64(o) == INT64_MIN)
-            return why_range;
-        if (json_object_get_uint64(o) == UINT64_MAX)
+    case json_type_int:
+        if (json_object_get_int64(o) == INT64_MIN || json_object_get_uint64(o) == UINT64_MAX)
             return why_range;
         return NULL;
-    }
     case json_type_array: {
         size_t n = json_object_array_length(o);
         for (size_t i = 0; i < n; i++) {
-            const char *why = check_tree(json_object_array_get_idx(o, i));
+            const char *why = check_range(json_object_array_get_idx(o, i));
             if (why)
                 return why;
         }
@@ -130,7 +230,7 @@ static const char *check_tree(json_object *o)
         json_object_object_foreach(o, key, val)
         {
             (void)key;
-            const char *why = check_tree(val);
+            const char *why = check_range(val);
             if (why)
                 return why;
         }
@@ -170,37 +270,31 @@ int sy_json_parse(sy_json_parser_t *p, const char *data, size_t len, json_object
         *why = why_empty;
         return SY_EINVAL;
     }
+    size_t value_len = len;
+    bool need_range = false;
+    const char *bad = prescan(data, len, &value_len, &need_range);
+    if (bad != NULL) {
+        *why = bad;
+        return SY_EINVAL;
+    }
     json_tokener *tok = p->tok;
     json_tokener_reset(tok);
-    json_object *o = json_tokener_parse_ex(tok, data, (int)len);
+    json_object *o = json_tokener_parse_ex(tok, data, (int)value_len);
     enum json_tokener_error e = json_tokener_get_error(tok);
-    if (o == NULL && e == json_tokener_continue) {
+    if (e == json_tokener_continue) {
         /* A top-level scalar ("123", "true") is only complete once a byte
          * follows it: the document ends here, so supply one space. */
         o = json_tokener_parse_ex(tok, " ", 1);
         e = json_tokener_get_error(tok);
-        if (o == NULL) {
-            *why = e == json_tokener_continue ? why_invalid : why_of(e);
-            json_tokener_reset(tok);
-            return SY_EINVAL;
-        }
-    } else if (o == NULL) {
-        *why = why_of(e);
-        json_tokener_reset(tok);
-        return SY_EINVAL;
-    } else {
-        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
-            if (!is_ws(data[i])) {
-                json_object_put(o);
-                json_tokener_reset(tok);
-                *why = why_trailing;
-                return SY_EINVAL;
-            }
-        }
     }
     json_tokener_reset(tok);
-    const char *bad = check_tree(o);
-    if (bad != NULL) {
+    if (e != json_tokener_success) {
+        json_object_put(o);
+        *why = e == json_tokener_continue ? why_invalid : why_of(e);
+        return SY_EINVAL;
+    }
+    /* o is NULL for the document "null", which json-c represents so. */
+    if (need_range && o != NULL && (bad = check_range(o)) != NULL) {
         json_object_put(o);
         *why = bad;
         return SY_EINVAL;
