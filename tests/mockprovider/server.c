@@ -1,0 +1,1362 @@
+/* HTTP/1.1 server of the mock provider: libuv + llhttp, keep-alive and
+ * pipelining, routing to the three wire formats, faults, stats.
+ *
+ * One connection serves one request at a time: the parser pauses after each
+ * message; bytes that arrive meanwhile wait in `pending` and are parsed when
+ * the response is done (that is how pipelined requests keep their order).
+ * Responses are built into per-connection buffers that are reused across
+ * requests and written with uv_try_write (writev); only what the socket does
+ * not take at once is copied into a write request. Streams are generated
+ * event by event, only while the socket accepts data (backpressure). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <llhttp.h>
+#include "json.h"
+#include "log.h"
+#include "mock.h"
+
+#define MAX_HEADERS 100
+#define MAX_HEADER_BYTES (64 * 1024)
+#define MAX_URL 8192
+#define MAX_PENDING (1024 * 1024)
+#define STREAM_BATCH (16 * 1024) /* bytes of events per chunked write */
+#define PUMP_BUDGET (256 * 1024) /* bytes generated before yielding to the loop */
+#define RESET_GRACE_MS 30        /* lets the client read what precedes a mid-stream reset */
+
+typedef enum phase {
+    PH_IDLE = 0,   /* no response in progress */
+    PH_LATENCY,    /* waiting before the first byte */
+    PH_STREAM,     /* generating events (on the timer or on drain) */
+    PH_STALL,      /* head sent, nothing more will come */
+    PH_FLUSH,      /* everything queued; done when the socket drained */
+    PH_RESET_WAIT, /* events before a reset queued; reset after drain + grace */
+    PH_RESETTING,  /* grace timer running */
+} phase_t;
+
+typedef struct header {
+    uint32_t name_off, name_len;   /* in hbuf; names lowercased */
+    uint32_t value_off, value_len; /* in hbuf */
+} header_t;
+
+typedef struct conn conn_t;
+
+struct sy_mock_server {
+    uv_loop_t *loop;            /* borrowed */
+    uv_tcp_t listener;          /* embedded */
+    sy_mock_server_opts_t opts; /* strings borrowed */
+    llhttp_settings_t settings; /* shared by every parser */
+    sy_json_parser_t *json;     /* owned; one strict parser for the loop */
+    sy_mock_stats_t stats;      /* counters */
+    sy_mock_faults_t faults;    /* per-instance fault rules */
+    uint64_t seq;               /* request counter, for ids */
+    conn_t *conns;              /* borrowed list head of open connections */
+    int handles;                /* open handles owned by the server itself */
+    bool closing;               /* sy_mock_server_close was called */
+    char rbuf[64 * 1024];       /* read buffer; consumed within each read callback */
+};
+
+struct conn {
+    uv_tcp_t tcp;          /* embedded */
+    uv_timer_t timer;      /* embedded; latency, chunk delay, yields, reset grace */
+    llhttp_t parser;       /* embedded */
+    sy_mock_server_t *srv; /* borrowed */
+    conn_t *prev, *next;   /* borrowed; srv->conns list */
+    int handles;           /* open handles; freed when 0 */
+    bool closing;          /* uv_close called */
+    bool reading;          /* uv_read_start active */
+    bool in_feed;          /* inside feed(): finish must not re-enter it */
+    bool busy;             /* a response is in progress */
+    bool keep_alive;       /* keep the connection after this response */
+    bool hdr_in_value;     /* parser is inside a header value */
+    int parse_error;       /* status for a request over a cap (0 = none) */
+    phase_t phase;         /* response progress */
+    uint64_t inflight;     /* uv_write requests not yet completed */
+
+    sy_buf_t url;              /* owned; request target */
+    sy_buf_t hbuf;             /* owned; header names and values */
+    header_t hdr[MAX_HEADERS]; /* views into hbuf */
+    size_t nhdr;               /* headers in use */
+    sy_buf_t body;             /* owned; request body */
+    sy_buf_t pending;          /* owned; bytes received while busy */
+    sy_buf_t spare;            /* owned; swapped with pending when resuming */
+
+    sy_mock_endpoint_t ep; /* endpoint of the current request */
+    sy_mock_req_t req;     /* the current request */
+    bool has_req;          /* req holds a body / answer to release */
+    sy_mock_fault_t fault; /* fault applied to the current request */
+    int status;            /* status of the current response */
+    sy_buf_t head;         /* owned; response head */
+    sy_buf_t out;          /* owned; response body / stream batch */
+    size_t ev, nev;        /* next stream event, number of events */
+    bool stream;           /* current response is an SSE stream */
+};
+
+typedef struct wreq {
+    uv_write_t req; /* embedded; req.data = conn */
+    size_t len;     /* bytes in data */
+    char data[];    /* the bytes being written */
+} wreq_t;
+
+static void pump(conn_t *c);
+static void finish_response(conn_t *c);
+static void feed(conn_t *c, const char *data, size_t len);
+static void resume_read(conn_t *c);
+static void on_timer(uv_timer_t *t);
+
+/* ---- connection lifetime ----------------------------------------------------- */
+
+static void release_req(conn_t *c)
+{
+    if (c->has_req) {
+        json_object_put(c->req.body);
+        c->req.body = NULL;
+        sy_mock_answer_free(&c->req.ans);
+        c->has_req = false;
+    }
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->handles > 0)
+        return;
+    sy_mock_server_t *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    release_req(c);
+    sy_buf_free(&c->url);
+    sy_buf_free(&c->hbuf);
+    sy_buf_free(&c->body);
+    sy_buf_free(&c->pending);
+    sy_buf_free(&c->spare);
+    sy_buf_free(&c->head);
+    sy_buf_free(&c->out);
+    free(c);
+    if (srv->closing && srv->conns == NULL && srv->handles == 0) {
+        sy_mock_stats_free(&srv->stats);
+        sy_json_parser_free(srv->json);
+        free(srv);
+    }
+}
+
+/* Counts an abort when the client leaves mid-response. */
+static void note_abort(conn_t *c)
+{
+    if (c->busy && c->phase != PH_RESET_WAIT && c->phase != PH_RESETTING)
+        c->srv->stats.ep[c->ep].aborted++;
+    c->busy = false;
+}
+
+static void close_conn(conn_t *c, bool reset)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    uv_timer_stop(&c->timer);
+    if (reset)
+        uv_tcp_close_reset(&c->tcp, on_conn_closed);
+    else
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    wreq_t *w = sy_container_of(req, wreq_t, req);
+    conn_t *c = req->data;
+    free(w);
+    c->inflight--;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        note_abort(c);
+        close_conn(c, false);
+        return;
+    }
+    if (c->inflight > 0)
+        return;
+    switch (c->phase) {
+    case PH_STREAM:
+        if (!uv_is_active((uv_handle_t *)&c->timer))
+            pump(c);
+        break;
+    case PH_FLUSH:
+        finish_response(c);
+        break;
+    case PH_RESET_WAIT:
+        c->phase = PH_RESETTING;
+        uv_timer_start(&c->timer, on_timer, RESET_GRACE_MS, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Writes bufs: as much as the socket takes now, the rest copied into a write
+ * request. Returns false when the connection failed (and is closing). */
+static bool send_bufs(conn_t *c, uv_buf_t *bufs, unsigned n)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    size_t done = 0;
+    if (c->inflight == 0) {
+        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (r < 0 && r != UV_EAGAIN) {
+            note_abort(c);
+            close_conn(c, false);
+            return false;
+        }
+        done = r > 0 ? (size_t)r : 0;
+        if (done == total)
+            return true;
+    }
+    wreq_t *w = malloc(sizeof(*w) + (total - done));
+    if (w == NULL) {
+        close_conn(c, false);
+        return false;
+    }
+    size_t skip = done;
+    w->len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (skip >= bufs[i].len) {
+            skip -= bufs[i].len;
+            continue;
+        }
+        memcpy(w->data + w->len, bufs[i].base + skip, bufs[i].len - skip);
+        w->len += bufs[i].len - skip;
+        skip = 0;
+    }
+    w->req.data = c;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (r < 0) {
+        free(w);
+        note_abort(c);
+        close_conn(c, false);
+        return false;
+    }
+    c->inflight++;
+    return true;
+}
+
+static bool drained(const conn_t *c)
+{
+    return c->inflight == 0;
+}
+
+/* ---- response heads -------------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 529:
+        return "Site Overloaded";
+    default:
+        return "Error";
+    }
+}
+
+/* RFC 3339 UTC time secs from now (Anthropic's rate-limit resets). */
+static void rfc3339(int64_t secs, char *out, size_t size)
+{
+    time_t t = time(NULL) + (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Builds the head into c->head. content_length < 0 means chunked. */
+static int build_head(conn_t *c, int status, const char *ctype, int64_t content_length)
+{
+    sy_buf_t *h = &c->head;
+    sy_mock_server_t *srv = c->srv;
+    sy_buf_reset(h);
+    int rc =
+        sy_buf_appendf(h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason(status), ctype);
+    if (rc == 0 && content_length >= 0)
+        rc = sy_buf_appendf(h, "Content-Length: %lld\r\n", (long long)content_length);
+    else if (rc == 0)
+        rc = sy_buf_append_str(h, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
+    rc = rc ? rc : sy_buf_appendf(h, "x-mock-name: %s\r\n", srv->opts.name);
+
+    sy_mock_provider_t prov = c->req.prov;
+    if (rc == 0 && c->ep != SY_MOCK_EP_OTHER) {
+        if (prov == SY_MOCK_OPENAI)
+            rc = sy_buf_appendf(h,
+                                "x-request-id: req_%llu\r\nopenai-processing-ms: 0\r\n"
+                                "openai-version: 2020-10-01\r\n",
+                                (unsigned long long)srv->seq);
+        else if (prov == SY_MOCK_ANTHROPIC)
+            rc = sy_buf_appendf(h, "request-id: req_%llu\r\n", (unsigned long long)srv->seq);
+    }
+    const sy_mock_fault_t *f = &c->fault;
+    int64_t retry = f->retry_after;
+    if (retry < 0 && status == 429)
+        retry = 1;
+    if (rc == 0 && retry >= 0 && status >= 400)
+        rc = sy_buf_appendf(h, "retry-after: %lld\r\n", (long long)retry);
+    if (rc == 0 && f->ratelimit && prov == SY_MOCK_OPENAI) {
+        rc = sy_buf_appendf(h,
+                            "x-ratelimit-limit-requests: %lld\r\n"
+                            "x-ratelimit-limit-tokens: %lld\r\n"
+                            "x-ratelimit-remaining-requests: %lld\r\n"
+                            "x-ratelimit-remaining-tokens: %lld\r\n"
+                            "x-ratelimit-reset-requests: %llds\r\n"
+                            "x-ratelimit-reset-tokens: %llds\r\n",
+                            (long long)f->rl_requests + 1, (long long)f->rl_tokens + 1000,
+                            (long long)f->rl_requests, (long long)f->rl_tokens,
+                            (long long)f->rl_reset_s, (long long)f->rl_reset_s);
+    } else if (rc == 0 && f->ratelimit && prov == SY_MOCK_ANTHROPIC) {
+        char reset[32];
+        rfc3339(f->rl_reset_s, reset, sizeof(reset));
+        rc = sy_buf_appendf(h,
+                            "anthropic-ratelimit-requests-limit: %lld\r\n"
+                            "anthropic-ratelimit-requests-remaining: %lld\r\n"
+                            "anthropic-ratelimit-requests-reset: %s\r\n"
+                            "anthropic-ratelimit-tokens-limit: %lld\r\n"
+                            "anthropic-ratelimit-tokens-remaining: %lld\r\n"
+                            "anthropic-ratelimit-tokens-reset: %s\r\n",
+                            (long long)f->rl_requests + 1, (long long)f->rl_requests, reset,
+                            (long long)f->rl_tokens + 1000, (long long)f->rl_tokens, reset);
+    }
+    if (rc == 0 && !c->keep_alive)
+        rc = sy_buf_append_str(h, "Connection: close\r\n");
+    else if (rc == 0 && llhttp_get_http_minor(&c->parser) == 0)
+        rc = sy_buf_append_str(h, "Connection: keep-alive\r\n");
+    return rc ? rc : sy_buf_append(h, "\r\n", 2);
+}
+
+/* Sends c->head + c->out as a complete response and finishes it. */
+static void send_full(conn_t *c)
+{
+    uv_buf_t b[2] = {uv_buf_init(c->head.data, (unsigned)c->head.len),
+                     uv_buf_init(c->out.data ? c->out.data : "", (unsigned)c->out.len)};
+    c->phase = PH_FLUSH;
+    if (!send_bufs(c, b, 2))
+        return;
+    if (drained(c))
+        finish_response(c);
+}
+
+/* A complete JSON response (status, body already in c->out). */
+static void respond(conn_t *c, int status)
+{
+    c->status = status;
+    if (status >= 400)
+        c->srv->stats.ep[c->ep].errors++;
+    if (build_head(c, status, "application/json", (int64_t)c->out.len) != 0) {
+        close_conn(c, false);
+        return;
+    }
+    send_full(c);
+}
+
+/* An error in the shape of the endpoint's provider. */
+static void respond_error(conn_t *c, int status, const char *msg, const char *param,
+                          const char *code)
+{
+    sy_buf_reset(&c->out);
+    int rc;
+    if (c->req.prov == SY_MOCK_ANTHROPIC)
+        rc = sy_mock_anthropic_error(status, msg, &c->out);
+    else if (c->req.prov == SY_MOCK_GEMINI)
+        rc = sy_mock_gemini_error(status, msg, code, c->fault.retry_after, &c->out);
+    else
+        rc = sy_mock_openai_error(status, msg, param, code, &c->out);
+    if (rc != 0) {
+        close_conn(c, false);
+        return;
+    }
+    respond(c, status);
+}
+
+/* ---- request helpers ---------------------------------------------------------------- */
+
+static sy_str_t header(const conn_t *c, const char *lname)
+{
+    size_t n = strlen(lname);
+    for (size_t i = 0; i < c->nhdr; i++) {
+        const header_t *h = &c->hdr[i];
+        if (h->name_len == n && memcmp(c->hbuf.data + h->name_off, lname, n) == 0)
+            return (sy_str_t){c->hbuf.data + h->value_off, h->value_len};
+    }
+    return SY_STR_NULL;
+}
+
+static bool has_header(const conn_t *c, const char *lname)
+{
+    size_t n = strlen(lname);
+    for (size_t i = 0; i < c->nhdr; i++)
+        if (c->hdr[i].name_len == n && memcmp(c->hbuf.data + c->hdr[i].name_off, lname, n) == 0)
+            return true;
+    return false;
+}
+
+/* Value of query parameter key in the target (no percent-decoding). */
+static sy_str_t query_param(sy_str_t target, const char *key)
+{
+    const char *q = memchr(target.ptr, '?', target.len);
+    if (q == NULL)
+        return SY_STR_NULL;
+    size_t klen = strlen(key);
+    const char *p = q + 1, *end = target.ptr + target.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) > klen && memcmp(p, key, klen) == 0 && p[klen] == '=')
+            return (sy_str_t){p + klen + 1, (size_t)(stop - p) - klen - 1};
+        p = stop + 1;
+    }
+    return SY_STR_NULL;
+}
+
+static int64_t header_int(const conn_t *c, const char *lname, int64_t def)
+{
+    sy_str_t v = sy_str_trim(header(c, lname));
+    uint64_t u;
+    if (v.len == 0 || sy_str_to_u64(v, &u) != 0 || u > INT64_MAX)
+        return def;
+    return (int64_t)u;
+}
+
+/* Records the request in the endpoint's stats (received, last request). */
+static void record(conn_t *c, sy_str_t method, sy_str_t target)
+{
+    sy_mock_stats_t *st = &c->srv->stats;
+    sy_mock_ep_stats_t *e = &st->ep[c->ep];
+    e->received++;
+    st->last_ep = (int)c->ep;
+    e->has_last = true;
+    sy_buf_reset(&e->last_method);
+    sy_buf_reset(&e->last_path);
+    sy_buf_reset(&e->last_headers);
+    sy_buf_reset(&e->last_body);
+    sy_buf_append_view(&e->last_method, method);
+    sy_buf_append_view(&e->last_path, target);
+    sy_buf_append(&e->last_headers, "{", 1);
+    for (size_t i = 0; i < c->nhdr; i++) {
+        const header_t *h = &c->hdr[i];
+        if (i > 0)
+            sy_buf_append(&e->last_headers, ",", 1);
+        sy_buf_append_json_string(&e->last_headers, c->hbuf.data + h->name_off, h->name_len);
+        sy_buf_append(&e->last_headers, ":", 1);
+        sy_buf_append_json_string(&e->last_headers, c->hbuf.data + h->value_off, h->value_len);
+    }
+    sy_buf_append(&e->last_headers, "}", 1);
+    size_t keep = c->body.len < SY_MOCK_STATS_BODY ? c->body.len : SY_MOCK_STATS_BODY;
+    sy_buf_append(&e->last_body, c->body.data ? c->body.data : "", keep);
+    e->last_body_len = c->body.len;
+}
+
+/* The provider's own credential check. Returns true when the request may go
+ * on; otherwise the error response has been sent. */
+static bool check_auth(conn_t *c, sy_str_t target)
+{
+    const char *key = c->srv->opts.api_key;
+    size_t klen = strlen(key);
+    sy_mock_provider_t prov = c->req.prov;
+
+    if (prov == SY_MOCK_ANTHROPIC && !has_header(c, "anthropic-version")) {
+        respond_error(c, 400, "anthropic-version: header is required", NULL, NULL);
+        return false;
+    }
+    if (klen == 0)
+        return true;
+
+    sy_str_t got = SY_STR_NULL;
+    bool present = false;
+    if (prov == SY_MOCK_OPENAI || prov == SY_MOCK_ANTHROPIC) {
+        sy_str_t auth = sy_str_trim(header(c, "authorization"));
+        if (prov == SY_MOCK_ANTHROPIC && has_header(c, "x-api-key")) {
+            got = sy_str_trim(header(c, "x-api-key"));
+            present = true;
+        } else if (auth.len >= 7 && sy_str_case_eq_cstr((sy_str_t){auth.ptr, 7}, "bearer ")) {
+            got = sy_str_trim((sy_str_t){auth.ptr + 7, auth.len - 7});
+            present = true;
+        }
+    } else {
+        if (has_header(c, "x-goog-api-key")) {
+            got = sy_str_trim(header(c, "x-goog-api-key"));
+            present = true;
+        } else {
+            got = query_param(target, "key");
+            present = got.ptr != NULL;
+        }
+    }
+    if (present && got.len == klen && memcmp(got.ptr, key, klen) == 0)
+        return true;
+
+    if (prov == SY_MOCK_OPENAI) {
+        if (!present)
+            respond_error(c, 401,
+                          "You didn't provide an API key. You need to provide your API key in an "
+                          "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                          "YOUR_KEY).",
+                          NULL, NULL);
+        else
+            respond_error(c, 401, "Incorrect API key provided.", NULL, "invalid_api_key");
+    } else if (prov == SY_MOCK_ANTHROPIC) {
+        respond_error(c, 401, present ? "invalid x-api-key" : "x-api-key header is required", NULL,
+                      NULL);
+    } else if (!present) {
+        respond_error(c, 403,
+                      "Method doesn't allow unregistered callers (callers without established "
+                      "identity). Please use API Key or other form of API consumer identity to "
+                      "call this API.",
+                      NULL, NULL);
+    } else {
+        respond_error(c, 400, "API key not valid. Please pass a valid API key.", NULL,
+                      "API_KEY_INVALID");
+    }
+    return false;
+}
+
+/* ---- responses with bodies --------------------------------------------------------- */
+
+static int render_body(conn_t *c)
+{
+    sy_mock_req_t *r = &c->req;
+    switch (c->ep) {
+    case SY_MOCK_EP_CHAT:
+        return sy_mock_openai_chat(r, &c->out);
+    case SY_MOCK_EP_EMBEDDINGS:
+        return sy_mock_openai_embeddings(r, &c->out);
+    case SY_MOCK_EP_MESSAGES:
+        return sy_mock_anthropic_message(r, &c->out);
+    case SY_MOCK_EP_MODELS:
+        return sy_mock_openai_models(c->srv->opts.name, r->model, &c->out);
+    default:
+        return sy_mock_gemini_generate(r, &c->out);
+    }
+}
+
+static size_t stream_count(const conn_t *c)
+{
+    switch (c->req.prov) {
+    case SY_MOCK_OPENAI:
+        return sy_mock_openai_stream_count(&c->req);
+    case SY_MOCK_ANTHROPIC:
+        return sy_mock_anthropic_stream_count(&c->req);
+    default:
+        return sy_mock_gemini_stream_count(&c->req);
+    }
+}
+
+static int stream_event(conn_t *c, size_t i, sy_buf_t *out)
+{
+    switch (c->req.prov) {
+    case SY_MOCK_OPENAI:
+        return sy_mock_openai_stream_event(&c->req, i, out);
+    case SY_MOCK_ANTHROPIC:
+        return sy_mock_anthropic_stream_event(&c->req, i, out);
+    default:
+        return sy_mock_gemini_stream_event(&c->req, i, out);
+    }
+}
+
+/* Sends c->out as one HTTP chunk (plus the last-chunk marker when final). */
+static bool send_chunk(conn_t *c, bool final)
+{
+    char size[24];
+    uv_buf_t b[3];
+    unsigned n = 0;
+    if (c->out.len > 0) {
+        int len = snprintf(size, sizeof(size), "%zx\r\n", c->out.len);
+        b[n++] = uv_buf_init(size, (unsigned)len);
+        b[n++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    }
+    static char crlf_end[] = "\r\n0\r\n\r\n";
+    if (c->out.len > 0 && final)
+        b[n++] = uv_buf_init(crlf_end, 7);
+    else if (c->out.len > 0)
+        b[n++] = uv_buf_init(crlf_end, 2);
+    else if (final)
+        b[n++] = uv_buf_init(crlf_end + 2, 5);
+    bool ok = n == 0 || send_bufs(c, b, n);
+    sy_buf_reset(&c->out); /* after: reset writes a NUL at data[0] */
+    return ok;
+}
+
+/* Generates and sends stream events while the socket takes them. */
+static void pump(conn_t *c)
+{
+    size_t produced = 0;
+    const sy_mock_fault_t *f = &c->fault;
+    sy_buf_reset(&c->out);
+    while (c->ev < c->nev) {
+        if (f->reset == SY_MOCK_RESET_AFTER && c->ev >= (size_t)f->reset_after) {
+            c->phase = PH_RESET_WAIT;
+            if (!send_chunk(c, false))
+                return;
+            if (drained(c)) {
+                c->phase = PH_RESETTING;
+                uv_timer_start(&c->timer, on_timer, RESET_GRACE_MS, 0);
+            }
+            return;
+        }
+        size_t before = c->out.len;
+        if (stream_event(c, c->ev, &c->out) != 0) {
+            close_conn(c, true);
+            return;
+        }
+        c->ev++;
+        if (f->malformed && c->ev == 1) {
+            /* A broken event after the first one: truncated JSON. */
+            sy_buf_append_str(&c->out, c->req.prov == SY_MOCK_GEMINI
+                                           ? "data: {\"candidates\": [{\"content\r\n\r\n"
+                                           : "data: {\"malformed\":\n\n");
+        }
+        produced += c->out.len - before;
+        if (f->chunk_delay_ms > 0 && c->ev < c->nev) {
+            if (!send_chunk(c, false))
+                return;
+            uv_timer_start(&c->timer, on_timer, (uint64_t)f->chunk_delay_ms, 0);
+            return;
+        }
+        if (c->out.len >= STREAM_BATCH) {
+            if (!send_chunk(c, false))
+                return;
+            if (!drained(c))
+                return; /* on_write resumes */
+            if (produced >= PUMP_BUDGET) {
+                uv_timer_start(&c->timer, on_timer, 1, 0); /* yield to other connections */
+                return;
+            }
+        }
+    }
+    if (f->reset == SY_MOCK_RESET_AFTER && c->ev >= (size_t)f->reset_after && c->ev == c->nev &&
+        (size_t)f->reset_after == c->nev) {
+        /* Reset right after the last event, before the terminating chunk. */
+        c->phase = PH_RESET_WAIT;
+        if (!send_chunk(c, false))
+            return;
+        if (drained(c)) {
+            c->phase = PH_RESETTING;
+            uv_timer_start(&c->timer, on_timer, RESET_GRACE_MS, 0);
+        }
+        return;
+    }
+    c->phase = PH_FLUSH;
+    if (!send_chunk(c, true))
+        return;
+    if (drained(c))
+        finish_response(c);
+}
+
+/* Starts the planned response (after any latency). */
+static void start_response(conn_t *c)
+{
+    const sy_mock_fault_t *f = &c->fault;
+    if (f->reset == SY_MOCK_RESET_BEFORE) {
+        c->busy = false;
+        close_conn(c, true);
+        return;
+    }
+    if (f->status >= 400) {
+        respond_error(c, f->status, NULL, NULL, NULL);
+        return;
+    }
+    if (c->stream) {
+        c->status = 200;
+        if (build_head(c, 200, "text/event-stream; charset=utf-8", -1) != 0) {
+            close_conn(c, false);
+            return;
+        }
+        uv_buf_t b = uv_buf_init(c->head.data, (unsigned)c->head.len);
+        c->phase = PH_STREAM;
+        if (!send_bufs(c, &b, 1))
+            return;
+        if (f->stall) {
+            c->phase = PH_STALL;
+            return;
+        }
+        c->ev = 0;
+        c->nev = stream_count(c);
+        if (!drained(c))
+            return; /* on_write pumps */
+        pump(c);
+        return;
+    }
+    sy_buf_reset(&c->out);
+    if (render_body(c) != 0) {
+        close_conn(c, false);
+        return;
+    }
+    if (f->malformed)
+        c->out.len /= 2; /* truncated JSON */
+    c->status = 200;
+    if (build_head(c, 200, "application/json", (int64_t)c->out.len) != 0) {
+        close_conn(c, false);
+        return;
+    }
+    if (f->stall) {
+        uv_buf_t b = uv_buf_init(c->head.data, (unsigned)c->head.len);
+        c->phase = PH_STALL;
+        send_bufs(c, &b, 1);
+        return;
+    }
+    if (f->reset == SY_MOCK_RESET_AFTER) {
+        uv_buf_t b[2] = {uv_buf_init(c->head.data, (unsigned)c->head.len),
+                         uv_buf_init(c->out.data, (unsigned)(c->out.len / 2))};
+        c->phase = PH_RESET_WAIT;
+        if (!send_bufs(c, b, 2))
+            return;
+        if (drained(c)) {
+            c->phase = PH_RESETTING;
+            uv_timer_start(&c->timer, on_timer, RESET_GRACE_MS, 0);
+        }
+        return;
+    }
+    send_full(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    if (c->closing)
+        return;
+    switch (c->phase) {
+    case PH_LATENCY:
+        start_response(c);
+        break;
+    case PH_STREAM:
+        if (drained(c))
+            pump(c);
+        break;
+    case PH_RESETTING:
+        c->busy = false;
+        close_conn(c, true);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- control endpoints (/_mock/...) --------------------------------------------------- */
+
+static void control(conn_t *c, sy_str_t method, sy_str_t path)
+{
+    sy_mock_server_t *srv = c->srv;
+    sy_buf_reset(&c->out);
+    if (sy_str_eq_cstr(path, "/_mock/stats") && sy_str_eq_cstr(method, "GET")) {
+        sy_mock_stats_to_json(&srv->stats, &c->out);
+        respond(c, 200);
+    } else if (sy_str_eq_cstr(path, "/_mock/reset") && sy_str_eq_cstr(method, "POST")) {
+        sy_mock_stats_reset(&srv->stats);
+        sy_buf_append_str(&c->out, "{\"ok\":true}");
+        respond(c, 200);
+    } else if (sy_str_eq_cstr(path, "/_mock/faults")) {
+        if (sy_str_eq_cstr(method, "DELETE")) {
+            sy_mock_faults_clear(&srv->faults);
+            sy_buf_append_str(&c->out, "{\"ok\":true}");
+            respond(c, 200);
+        } else if (sy_str_eq_cstr(method, "GET")) {
+            sy_buf_append_str(&c->out, "{\"rules\":");
+            sy_mock_faults_to_json(&srv->faults, &c->out);
+            sy_buf_append_str(&c->out, "}");
+            respond(c, 200);
+        } else if (sy_str_eq_cstr(method, "POST")) {
+            json_object *body = NULL;
+            const char *why = NULL;
+            if (sy_json_parse(srv->json, c->body.data ? c->body.data : "", c->body.len, &body,
+                              &why) != 0) {
+                respond_error(c, 400, why, NULL, NULL);
+                return;
+            }
+            int rc = sy_mock_faults_add_json(&srv->faults, body, &why);
+            json_object_put(body);
+            if (rc != 0) {
+                respond_error(c, 400, why, NULL, NULL);
+                return;
+            }
+            sy_buf_append_str(&c->out, "{\"ok\":true,\"rules\":");
+            sy_mock_faults_to_json(&srv->faults, &c->out);
+            sy_buf_append_str(&c->out, "}");
+            respond(c, 200);
+        } else {
+            respond_error(c, 405, "Use GET, POST or DELETE on /_mock/faults.", NULL, NULL);
+        }
+    } else {
+        respond_error(c, 404, "Unknown mock control endpoint.", NULL, NULL);
+    }
+}
+
+/* ---- routing ---------------------------------------------------------------------------- */
+
+/* Maps the target to an endpoint; for Gemini, *model gets the {m} segment. */
+static sy_mock_endpoint_t route(sy_str_t path, sy_str_t *model, sy_str_t *model_id, bool *gemini_ns)
+{
+    *gemini_ns = sy_str_has_prefix(path, "/v1beta/");
+    if (sy_str_eq_cstr(path, "/v1/chat/completions"))
+        return SY_MOCK_EP_CHAT;
+    if (sy_str_eq_cstr(path, "/v1/embeddings"))
+        return SY_MOCK_EP_EMBEDDINGS;
+    if (sy_str_eq_cstr(path, "/v1/messages"))
+        return SY_MOCK_EP_MESSAGES;
+    if (sy_str_eq_cstr(path, "/v1/models")) {
+        *model_id = SY_STR_NULL;
+        return SY_MOCK_EP_MODELS;
+    }
+    if (sy_str_has_prefix(path, "/v1/models/") && path.len > 11) {
+        *model_id = (sy_str_t){path.ptr + 11, path.len - 11};
+        return SY_MOCK_EP_MODELS;
+    }
+    static const char pre[] = "/v1beta/models/";
+    if (sy_str_has_prefix(path, pre)) {
+        sy_str_t rest = {path.ptr + sizeof(pre) - 1, path.len - (sizeof(pre) - 1)};
+        const char *colon = memchr(rest.ptr, ':', rest.len);
+        if (colon == NULL || colon == rest.ptr)
+            return SY_MOCK_EP_OTHER;
+        *model = (sy_str_t){rest.ptr, (size_t)(colon - rest.ptr)};
+        sy_str_t verb = {colon + 1, rest.len - (size_t)(colon - rest.ptr) - 1};
+        if (sy_str_eq_cstr(verb, "generateContent"))
+            return SY_MOCK_EP_GENERATE;
+        if (sy_str_eq_cstr(verb, "streamGenerateContent"))
+            return SY_MOCK_EP_STREAM_GENERATE;
+    }
+    return SY_MOCK_EP_OTHER;
+}
+
+static sy_mock_provider_t provider_of(sy_mock_endpoint_t ep, bool gemini_ns)
+{
+    switch (ep) {
+    case SY_MOCK_EP_MESSAGES:
+        return SY_MOCK_ANTHROPIC;
+    case SY_MOCK_EP_GENERATE:
+    case SY_MOCK_EP_STREAM_GENERATE:
+        return SY_MOCK_GEMINI;
+    case SY_MOCK_EP_OTHER:
+        return gemini_ns ? SY_MOCK_GEMINI : SY_MOCK_OPENAI;
+    default:
+        return SY_MOCK_OPENAI;
+    }
+}
+
+/* Handles one parsed request. */
+static void dispatch(conn_t *c)
+{
+    sy_mock_server_t *srv = c->srv;
+    c->busy = true;
+    c->phase = PH_IDLE;
+    c->keep_alive = llhttp_should_keep_alive(&c->parser) && !srv->closing;
+    sy_mock_fault_init(&c->fault);
+    release_req(c);
+    memset(&c->req, 0, sizeof(c->req));
+    sy_buf_init(&c->req.ans.args);
+    c->req.name = srv->opts.name;
+    c->stream = false;
+    srv->seq++;
+
+    sy_str_t method = sy_str_from_cstr(llhttp_method_name(llhttp_get_method(&c->parser)));
+    sy_str_t target = {c->url.data ? c->url.data : "", c->url.len};
+    const char *q = memchr(target.ptr, '?', target.len);
+    sy_str_t path = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
+
+    if (sy_str_has_prefix(path, "/_mock/")) {
+        c->ep = SY_MOCK_EP_OTHER;
+        c->req.prov = SY_MOCK_OPENAI;
+        control(c, method, path);
+        return;
+    }
+
+    sy_str_t model = SY_STR_NULL, model_id = SY_STR_NULL;
+    bool gemini_ns = false;
+    c->ep = route(path, &model, &model_id, &gemini_ns);
+    c->req.ep = c->ep;
+    c->req.prov = provider_of(c->ep, gemini_ns);
+    record(c, method, target);
+
+    if (c->parse_error) {
+        int st = c->parse_error;
+        respond_error(c, st,
+                      st == 413   ? "Request body too large."
+                      : st == 414 ? "Request URI too long."
+                                  : "Request headers too large.",
+                      NULL, NULL);
+        c->keep_alive = false;
+        return;
+    }
+    if (c->ep == SY_MOCK_EP_OTHER) {
+        respond_error(c, 404, "Unknown endpoint.", NULL, NULL);
+        return;
+    }
+    bool is_get = sy_str_eq_cstr(method, "GET");
+    if ((c->ep == SY_MOCK_EP_MODELS) != is_get || (!is_get && !sy_str_eq_cstr(method, "POST"))) {
+        respond_error(c, 405, "Method not allowed on this endpoint.", NULL, NULL);
+        return;
+    }
+
+    /* Faults: the header wins over the instance rules. */
+    sy_str_t fh = header(c, "x-mock-fault");
+    if (fh.ptr != NULL) {
+        const char *why = NULL;
+        if (sy_mock_fault_parse(fh.ptr, fh.len, &c->fault, &why) != 0) {
+            respond_error(c, 400, why, "x-mock-fault", NULL);
+            return;
+        }
+    } else {
+        sy_mock_faults_take(&srv->faults, c->ep, &c->fault);
+    }
+    if (c->fault.any)
+        srv->stats.ep[c->ep].faults++;
+
+    if (!check_auth(c, target))
+        return;
+
+    if (c->ep == SY_MOCK_EP_MODELS) {
+        c->req.model = model_id;
+    } else {
+        const char *why = NULL;
+        json_object *body = NULL;
+        if (sy_json_parse(srv->json, c->body.data ? c->body.data : "", c->body.len, &body, &why) !=
+            0) {
+            respond_error(c, 400,
+                          c->req.prov == SY_MOCK_OPENAI
+                              ? "We could not parse the JSON body of your request. (HINT: This "
+                                "likely means you aren't using your HTTP library correctly.)"
+                              : why,
+                          NULL, NULL);
+            return;
+        }
+        sy_mock_req_t *r = &c->req;
+        r->body = body;
+        c->has_req = true;
+        int rc;
+        const char *param = NULL;
+        if (r->prov == SY_MOCK_OPENAI)
+            rc = sy_mock_openai_validate(r, &why, &param);
+        else if (r->prov == SY_MOCK_ANTHROPIC)
+            rc = sy_mock_anthropic_validate(r, &why);
+        else
+            rc = sy_mock_gemini_validate(r, &why);
+        if (rc != 0) {
+            respond_error(c, 400, why, param, NULL);
+            return;
+        }
+        if (r->prov == SY_MOCK_GEMINI) {
+            r->model = model;
+            r->stream = c->ep == SY_MOCK_EP_STREAM_GENERATE;
+        } else {
+            size_t len = 0;
+            const char *m = sy_json_get_string(body, "model", &len);
+            r->model = (sy_str_t){m, len};
+            sy_json_get_bool(body, "stream", &r->stream);
+            sy_json_get_bool(sy_json_get_object(body, "stream_options"), "include_usage",
+                             &r->include_usage);
+        }
+        if (c->ep == SY_MOCK_EP_EMBEDDINGS)
+            r->stream = false;
+        int64_t words = header_int(c, "x-mock-words", -1);
+        if (words < 0)
+            words = header_int(c, "x-mock-chunks", -1);
+        if (words > SY_MOCK_MAX_WORDS)
+            words = SY_MOCK_MAX_WORDS;
+        if (sy_mock_answer_build(r->prov, body, words, &r->ans) != 0) {
+            respond_error(c, 500, NULL, NULL, NULL);
+            return;
+        }
+        if (c->ep == SY_MOCK_EP_EMBEDDINGS)
+            r->ans.tool = false;
+        r->prompt_tokens =
+            sy_mock_usage_prompt_tokens(r->prov, c->ep == SY_MOCK_EP_EMBEDDINGS, body);
+        r->cached_tokens = header_int(c, "x-mock-cached-tokens", 0);
+        if (r->cached_tokens > r->prompt_tokens)
+            r->cached_tokens = r->prompt_tokens;
+        r->created = (int64_t)time(NULL);
+        const char *prefix = r->prov == SY_MOCK_ANTHROPIC ? "msg_"
+                             : r->prov == SY_MOCK_GEMINI  ? "resp-"
+                                                          : "chatcmpl-";
+        snprintf(r->id, sizeof(r->id), "%s%s-%llu", prefix, srv->opts.name,
+                 (unsigned long long)srv->seq);
+        c->stream = r->stream;
+    }
+
+    if (c->fault.latency_ms > 0) {
+        c->phase = PH_LATENCY;
+        uv_timer_start(&c->timer, on_timer, (uint64_t)c->fault.latency_ms, 0);
+        return;
+    }
+    start_response(c);
+}
+
+/* The response is complete: count it and go on with the next request. */
+static void finish_response(conn_t *c)
+{
+    sy_mock_server_t *srv = c->srv;
+    if (c->busy)
+        srv->stats.ep[c->ep].completed++;
+    c->busy = false;
+    c->phase = PH_IDLE;
+    release_req(c);
+    if (!c->keep_alive) {
+        close_conn(c, false);
+        return;
+    }
+    if (c->in_feed)
+        return;
+    if (c->pending.len > 0) {
+        sy_buf_t tmp = c->spare;
+        c->spare = c->pending;
+        c->pending = tmp;
+        feed(c, c->spare.data, c->spare.len);
+        sy_buf_reset(&c->spare);
+    }
+    if (!c->closing && !c->reading)
+        resume_read(c);
+}
+
+/* ---- parsing ------------------------------------------------------------------------------- */
+
+static int on_message_begin(llhttp_t *p)
+{
+    conn_t *c = p->data;
+    sy_buf_reset(&c->url);
+    sy_buf_reset(&c->hbuf);
+    sy_buf_reset(&c->body);
+    c->nhdr = 0;
+    c->hdr_in_value = false;
+    c->parse_error = 0;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (c->url.len + len > MAX_URL) {
+        c->parse_error = 414;
+        return 0;
+    }
+    return sy_buf_append(&c->url, at, len) ? -1 : 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (c->parse_error)
+        return 0;
+    if (c->hbuf.len + len > MAX_HEADER_BYTES) {
+        c->parse_error = 431;
+        return 0;
+    }
+    if (c->hdr_in_value || c->nhdr == 0) {
+        if (c->nhdr == MAX_HEADERS) {
+            c->parse_error = 431;
+            return 0;
+        }
+        header_t *h = &c->hdr[c->nhdr++];
+        h->name_off = (uint32_t)c->hbuf.len;
+        h->name_len = 0;
+        h->value_off = 0;
+        h->value_len = 0;
+        c->hdr_in_value = false;
+    }
+    header_t *h = &c->hdr[c->nhdr - 1];
+    size_t off = c->hbuf.len;
+    if (sy_buf_append(&c->hbuf, at, len))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        char ch = c->hbuf.data[off + i];
+        if (ch >= 'A' && ch <= 'Z')
+            c->hbuf.data[off + i] = (char)(ch + 32);
+    }
+    h->name_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (c->parse_error || c->nhdr == 0)
+        return 0;
+    if (c->hbuf.len + len > MAX_HEADER_BYTES) {
+        c->parse_error = 431;
+        return 0;
+    }
+    header_t *h = &c->hdr[c->nhdr - 1];
+    if (!c->hdr_in_value) {
+        c->hdr_in_value = true;
+        h->value_off = (uint32_t)c->hbuf.len;
+        h->value_len = 0;
+    }
+    if (sy_buf_append(&c->hbuf, at, len))
+        return -1;
+    h->value_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    conn_t *c = p->data;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->srv->opts.max_body)
+        c->parse_error = 413;
+    sy_str_t expect = header(c, "expect");
+    if (c->parse_error == 0 && sy_str_case_eq_cstr(sy_str_trim(expect), "100-continue")) {
+        static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
+        send_bufs(c, &b, 1);
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (c->parse_error)
+        return 0;
+    if (c->body.len + len > (size_t)c->srv->opts.max_body) {
+        c->parse_error = 413;
+        return 0;
+    }
+    return sy_buf_append(&c->body, at, len) ? -1 : 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    SY_UNUSED(p);
+    return HPE_PAUSED; /* feed() dispatches outside the parser */
+}
+
+static void protocol_error(conn_t *c)
+{
+    /* Malformed HTTP: answer 400 in the OpenAI shape and close. */
+    c->busy = true;
+    c->keep_alive = false;
+    c->ep = SY_MOCK_EP_OTHER;
+    sy_mock_fault_init(&c->fault);
+    memset(&c->req, 0, sizeof(c->req));
+    c->req.prov = SY_MOCK_OPENAI;
+    c->srv->stats.ep[SY_MOCK_EP_OTHER].received++;
+    respond_error(c, 400, "Malformed HTTP request.", NULL, NULL);
+}
+
+static void feed(conn_t *c, const char *data, size_t len)
+{
+    c->in_feed = true;
+    while (len > 0 && !c->closing) {
+        if (c->busy) {
+            if (sy_buf_append(&c->pending, data, len) != 0)
+                close_conn(c, false);
+            break;
+        }
+        llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+        if (err == HPE_OK)
+            break;
+        if (err == HPE_PAUSED) {
+            size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+            data += used;
+            len -= used;
+            llhttp_resume(&c->parser);
+            dispatch(c);
+            continue;
+        }
+        protocol_error(c);
+        break;
+    }
+    c->in_feed = false;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    conn_t *c = h->data;
+    SY_UNUSED(suggested);
+    buf->base = c->srv->rbuf;
+    buf->len = sizeof(c->srv->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    if (nread < 0) {
+        note_abort(c);
+        close_conn(c, false);
+        return;
+    }
+    if (nread == 0 || c->closing)
+        return;
+    if (c->busy) {
+        if (c->pending.len + (size_t)nread > MAX_PENDING) {
+            uv_read_stop(s); /* resumed when the response is done */
+            c->reading = false;
+        }
+        if (sy_buf_append(&c->pending, buf->base, (size_t)nread) != 0)
+            close_conn(c, false);
+        return;
+    }
+    feed(c, buf->base, (size_t)nread);
+}
+
+static void resume_read(conn_t *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+    else
+        close_conn(c, false);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    sy_mock_server_t *srv = l->data;
+    if (status < 0 || srv->closing)
+        return;
+    conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles = 2;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
+    c->parser.data = c;
+    sy_buf_init(&c->url);
+    sy_buf_init(&c->hbuf);
+    sy_buf_init(&c->body);
+    sy_buf_init(&c->pending);
+    sy_buf_init(&c->spare);
+    sy_buf_init(&c->head);
+    sy_buf_init(&c->out);
+    sy_buf_init(&c->req.ans.args);
+    c->keep_alive = true;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        close_conn(c, false);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    srv->stats.connections++;
+    resume_read(c);
+}
+
+/* ---- server -------------------------------------------------------------------------- */
+
+int sy_mock_server_start(uv_loop_t *loop, const sy_mock_server_opts_t *opts, sy_mock_server_t **out)
+{
+    sy_mock_server_t *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return SY_ENOMEM;
+    srv->loop = loop;
+    srv->opts = *opts;
+    srv->json = sy_json_parser_new();
+    if (srv->json == NULL) {
+        free(srv);
+        return SY_ENOMEM;
+    }
+    sy_mock_stats_init(&srv->stats, opts->name);
+    sy_mock_faults_init(&srv->faults);
+    llhttp_settings_init(&srv->settings);
+    srv->settings.on_message_begin = on_message_begin;
+    srv->settings.on_url = on_url;
+    srv->settings.on_header_field = on_header_field;
+    srv->settings.on_header_value = on_header_value;
+    srv->settings.on_headers_complete = on_headers_complete;
+    srv->settings.on_body = on_body;
+    srv->settings.on_message_complete = on_message_complete;
+
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(opts->host, opts->port, (struct sockaddr_in *)&addr);
+    if (rc != 0)
+        rc = uv_ip6_addr(opts->host, opts->port, (struct sockaddr_in6 *)&addr);
+    if (rc == 0)
+        rc = uv_tcp_init(loop, &srv->listener);
+    if (rc != 0)
+        goto fail_init;
+    srv->listener.data = srv;
+    srv->handles = 1;
+    rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+    if (rc != 0) {
+        sy_mock_server_close(srv); /* frees srv once the listener closed */
+        return rc;
+    }
+    *out = srv;
+    return 0;
+fail_init:
+    sy_mock_stats_free(&srv->stats);
+    sy_json_parser_free(srv->json);
+    free(srv);
+    return rc;
+}
+
+int sy_mock_server_port(const sy_mock_server_t *srv)
+{
+    struct sockaddr_storage addr;
+    int len = sizeof(addr);
+    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&addr, &len) != 0)
+        return -1;
+    if (addr.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    sy_mock_server_t *srv = h->data;
+    srv->handles--;
+    if (srv->conns == NULL && srv->handles == 0) {
+        sy_mock_stats_free(&srv->stats);
+        sy_json_parser_free(srv->json);
+        free(srv);
+    }
+}
+
+void sy_mock_server_close(sy_mock_server_t *srv)
+{
+    if (srv->closing)
+        return;
+    srv->closing = true;
+    for (conn_t *c = srv->conns; c != NULL; c = c->next)
+        close_conn(c, false);
+    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+}
