@@ -1,0 +1,573 @@
+/* Integration tests of the cluster channels in one process, over real
+ * nanomsg ipc sockets and one libuv loop: controlplane/cluster.c (PUB/REP)
+ * against dataplane/control_link.c (SUB/REQ). Covers snapshot delivery and
+ * revocation, provider credential decryption, usage reports applied exactly
+ * once across a worker restart (spool replay), and messages sealed with a
+ * wrong key or with a flipped byte being refused and counted on both sides,
+ * including the worker's snapshot cache file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <nanomsg/reqrep.h>
+#include <cmocka.h>
+
+#include "controlplane/cluster.h"
+#include "controlplane/secrets.h"
+#include "controlplane/store.h"
+#include "dataplane/control_link.h"
+#include "log.h"
+
+#define SECRET "sk-test-cluster-0001"
+
+typedef struct fixture {
+    char dir[256];
+    char pub_url[300], rep_url[300];
+    uv_loop_t loop;
+    uv_timer_t wake;               /* keeps uv_run(UV_RUN_ONCE) returning */
+    sy_store_t *store;
+    sy_envelope_key_t key, master;
+    sy_cluster_t *cluster;
+    sy_snapshot_t *snap;           /* the last snapshot installed by a link */
+    int installs;
+} fixture_t;
+
+static void on_wake(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+}
+
+static int64_t q_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+typedef bool (*pred_fn)(void *arg);
+
+/* Runs the loop until pred holds or timeout_ms passes; returns pred's value. */
+static bool run_until(fixture_t *f, pred_fn pred, void *arg, int timeout_ms)
+{
+    uint64_t deadline = uv_now(&f->loop) + (uint64_t)timeout_ms;
+    while (!pred(arg)) {
+        if (uv_now(&f->loop) > deadline)
+            return false;
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    return true;
+}
+
+static void install(void *arg, sy_snapshot_t *snap)
+{
+    fixture_t *f = arg;
+    sy_snapshot_unref(f->snap);
+    f->snap = snap;
+    f->installs++;
+}
+
+static void cluster_stat(fixture_t *f, const char *name, uint64_t *out)
+{
+    sy_buf_t b;
+    sy_buf_init(&b);
+    assert_int_equal(sy_cluster_stats_json(f->cluster, &b), 0);
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", name);
+    const char *p = strstr(b.data, pat);
+    assert_non_null(p);
+    *out = strtoull(p + strlen(pat), NULL, 10);
+    sy_buf_free(&b);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sy-cluster-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->pub_url, sizeof(f->pub_url), "ipc://%s/snap.ipc", f->dir);
+    snprintf(f->rep_url, sizeof(f->rep_url), "ipc://%s/rep.ipc", f->dir);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->wake);
+    uv_timer_start(&f->wake, on_wake, 5, 5);
+
+    char path[300], hex[80];
+    snprintf(path, sizeof(path), "%s/db.sqlite", f->dir);
+    sy_err_t err;
+    sy_err_clear(&err);
+    if (sy_store_open(path, "migrations", &f->store, &err) != 0)
+        fail_msg("store: %s", err.msg);
+    assert_int_equal(sy_envelope_key_generate_hex(hex, sizeof(hex)), 0);
+    assert_int_equal(sy_envelope_key_from_hex(hex, 64, &f->key), 0);
+    snprintf(path, sizeof(path), "%s/cluster.key", f->dir);
+    FILE *fp = fopen(path, "w");
+    fprintf(fp, "%s\n", hex);
+    fclose(fp);
+    assert_int_equal(sy_envelope_key_generate_hex(hex, sizeof(hex)), 0);
+    assert_int_equal(sy_envelope_key_from_hex(hex, 64, &f->master), 0);
+
+    /* One tenant with a key, a provider with a sealed credential, a priced model. */
+    sqlite3 *db = f->store->db;
+    unsigned char h[32];
+    sy_store_hash_secret(SECRET, strlen(SECRET), h);
+    char sql[1024], hh[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hh + 2 * i, 3, "%02x", h[i]);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('ten_a', 'A', 0, 0);"
+             "INSERT INTO teams (id, tenant_id, name, created_at, updated_at)"
+             " VALUES ('team_a', 'ten_a', 'T', 0, 0);"
+             "INSERT INTO api_keys (id, tenant_id, team_id, name, sha256, prefix, created_at,"
+             " updated_at, allowed_models) VALUES ('key_1', 'ten_a', 'team_a', 'k', x'%s',"
+             " 'sk-test', 0, 0, '[\"gpt-x\"]');"
+             "INSERT INTO models (id, provider_id, upstream_name, created_at, updated_at)"
+             " VALUES ('gpt-x', 'prv_1', 'gpt-x-up', 0, 0);"
+             "INSERT INTO model_prices VALUES ('gpt-x', 0, 2.0, 8.0, 0, 0);",
+             hh);
+    sy_buf_t sealed;
+    sy_buf_init(&sealed);
+    assert_int_equal(sy_secrets_seal(&f->master, "prv_1", "sk-upstream", 11, &sealed), 0);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO providers (id, name, kind, base_url,"
+                                        " credential, headers, created_at, updated_at) VALUES"
+                                        " ('prv_1', 'mock', 'openai', 'http://127.0.0.1:9', ?1,"
+                                        " '{\"x-extra\":\"1\"}', 0, 0)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, sealed.data, (int)sealed.len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sy_buf_free(&sealed);
+    exec_ok(db, sql);
+
+    sy_cluster_options_t o = {
+        .data_dir = f->dir,
+        .snapshot_bind = f->pub_url,
+        .report_bind = f->rep_url,
+        .cluster_key_file = path,
+        .master_key = &f->master,
+        .heartbeat_ms = 100,
+        .debounce_ms = 10,
+        .usage_refresh_ms = 100,
+    };
+    if (sy_cluster_start(&f->loop, db, &o, &f->cluster, &err) != 0)
+        fail_msg("cluster: %s", err.msg);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    sy_cluster_stop(f->cluster);
+    uv_close((uv_handle_t *)&f->wake, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    /* The loop closes clean: no handle left open. */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    sy_snapshot_unref(f->snap);
+    sy_store_close(f->store);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static sy_control_link_t *start_link(fixture_t *f, const char *snap_url, const char *rep_url,
+                                     const char *state_dir, sy_usage_t *usage,
+                                     const sy_envelope_key_t *key)
+{
+    sy_control_link_options_t o = {
+        .snapshots_url = snap_url,
+        .reports_url = rep_url,
+        .key = key != NULL ? key : &f->key,
+        .worker_id = "testhost/0",
+        .host = "testhost",
+        .state_dir = state_dir,
+        .usage = usage,
+        .install = install,
+        .install_arg = f,
+        .report_interval_ms = 50,
+    };
+    sy_control_link_t *l = NULL;
+    sy_err_t err;
+    sy_err_clear(&err);
+    if (sy_control_link_start(&f->loop, &o, &l, &err) != 0)
+        fail_msg("link: %s", err.msg);
+    return l;
+}
+
+static void stop_link(fixture_t *f, sy_control_link_t *l)
+{
+    sy_control_link_stop(l);
+    /* Let the close callbacks run. */
+    for (int i = 0; i < 5; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+typedef struct wait_version {
+    fixture_t *f;
+    uint64_t above;
+} wait_version_t;
+
+static bool has_newer(void *arg)
+{
+    wait_version_t *w = arg;
+    return w->f->snap != NULL && sy_snapshot_version(w->f->snap) > w->above;
+}
+
+static const sy_snapshot_key_t *find_secret(fixture_t *f, const char *secret)
+{
+    unsigned char h[32];
+    sy_store_hash_secret(secret, strlen(secret), h);
+    return sy_snapshot_find_key(f->snap, h);
+}
+
+static void test_snapshot_delivery_and_revocation(void **state)
+{
+    fixture_t *f = *state;
+    sy_control_link_t *l = start_link(f, f->pub_url, f->rep_url, NULL, NULL, NULL);
+    wait_version_t w = {f, 0};
+    assert_true(run_until(f, has_newer, &w, 3000));
+    /* The Hello answer or the PUB carries the current version at once. */
+    assert_int_equal(sy_snapshot_version(f->snap), sy_cluster_snapshot_version(f->cluster));
+    const sy_snapshot_key_t *k = find_secret(f, SECRET);
+    assert_non_null(k);
+    assert_string_equal(k->pb->tenant_id, "ten_a");
+    assert_non_null(k->team);
+    assert_int_equal(k->pb->n_allowed_models, 1);
+    assert_null(find_secret(f, "sk-some-other"));
+    const Switchyard__Provider *p = sy_snapshot_find_provider(f->snap, SY_STR("prv_1"));
+    assert_non_null(p);
+    assert_string_equal(p->api_key, "sk-upstream");
+    assert_int_equal(p->n_headers, 1);
+    const sy_snapshot_model_t *m = sy_snapshot_find_model(f->snap, SY_STR("gpt-x"));
+    assert_non_null(m);
+    assert_int_equal(m->pb->n_prices, 1);
+
+    /* Revoke: the next snapshot no longer has the key. */
+    exec_ok(f->store->db, "UPDATE api_keys SET revoked_at = 1 WHERE id = 'key_1'");
+    w.above = sy_snapshot_version(f->snap);
+    sy_cluster_notify_change(f->cluster);
+    assert_true(run_until(f, has_newer, &w, 2000));
+    assert_null(find_secret(f, SECRET));
+
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(l, &s);
+    assert_int_equal(s.rejected_messages, 0);
+    assert_true(s.snapshots_installed >= 2);
+    stop_link(f, l);
+}
+
+static bool link_idle(void *arg)
+{
+    return sy_control_link_pending(arg) == 0;
+}
+
+static void record(sy_usage_t *u, uint64_t prompt, uint64_t completion)
+{
+    sy_usage_sample_t s = {
+        .unix_ms = 1795255200000LL,
+        .tenant_id = "ten_a",
+        .team_id = "team_a",
+        .key_id = "key_1",
+        .route = "",
+        .provider_id = "prv_1",
+        .model_id = "gpt-x",
+        .prompt_tokens = prompt,
+        .completion_tokens = completion,
+        .latency_ms = 12,
+        .ttft_ms = -1,
+    };
+    assert_int_equal(sy_usage_record(u, &s), 0);
+}
+
+static void test_usage_exactly_once_across_restart(void **state)
+{
+    fixture_t *f = *state;
+    char st_dir[300], dead[300];
+    snprintf(st_dir, sizeof(st_dir), "%s/worker-state", f->dir);
+    snprintf(dead, sizeof(dead), "ipc://%s/nobody.ipc", f->dir);
+    sy_usage_t *u = sy_usage_new();
+
+    /* A worker whose control plane is unreachable keeps its reports. */
+    sy_control_link_t *l = start_link(f, NULL, dead, st_dir, u, NULL);
+    record(u, 100, 10);
+    record(u, 50, 5);
+    assert_int_equal(sy_control_link_flush(l), 0);
+    record(u, 1, 1);
+    assert_int_equal(sy_control_link_flush(l), 0);
+    for (int i = 0; i < 20; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(sy_control_link_pending(l), 2);
+    stop_link(f, l); /* as if killed: the reports live on in the spool */
+
+    /* Its successor (same worker id, same state dir) replays them. */
+    l = start_link(f, NULL, f->rep_url, st_dir, u, NULL);
+    assert_int_equal(sy_control_link_pending(l), 2);
+    assert_true(run_until(f, link_idle, l, 3000));
+    sqlite3 *db = f->store->db;
+    assert_int_equal(q_int(db, "SELECT sum(prompt_tokens) FROM usage_minute"), 151);
+    assert_int_equal(q_int(db, "SELECT sum(completion_tokens) FROM usage_day"), 16);
+    assert_int_equal(q_int(db, "SELECT sum(requests) FROM usage_hour"), 3);
+    /* Cost from the price table: 151 x $2 + 16 x $8 per Mtok. */
+    assert_int_equal(q_int(db, "SELECT round(sum(cost_usd) * 1e9) FROM usage_day"), 430000);
+    stop_link(f, l);
+
+    /* A third start finds nothing left to send, and nothing is applied twice. */
+    l = start_link(f, NULL, f->rep_url, st_dir, u, NULL);
+    assert_int_equal(sy_control_link_pending(l), 0);
+    record(u, 7, 0);
+    assert_int_equal(sy_control_link_flush(l), 0);
+    assert_true(run_until(f, link_idle, l, 3000));
+    assert_int_equal(q_int(db, "SELECT sum(prompt_tokens) FROM usage_minute"), 158);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM applied_reports"), 3);
+    stop_link(f, l);
+    uint64_t applied, dup;
+    cluster_stat(f, "reports_applied", &applied);
+    cluster_stat(f, "reports_duplicate", &dup);
+    assert_int_equal(applied, 3);
+    sy_usage_free(u);
+}
+
+typedef struct wait_stat {
+    fixture_t *f;
+    const char *name;
+    uint64_t want;
+} wait_stat_t;
+
+static bool stat_reaches(void *arg)
+{
+    wait_stat_t *w = arg;
+    uint64_t v;
+    cluster_stat(w->f, w->name, &v);
+    return v >= w->want;
+}
+
+/* Sends one request on its own REQ socket (so none cancels another). */
+static int raw_request(const char *url, const void *data, size_t len)
+{
+    int s = nn_socket(AF_SP, NN_REQ);
+    assert_true(s >= 0);
+    int tmo = 2000;
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
+    assert_true(nn_connect(s, url) >= 0);
+    assert_int_equal(nn_send(s, data, len, 0), (int)len);
+    return s;
+}
+
+static void test_control_refuses_tampered_requests(void **state)
+{
+    fixture_t *f = *state;
+    sy_envelope_key_t wrong;
+    char hex[80];
+    assert_int_equal(sy_envelope_key_generate_hex(hex, sizeof(hex)), 0);
+    assert_int_equal(sy_envelope_key_from_hex(hex, 64, &wrong), 0);
+
+    Switchyard__UsageRow row = SWITCHYARD__USAGE_ROW__INIT;
+    row.minute = 1795255200;
+    row.tenant_id = "ten_a";
+    row.prompt_tokens = 1000000;
+    Switchyard__UsageRow *rows[] = {&row};
+    Switchyard__UsageReport rep = SWITCHYARD__USAGE_REPORT__INIT;
+    rep.worker_id = "evil/0";
+    rep.boot_id = "evilboot";
+    rep.seq = 1;
+    rep.rows = rows;
+    rep.n_rows = 1;
+    uint8_t pb[256];
+    size_t n = switchyard__usage_report__pack(&rep, pb);
+
+    sy_buf_t bad_key, flipped;
+    sy_buf_init(&bad_key);
+    sy_buf_init(&flipped);
+    assert_int_equal(sy_envelope_seal(&wrong, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT,
+                                      "evil/0", 1, pb, n, &bad_key),
+                     0);
+    assert_int_equal(sy_envelope_seal(&f->key, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT,
+                                      "evil/0", 1, pb, n, &flipped),
+                     0);
+    flipped.data[flipped.len / 2] ^= 0x01;
+    int s1 = raw_request(f->rep_url, bad_key.data, bad_key.len);
+    int s2 = raw_request(f->rep_url, flipped.data, flipped.len);
+    int s3 = raw_request(f->rep_url, "garbage", 7);
+    wait_stat_t w = {f, "rejected_messages", 3};
+    assert_true(run_until(f, stat_reaches, &w, 3000));
+    uint64_t rejected, applied;
+    cluster_stat(f, "rejected_messages", &rejected);
+    cluster_stat(f, "reports_applied", &applied);
+    assert_int_equal(rejected, 3);
+    assert_int_equal(applied, 0);
+    assert_int_equal(q_int(f->store->db, "SELECT count(*) FROM applied_reports"), 0);
+    assert_int_equal(q_int(f->store->db, "SELECT count(*) FROM usage_minute"), 0);
+
+    /* The same message sealed correctly is applied, proving the path works. */
+    sy_buf_reset(&flipped);
+    assert_int_equal(sy_envelope_seal(&f->key, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT,
+                                      "evil/0", 2, pb, n, &flipped),
+                     0);
+    int s4 = raw_request(f->rep_url, flipped.data, flipped.len);
+    wait_stat_t w2 = {f, "reports_applied", 1};
+    assert_true(run_until(f, stat_reaches, &w2, 3000));
+    assert_int_equal(q_int(f->store->db, "SELECT sum(prompt_tokens) FROM usage_minute"), 1000000);
+    nn_close(s1);
+    nn_close(s2);
+    nn_close(s3);
+    nn_close(s4);
+    sy_buf_free(&bad_key);
+    sy_buf_free(&flipped);
+}
+
+static void seal_snapshot(const sy_envelope_key_t *key, uint64_t version, sy_buf_t *out)
+{
+    Switchyard__Snapshot s = SWITCHYARD__SNAPSHOT__INIT;
+    Switchyard__Tenant t = SWITCHYARD__TENANT__INIT;
+    Switchyard__ApiKey k = SWITCHYARD__API_KEY__INIT;
+    Switchyard__Tenant *tenants[] = {&t};
+    Switchyard__ApiKey *keys[] = {&k};
+    unsigned char h[32];
+    sy_store_hash_secret("sk-forged", 9, h);
+    t.id = "ten_x";
+    k.id = "key_x";
+    k.tenant_id = "ten_x";
+    k.sha256.data = h;
+    k.sha256.len = 32;
+    s.version = version;
+    s.tenants = tenants;
+    s.n_tenants = 1;
+    s.keys = keys;
+    s.n_keys = 1;
+    uint8_t pb[512];
+    size_t n = switchyard__snapshot__pack(&s, pb);
+    sy_buf_reset(out);
+    assert_int_equal(sy_envelope_seal(key, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT,
+                                      "control", version, pb, n, out),
+                     0);
+}
+
+typedef struct wait_link {
+    sy_control_link_t *l;
+    uint64_t version;
+} wait_link_t;
+
+static bool link_has_version(void *arg)
+{
+    wait_link_t *w = arg;
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(w->l, &s);
+    return s.version >= w->version;
+}
+
+static void test_worker_refuses_tampered_snapshots(void **state)
+{
+    fixture_t *f = *state;
+    char fake_url[300], st_dir[300];
+    snprintf(fake_url, sizeof(fake_url), "ipc://%s/fake-pub.ipc", f->dir);
+    snprintf(st_dir, sizeof(st_dir), "%s/worker-snap", f->dir);
+    int pub = nn_socket(AF_SP, NN_PUB);
+    assert_true(pub >= 0);
+    assert_true(nn_bind(pub, fake_url) >= 0);
+    sy_control_link_t *l = start_link(f, fake_url, NULL, st_dir, NULL, NULL);
+
+    sy_envelope_key_t wrong;
+    char hex[80];
+    assert_int_equal(sy_envelope_key_generate_hex(hex, sizeof(hex)), 0);
+    assert_int_equal(sy_envelope_key_from_hex(hex, 64, &wrong), 0);
+    sy_buf_t good, bad;
+    sy_buf_init(&good);
+    sy_buf_init(&bad);
+
+    /* Publish a valid version 5 until the subscription is up. */
+    seal_snapshot(&f->key, 5, &good);
+    wait_link_t w = {l, 5};
+    for (int i = 0; i < 100 && !link_has_version(&w); i++) {
+        nn_send(pub, good.data, good.len, NN_DONTWAIT);
+        run_until(f, link_has_version, &w, 20);
+    }
+    assert_true(link_has_version(&w));
+
+    /* Version 9 under the wrong key, version 9 with one flipped byte, then a valid 6. */
+    seal_snapshot(&wrong, 9, &bad);
+    assert_true(nn_send(pub, bad.data, bad.len, 0) >= 0);
+    seal_snapshot(&f->key, 9, &bad);
+    bad.data[bad.len - 3] ^= 0x40;
+    assert_true(nn_send(pub, bad.data, bad.len, 0) >= 0);
+    seal_snapshot(&f->key, 6, &good);
+    assert_true(nn_send(pub, good.data, good.len, 0) >= 0);
+    w.version = 6;
+    assert_true(run_until(f, link_has_version, &w, 3000));
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(l, &s);
+    assert_int_equal(s.rejected_messages, 2);
+    assert_int_equal(s.version, 6);
+    assert_int_equal(sy_snapshot_version(f->snap), 6);
+    assert_non_null(find_secret(f, "sk-forged"));
+    stop_link(f, l);
+    nn_close(pub);
+
+    /* A worker started with no control plane serves the cached snapshot. */
+    sy_snapshot_unref(f->snap);
+    f->snap = NULL;
+    l = start_link(f, NULL, NULL, st_dir, NULL, NULL);
+    assert_non_null(f->snap);
+    assert_int_equal(sy_snapshot_version(f->snap), 6);
+    stop_link(f, l);
+
+    /* A cache file with one flipped byte is refused and counted. */
+    char path[400];
+    snprintf(path, sizeof(path), "%s/snapshot.sealed", st_dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, -5, SEEK_END);
+    int c = fgetc(fp);
+    fseek(fp, -5, SEEK_END);
+    fputc(c ^ 0x01, fp);
+    fclose(fp);
+    sy_snapshot_unref(f->snap);
+    f->snap = NULL;
+    l = start_link(f, NULL, NULL, st_dir, NULL, NULL);
+    assert_null(f->snap);
+    sy_control_link_get_stats(l, &s);
+    assert_int_equal(s.rejected_messages, 1);
+    assert_int_equal(s.version, 0);
+    stop_link(f, l);
+
+    /* A worker with the wrong cluster key is refused by the control plane
+     * and refuses the control plane's snapshots. */
+    l = start_link(f, f->pub_url, f->rep_url, NULL, NULL, &wrong);
+    wait_stat_t ws = {f, "rejected_messages", 1};
+    assert_true(run_until(f, stat_reaches, &ws, 3000));
+    sy_control_link_get_stats(l, &s);
+    assert_null(f->snap);
+    stop_link(f, l);
+    sy_buf_free(&good);
+    sy_buf_free(&bad);
+}
+
+int main(void)
+{
+    sy_log_open("-", SY_LOG_ERROR, "test");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_snapshot_delivery_and_revocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_exactly_once_across_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_refuses_tampered_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_refuses_tampered_snapshots, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
