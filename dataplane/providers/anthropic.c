@@ -14,7 +14,7 @@
 /* Anthropic ids must match ^[a-zA-Z0-9_-]+$; other characters become '_'. */
 static json_object *sanitized_id(const char *id, size_t len)
 {
-    char stack[256];
+    char stack[256] = {0};
     char *buf = len < sizeof(stack) ? stack : malloc(len + 1);
     if (buf == NULL)
         return NULL;

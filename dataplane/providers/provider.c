@@ -352,9 +352,7 @@ void sy_provider_stream_init(sy_provider_stream_t *s, const sy_provider_ops_t *o
     sy_buf_init(&s->public_model);
     /* The model name is copied so the stream does not depend on the request. */
     if (o->public_model.len > 0)
-        (void)sy_buf_append_json_string(&s->public_model, o->public_model.ptr, o->public_model.len);
-    else
-        (void)sy_buf_append_str(&s->public_model, "\"\"");
+        (void)sy_buf_append(&s->public_model, o->public_model.ptr, o->public_model.len);
     s->created = o->created;
     s->include_usage = o->include_usage;
     s->tool_count = -1;
@@ -434,7 +432,8 @@ int sy_provider__stream_set_id(sy_provider_stream_t *s, const char *id, size_t l
         return rc;
     if ((rc = sy_buf_appendf(&s->prefix, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
                              (long long)s->created)) < 0 ||
-        (rc = sy_buf_append(&s->prefix, s->public_model.data, s->public_model.len)) < 0)
+        (rc = sy_buf_append_json_string(&s->prefix, s->public_model.len ? s->public_model.data : "",
+                                        s->public_model.len)) < 0)
         return rc;
     return sy_buf_append(&s->prefix, ",\"choices\":", 11);
 }
@@ -589,4 +588,12 @@ int sy_provider__check_request(const sy_provider_target_t *t, json_object *req, 
         return sy_provider__bad(e, "response_format", "unsupported_parameter",
                                 "this model does not support response_format json_schema");
     return 0;
+}
+
+const char *sy_provider__intern(const char *s, const char *const *list, const char *dflt)
+{
+    for (size_t i = 0; s != NULL && list[i] != NULL; i++)
+        if (strcmp(s, list[i]) == 0)
+            return list[i];
+    return dflt;
 }

@@ -36,6 +36,8 @@ typedef enum sy_provider_family {
 #define SY_PROVIDER_MAX_EVENT (8u << 20)
 /* Cap on the tool calls (OpenAI) or content blocks (Anthropic) one stream tracks. */
 #define SY_PROVIDER_MAX_TOOLS 128
+/* Cap on n (Gemini candidateCount allows up to 8). */
+#define SY_PROVIDER_MAX_CHOICES 8
 
 /* Model capabilities (proto Model.capabilities). caps == 0 means unknown:
  * nothing is refused on capability grounds. */
@@ -124,7 +126,7 @@ struct sy_provider_stream {
     sy_buf_t *out;                 /* borrowed during a feed only */
     sy_buf_t prefix;               /* owned; chunk text up to the delta */
     sy_buf_t scratch;              /* owned; per-event scratch */
-    sy_buf_t public_model;         /* owned copy of opts.public_model */
+    sy_buf_t public_model;         /* owned copy of opts.public_model (raw) */
     int64_t created;               /* unix seconds in every chunk */
     bool include_usage;            /* emit the usage chunk and "usage":null */
     bool started;                  /* the role chunk went out */
@@ -134,9 +136,10 @@ struct sy_provider_stream {
     int tool_count;                /* tool calls seen so far (OpenAI index of the last) */
     int n_blocks;                  /* Anthropic content blocks tracked */
     sy_provider_block_t blocks[SY_PROVIDER_MAX_TOOLS]; /* Anthropic block index -> state */
-    uint32_t n_choices_finished;   /* Gemini/OpenAI: finish reasons seen */
-    uint32_t n_choices;            /* Gemini/OpenAI: distinct choice indexes seen */
-    bool saw_tool_call[8];         /* Gemini: per candidate, a functionCall was seen */
+    uint32_t choices_started;      /* Gemini: bit per candidate index that got its role chunk */
+    uint32_t choices_finished;     /* Gemini: bit per candidate index that got its finish */
+    uint32_t choices_tooled;       /* Gemini: bit per candidate index that returned a call */
+    int16_t cand_tools[SY_PROVIDER_MAX_CHOICES]; /* Gemini: tool calls per candidate */
     const char *finish_reason;     /* constant; the last OpenAI finish_reason */
     sy_provider_usage_t usage;     /* merged usage so far */
     sy_provider_error_t error;     /* valid when failed */
@@ -251,6 +254,9 @@ int sy_provider__check_request(const sy_provider_target_t *t, json_object *req, 
 bool sy_provider__num(json_object *o, const char *key, double *out, bool *bad);
 /* Appends a "Name: value" header (value may be a view). Returns 0 or SY_ENOMEM/SY_E2BIG. */
 int sy_provider__header(sy_provider_request_t *r, const char *name, sy_str_t value);
+/* Returns the entry of list (NULL-terminated) equal to s, else dflt: turns
+ * an upstream's open-ended string into one of our constants. */
+const char *sy_provider__intern(const char *s, const char *const *list, const char *dflt);
 /* Writes a 400 naming param into e and returns SY_EINVAL. */
 int sy_provider__bad(sy_provider_error_t *e, const char *param, const char *code, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
