@@ -1,0 +1,158 @@
+/* OpenAI body helpers; see openai.h. */
+#include "dataplane/openai.h"
+
+#include <string.h>
+
+size_t sy_openai_value_len(const char *p, size_t len)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0)
+                return i + 1;
+            if (depth < 0)
+                return 0;
+        }
+    }
+    return 0;
+}
+
+static uint64_t get_u64(json_object *o, const char *key)
+{
+    int64_t v = 0;
+    if (sy_json_get_int64(o, key, &v) != 0 || v < 0)
+        return 0;
+    return (uint64_t)v;
+}
+
+int sy_openai_usage_from_json(json_object *usage, sy_openai_usage_t *out)
+{
+    if (usage == NULL || json_object_get_type(usage) != json_type_object)
+        return SY_EINVAL;
+    sy_openai_usage_t u = {0};
+    u.prompt_tokens = get_u64(usage, "prompt_tokens");
+    u.completion_tokens = get_u64(usage, "completion_tokens");
+    json_object *d = sy_json_get_object(usage, "prompt_tokens_details");
+    if (d != NULL) {
+        u.cached_tokens = get_u64(d, "cached_tokens");
+        u.cache_write_tokens = get_u64(d, "cache_write_tokens");
+    }
+    *out = u;
+    return 0;
+}
+
+/* Position of the '{' that follows the last `"usage"` key in p, or NULL. */
+static const char *find_usage_object(const char *p, size_t len)
+{
+    static const char key[] = "\"usage\"";
+    const char *found = NULL;
+    const char *at = p;
+    size_t left = len;
+    const char *hit;
+    while ((hit = memmem(at, left, key, sizeof(key) - 1)) != NULL) {
+        const char *q = hit + sizeof(key) - 1, *end = p + len;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+            q++;
+        if (q < end && *q == ':') {
+            q++;
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+                q++;
+            if (q < end && *q == '{')
+                found = q;
+        }
+        left -= (size_t)(hit + 1 - at);
+        at = hit + 1;
+    }
+    return found;
+}
+
+int sy_openai_find_usage(sy_json_parser_t *p, const char *body, size_t len,
+                         sy_openai_usage_t *out)
+{
+    const char *obj = find_usage_object(body, len);
+    if (obj == NULL)
+        return SY_ENOENT;
+    size_t n = sy_openai_value_len(obj, len - (size_t)(obj - body));
+    if (n == 0)
+        return SY_EINVAL;
+    json_object *u = NULL;
+    const char *why;
+    if (sy_json_parse(p, obj, n, &u, &why) != 0)
+        return SY_EINVAL;
+    int rc = sy_openai_usage_from_json(u, out);
+    json_object_put(u);
+    return rc;
+}
+
+int sy_openai_chunk_usage(sy_json_parser_t *p, sy_str_t data, sy_openai_usage_t *out,
+                          bool *usage_only)
+{
+    if (data.len == 0 || find_usage_object(data.ptr, data.len) == NULL)
+        return SY_ENOENT;
+    json_object *chunk = NULL;
+    const char *why;
+    if (sy_json_parse(p, data.ptr, data.len, &chunk, &why) != 0)
+        return SY_EINVAL;
+    json_object *usage = sy_json_get(chunk, "usage");
+    sy_openai_usage_t u;
+    if (usage == NULL || sy_openai_usage_from_json(usage, &u) != 0) {
+        json_object_put(chunk);
+        return SY_ENOENT;
+    }
+    json_object *choices = sy_json_get(chunk, "choices");
+    bool only = choices == NULL || (json_object_get_type(choices) == json_type_array &&
+                                    json_object_array_length(choices) == 0);
+    json_object_put(chunk);
+    *out = u;
+    *usage_only = only;
+    return 0;
+}
+
+bool sy_openai_is_error_event(sy_str_t data)
+{
+    size_t i = 0;
+    while (i < data.len && (data.ptr[i] == ' ' || data.ptr[i] == '\n' || data.ptr[i] == '\r'))
+        i++;
+    if (i >= data.len || data.ptr[i] != '{')
+        return false;
+    i++;
+    while (i < data.len && (data.ptr[i] == ' ' || data.ptr[i] == '\n' || data.ptr[i] == '\r'))
+        i++;
+    return data.len - i >= 7 && memcmp(data.ptr + i, "\"error\"", 7) == 0;
+}
+
+static int append_nullable(sy_buf_t *out, const char *s)
+{
+    if (s == NULL)
+        return sy_buf_append(out, "null", 4);
+    return sy_buf_append_json_string(out, s, strlen(s));
+}
+
+int sy_openai_error_json(sy_buf_t *out, const char *message, const char *type, const char *param,
+                         const char *code)
+{
+    int rc = 0;
+    rc |= sy_buf_append_str(out, "{\"error\":{\"message\":");
+    rc |= append_nullable(out, message ? message : "");
+    rc |= sy_buf_append_str(out, ",\"type\":");
+    rc |= append_nullable(out, type ? type : "invalid_request_error");
+    rc |= sy_buf_append_str(out, ",\"param\":");
+    rc |= append_nullable(out, param);
+    rc |= sy_buf_append_str(out, ",\"code\":");
+    rc |= append_nullable(out, code);
+    rc |= sy_buf_append_str(out, "}}");
+    return rc != 0 ? SY_ENOMEM : 0;
+}

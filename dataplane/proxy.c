@@ -1,0 +1,707 @@
+/* Request handling; see proxy.h. */
+#include "dataplane/proxy.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "dataplane/worker.h"
+
+#define MAX_SSE_EVENT (4 * 1024 * 1024)
+#define MAX_EXTRA_HEADERS 16
+
+/* Hot-path error messages: constants, compared and logged by address. */
+static const char E_NO_KEY[] =
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).";
+static const char E_BAD_KEY[] = "Incorrect API key provided.";
+static const char E_EXPIRED_KEY[] = "The API key has expired.";
+static const char E_BLOCKED[] = "This API key or its tenant is blocked.";
+static const char E_NOT_READY[] = "The gateway has no routing table yet; try again shortly.";
+static const char E_CTYPE[] = "Content-Type must be application/json.";
+static const char E_EMPTY[] = "The request body is empty; a JSON object is required.";
+static const char E_NOT_OBJECT[] = "The request body must be a JSON object.";
+static const char E_NO_MODEL[] = "You must provide a model parameter.";
+static const char E_NO_MODEL_FOUND[] = "The model does not exist or you do not have access to it.";
+static const char E_NO_PROVIDER[] = "The model's provider is not configured.";
+static const char E_KIND[] = "The model's provider kind is not supported by this gateway.";
+static const char E_UPSTREAM_START[] = "Cannot start the upstream request.";
+static const char E_TOO_LARGE[] = "The upstream response is too large.";
+static const char E_NOMEM[] = "Out of memory.";
+static const char E_CLIENT_GONE[] = "client closed the connection";
+static const char E_STREAM_BOOL[] = "'stream' must be a boolean.";
+
+/* --- small helpers ------------------------------------------------------------- */
+
+static sy_worker_t *worker_of(sy_req_t *r)
+{
+    return r->conn->worker;
+}
+
+static void release(sy_req_t *r)
+{
+    if (r->xfer.active)
+        sy_upstream_cancel(&r->xfer);
+    if (r->json != NULL) {
+        json_object_put(r->json);
+        r->json = NULL;
+    }
+    if (r->framer_init) {
+        sy_sse_framer_free(&r->framer);
+        r->framer_init = false;
+    }
+    sy_snapshot_unref(r->snap);
+    r->snap = NULL;
+    sy_buf_reset(&r->resp);
+    if (r->resp.cap > 65536)
+        sy_buf_free(&r->resp);
+    if (r->body.cap > 65536)
+        sy_buf_free(&r->body);
+}
+
+static bool path_is(const sy_req_t *r, const char *p, size_t *plen)
+{
+    size_t n = strlen(p);
+    if (*plen != n || memcmp(r->path, p, n) != 0)
+        return false;
+    return true;
+}
+
+/* --- access log and usage ---------------------------------------------------- */
+
+static void json_str(sy_buf_t *b, const char *k, const char *v)
+{
+    sy_buf_appendf(b, ",\"%s\":", k);
+    if (v == NULL)
+        sy_buf_append_str(b, "null");
+    else
+        sy_buf_append_json_string(b, v, strlen(v));
+}
+
+void sy_proxy_finish(sy_req_t *r)
+{
+    sy_worker_t *w = worker_of(r);
+    uint64_t now = uv_now(&w->loop);
+    int64_t latency = (int64_t)(now - r->start_ms);
+    bool failed = r->status >= 400 || r->upstream_error || r->status == 0;
+    const Switchyard__Model *m = r->model ? r->model->pb : NULL;
+    const Switchyard__Provider *prov = r->model ? r->model->provider : NULL;
+    double cost = 0.0;
+    if (m != NULL && r->have_usage) {
+        const Switchyard__Price *price = sy_snapshot_price_at(m, r->start_unix_ms / 1000);
+        cost = sy_snapshot_cost(price, r->usage.prompt_tokens, r->usage.completion_tokens,
+                                r->usage.cached_tokens, r->usage.cache_write_tokens);
+    }
+    if (r->key != NULL && m != NULL) {
+        sy_usage_sample_t s = {
+            .unix_ms = r->start_unix_ms,
+            .tenant_id = r->key->pb->tenant_id,
+            .team_id = r->key->pb->team_id,
+            .key_id = r->key->pb->id,
+            .route = r->route,
+            .provider_id = prov ? prov->id : NULL,
+            .model_id = m->id,
+            .error = failed,
+            .estimated = false,
+            .prompt_tokens = r->usage.prompt_tokens,
+            .completion_tokens = r->usage.completion_tokens,
+            .cached_tokens = r->usage.cached_tokens,
+            .cache_write_tokens = r->usage.cache_write_tokens,
+            .cost_usd = cost,
+            .latency_ms = latency,
+            .ttft_ms = r->stream ? r->ttft_ms : -1,
+        };
+        sy_usage_record(w->usage, &s);
+    }
+    if (w->cfg.access_log) {
+        sy_buf_t *b = &w->scratch;
+        sy_buf_reset(b);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        static const char *const methods[] = {"DELETE", "GET", "HEAD", "POST", "PUT"};
+        const char *method = r->method < SY_ARRAY_LEN(methods) ? methods[r->method] : "OTHER";
+        sy_buf_appendf(b,
+                       "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"info\","
+                       "\"component\":\"dataplane\",\"event\":\"access\",\"worker\":%d",
+                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                       tm.tm_sec, ts.tv_nsec / 1000000, w->cfg.worker_id);
+        json_str(b, "request_id", r->id);
+        json_str(b, "method", method);
+        json_str(b, "path", r->path);
+        sy_buf_appendf(b, ",\"status\":%d", r->status == 0 ? 499 : r->status);
+        json_str(b, "tenant", r->key ? r->key->pb->tenant_id : NULL);
+        json_str(b, "team", r->key ? r->key->pb->team_id : NULL);
+        json_str(b, "key_id", r->key ? r->key->pb->id : NULL);
+        json_str(b, "key_prefix", r->key_prefix[0] ? r->key_prefix : NULL);
+        json_str(b, "model", m ? m->id : NULL);
+        json_str(b, "route", r->route);
+        json_str(b, "provider", prov ? prov->id : NULL);
+        sy_buf_appendf(b,
+                       ",\"stream\":%s,\"bytes_in\":%llu,\"bytes_out\":%llu,\"prompt_tokens\":%llu,"
+                       "\"completion_tokens\":%llu,\"cached_tokens\":%llu,\"cost_usd\":%.8f",
+                       r->stream ? "true" : "false", (unsigned long long)r->bytes_in,
+                       (unsigned long long)r->bytes_out,
+                       (unsigned long long)r->usage.prompt_tokens,
+                       (unsigned long long)r->usage.completion_tokens,
+                       (unsigned long long)r->usage.cached_tokens, cost);
+        if (r->upstream_ms >= 0)
+            sy_buf_appendf(b, ",\"upstream_ms\":%lld", (long long)r->upstream_ms);
+        if (r->ttft_ms >= 0)
+            sy_buf_appendf(b, ",\"ttft_ms\":%lld", (long long)r->ttft_ms);
+        sy_buf_appendf(b, ",\"latency_ms\":%lld", (long long)latency);
+        if (r->error != NULL)
+            json_str(b, "error", r->error);
+        sy_buf_append_str(b, "}");
+        sy_log_line(b->data, b->len);
+    }
+    release(r);
+    r->key = NULL;
+    r->model = NULL;
+    r->route = NULL;
+    r->key_prefix[0] = '\0';
+    r->mode = SY_REQ_MODE_NONE;
+    r->stream = r->client_usage = r->embeddings = false;
+    r->headers_sent = r->have_usage = r->saw_done = r->upstream_error = r->too_large = false;
+    memset(&r->usage, 0, sizeof(r->usage));
+    r->status = 0;
+    r->error = NULL;
+    r->bytes_in = r->bytes_out = 0;
+    r->ttft_ms = -1;
+    r->upstream_ms = -1;
+    r->up_body = NULL;
+    r->up_body_len = 0;
+}
+
+void sy_proxy_abort(sy_req_t *r)
+{
+    if (r->xfer.active)
+        sy_upstream_cancel(&r->xfer);
+    if (r->error == NULL)
+        r->error = E_CLIENT_GONE;
+    r->upstream_error = true;
+}
+
+/* --- upstream callbacks ------------------------------------------------------- */
+
+static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *why);
+static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n);
+static const sy_upstream_cbs_t CBS = {on_data, on_done};
+
+/* One SSE event from the upstream: relayed untouched into the worker's
+ * scratch buffer (flushed as one chunk per read), except the usage-only
+ * chunk when the client did not ask for it. */
+static int on_event(void *ctx, const sy_sse_event_t *ev)
+{
+    sy_req_t *r = ctx;
+    sy_worker_t *w = worker_of(r);
+    if (sy_str_eq_cstr(ev->data, "[DONE]")) {
+        r->saw_done = true;
+    } else if (sy_openai_is_error_event(ev->data)) {
+        r->upstream_error = true;
+        if (r->error == NULL)
+            r->error = "upstream error event";
+    } else {
+        sy_openai_usage_t u;
+        bool usage_only = false;
+        if (sy_openai_chunk_usage(w->json, ev->data, &u, &usage_only) == 0) {
+            r->usage = u;
+            r->have_usage = true;
+            if (usage_only && !r->client_usage)
+                return 0;
+        }
+    }
+    if (r->ttft_ms < 0)
+        r->ttft_ms = (int64_t)(uv_now(&w->loop) - r->start_ms);
+    return sy_buf_append(&w->scratch, ev->raw.ptr, ev->raw.len) == 0 ? 0 : SY_ENOMEM;
+}
+
+static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n)
+{
+    sy_req_t *r = ctx;
+    sy_worker_t *w = worker_of(r);
+    if (r->mode == SY_REQ_MODE_NONE) {
+        r->upstream_ms = (int64_t)(uv_now(&w->loop) - r->start_ms);
+        bool sse = strncasecmp(x->content_type, "text/event-stream", 17) == 0;
+        if (r->stream && sse && x->status >= 200 && x->status < 300) {
+            r->mode = SY_REQ_MODE_STREAM;
+            sy_sse_framer_init(&r->framer, MAX_SSE_EVENT, on_event, r);
+            r->framer_init = true;
+            if (sy_server_stream_begin(r, (int)x->status, "text/event-stream") != 0)
+                return 0;
+        } else {
+            r->mode = SY_REQ_MODE_BUFFER;
+        }
+    }
+    if (r->mode == SY_REQ_MODE_BUFFER) {
+        if (r->resp.len + n > (size_t)w->cfg.max_response_bytes) {
+            r->too_large = true;
+            return 0;
+        }
+        return sy_buf_append(&r->resp, p, n) == 0 ? n : 0;
+    }
+    /* Stream: backpressure before consuming anything. */
+    if (sy_server_queued(r) > (size_t)w->cfg.write_high_water)
+        return SY_UPSTREAM_PAUSE;
+    sy_buf_reset(&w->scratch);
+    int rc = sy_sse_framer_feed(&r->framer, p, n);
+    if (rc != 0) {
+        r->upstream_error = true;
+        r->error = rc == SY_E2BIG ? "upstream event too large" : "out of memory";
+        return 0;
+    }
+    if (w->scratch.len > 0 && sy_server_stream_write(r, w->scratch.data, w->scratch.len) != 0) {
+        r->error = E_CLIENT_GONE;
+        return 0;
+    }
+    return n;
+}
+
+/* Sends a buffered upstream answer. */
+static void answer_buffered(sy_req_t *r, sy_upstream_xfer_t *x)
+{
+    sy_worker_t *w = worker_of(r);
+    int status = (int)x->status;
+    const char *ctype = x->content_type[0] ? x->content_type : "application/json";
+    if (status >= 200 && status < 300) {
+        sy_openai_usage_t u;
+        if (sy_openai_find_usage(w->json, r->resp.data, r->resp.len, &u) == 0) {
+            r->usage = u;
+            r->have_usage = true;
+        }
+        sy_server_respond(r, status, ctype, r->resp.data, r->resp.len, NULL);
+        return;
+    }
+    /* An upstream error: pass an OpenAI-shaped body through with its status,
+     * wrap anything else. */
+    char extra[64] = "";
+    if (x->retry_after[0] != '\0')
+        snprintf(extra, sizeof(extra), "Retry-After: %s\r\n", x->retry_after);
+    if (status < 400 || status > 599)
+        status = 502;
+    r->error = "upstream error";
+    json_object *doc = NULL;
+    const char *why;
+    bool shaped = false;
+    if (r->resp.len > 0 && sy_json_parse(w->json, r->resp.data, r->resp.len, &doc, &why) == 0) {
+        json_object *e = sy_json_get_object(doc, "error");
+        shaped = e != NULL && sy_json_get_string(e, "message", NULL) != NULL;
+        json_object_put(doc);
+    }
+    if (shaped) {
+        sy_server_respond(r, status, "application/json", r->resp.data, r->resp.len,
+                          extra[0] ? extra : NULL);
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "The upstream provider returned HTTP %d.", status);
+    sy_buf_reset(&w->scratch);
+    sy_openai_error_json(&w->scratch, msg, status == 429 ? "rate_limit_error" : "upstream_error",
+                         NULL, "upstream_error");
+    sy_server_respond(r, status, "application/json", w->scratch.data, w->scratch.len,
+                      extra[0] ? extra : NULL);
+}
+
+static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *why)
+{
+    sy_req_t *r = ctx;
+    sy_worker_t *w = worker_of(r);
+    if (r->mode == SY_REQ_MODE_STREAM) {
+        if (result != 0 || r->too_large) {
+            r->upstream_error = true;
+            if (r->error == NULL)
+                r->error = why;
+            if (r->error != E_CLIENT_GONE) {
+                /* After the first byte the status cannot change: end the
+                 * stream with a well-formed error event. */
+                sy_buf_reset(&w->scratch);
+                sy_buf_append_str(&w->scratch, "data: ");
+                sy_openai_error_json(&w->scratch, why ? why : "upstream failed", "upstream_error",
+                                     NULL, result == -ETIMEDOUT ? "upstream_timeout" : "upstream_error");
+                sy_buf_append_str(&w->scratch, "\n\n");
+                sy_server_stream_write(r, w->scratch.data, w->scratch.len);
+            } else {
+                r->conn->keep_alive = false;
+            }
+        }
+        sy_server_stream_end(r);
+        return;
+    }
+    if (r->too_large) {
+        sy_server_error(r, 502, "upstream_error", "upstream_response_too_large", NULL, E_TOO_LARGE);
+        return;
+    }
+    if (result != 0) {
+        r->upstream_error = true;
+        if (result == -ETIMEDOUT)
+            sy_server_error(r, 504, "upstream_error", "upstream_timeout", NULL, why);
+        else if (r->error == E_CLIENT_GONE)
+            sy_server_error(r, 499, "upstream_error", "client_closed", NULL, why);
+        else
+            sy_server_error(r, 502, "upstream_error", "upstream_unavailable", NULL, why);
+        return;
+    }
+    answer_buffered(r, x);
+}
+
+void sy_proxy_on_drain(sy_req_t *r)
+{
+    if (r->xfer.active && r->xfer.paused)
+        sy_upstream_resume(&r->xfer);
+}
+
+/* --- endpoints ----------------------------------------------------------------- */
+
+/* Authenticates r against its snapshot; answers and returns false on failure. */
+static bool authenticate(sy_req_t *r)
+{
+    const char *k = r->auth;
+    size_t n = r->auth_len;
+    if (r->auth_is_bearer) {
+        while (n > 0 && (*k == ' ' || *k == '\t'))
+            k++, n--;
+        if (n < 7 || strncasecmp(k, "bearer ", 7) != 0) {
+            sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_NO_KEY);
+            return false;
+        }
+        k += 7;
+        n -= 7;
+    }
+    sy_str_t key = sy_str_trim((sy_str_t){k, n});
+    if (key.len == 0 || r->auth_too_long) {
+        sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
+                        key.len == 0 ? E_NO_KEY : E_BAD_KEY);
+        return false;
+    }
+    sy_log_key_prefix(key.ptr, key.len, r->key_prefix, sizeof(r->key_prefix));
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)key.ptr, key.len, digest);
+    const sy_snapshot_key_t *sk = sy_snapshot_find_key(r->snap, digest);
+    if (sk == NULL) {
+        sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_BAD_KEY);
+        return false;
+    }
+    if (sk->pb->prefix[0] != '\0')
+        snprintf(r->key_prefix, sizeof(r->key_prefix), "%s", sk->pb->prefix);
+    if (sk->pb->expires_at != 0 && sk->pb->expires_at <= r->start_unix_ms / 1000) {
+        r->key = sk;
+        sy_server_error(r, 401, "invalid_request_error", "expired_api_key", NULL, E_EXPIRED_KEY);
+        return false;
+    }
+    r->key = sk;
+    if (sk->pb->blocked || (sk->tenant != NULL && sk->tenant->blocked) ||
+        (sk->team != NULL && sk->team->blocked)) {
+        sy_server_error(r, 403, "permission_error", "blocked", NULL, E_BLOCKED);
+        return false;
+    }
+    return true;
+}
+
+static bool provider_is_openai(const Switchyard__Provider *p)
+{
+    return p->kind == SWITCHYARD__PROVIDER_KIND__PROVIDER_KIND_OPENAI ||
+           p->kind == SWITCHYARD__PROVIDER_KIND__PROVIDER_KIND_OPENAI_COMPATIBLE ||
+           p->kind == SWITCHYARD__PROVIDER_KIND__PROVIDER_KIND_UNSPECIFIED;
+}
+
+/* Resolves a model name: a concrete model, or a route alias whose first
+ * rule's first usable target is taken (the router replaces this later). */
+static const sy_snapshot_model_t *resolve_model(sy_req_t *r, sy_str_t name)
+{
+    const sy_snapshot_model_t *m = sy_snapshot_find_model(r->snap, name);
+    if (m != NULL)
+        return sy_snapshot_key_allows(r->key, name) ? m : NULL;
+    const Switchyard__Route *route = sy_snapshot_find_route(r->snap, name, r->key->pb->tenant_id);
+    if (route == NULL || !sy_snapshot_key_allows(r->key, name))
+        return NULL;
+    for (size_t i = 0; i < route->n_rules; i++) {
+        const Switchyard__RouteRule *rule = route->rules[i];
+        for (size_t j = 0; j < rule->n_targets; j++) {
+            m = sy_snapshot_find_model(r->snap, sy_str_from_cstr(rule->targets[j]->model_id));
+            if (m != NULL && m->provider != NULL) {
+                r->route = route->alias;
+                return m;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void models_list(sy_req_t *r, sy_str_t only)
+{
+    sy_worker_t *w = worker_of(r);
+    sy_buf_t *b = &w->scratch;
+    sy_buf_reset(b);
+    if (only.len == 0)
+        sy_buf_append_str(b, "{\"object\":\"list\",\"data\":[");
+    size_t n = sy_snapshot_model_count(r->snap), k = 0;
+    int64_t created = (int64_t)(sy_snapshot_proto(r->snap)->created_at / 1000);
+    for (size_t i = 0; i < n; i++) {
+        const sy_snapshot_model_t *m = sy_snapshot_model_at(r->snap, i);
+        sy_str_t id = sy_str_from_cstr(m->pb->id);
+        if (!sy_snapshot_key_allows(r->key, id) || (only.len > 0 && !sy_str_eq(only, id)))
+            continue;
+        if (k++ > 0)
+            sy_buf_append_str(b, ",");
+        sy_buf_append_str(b, "{\"id\":");
+        sy_buf_append_json_string(b, id.ptr, id.len);
+        sy_buf_appendf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":", (long long)created);
+        const char *owner = m->provider ? (m->provider->name[0] ? m->provider->name : m->provider->id)
+                                        : "switchyard";
+        sy_buf_append_json_string(b, owner, strlen(owner));
+        sy_buf_append_str(b, "}");
+    }
+    if (only.len == 0) {
+        sy_buf_append_str(b, "]}");
+    } else if (k == 0) {
+        sy_server_error(r, 404, "invalid_request_error", "model_not_found", "model",
+                        E_NO_MODEL_FOUND);
+        return;
+    }
+    sy_server_respond(r, 200, NULL, b->data, b->len, NULL);
+}
+
+/* Prepares the upstream body: rewrites the model name and forces
+ * stream_options.include_usage only when needed, else forwards the client's
+ * bytes untouched. */
+static int prepare_body(sy_req_t *r, json_object *root)
+{
+    const sy_snapshot_model_t *m = r->model;
+    bool rewrite = m->rename;
+    if (r->stream && !r->client_usage)
+        rewrite = true;
+    if (!rewrite) {
+        r->up_body = r->body.data;
+        r->up_body_len = r->body.len;
+        return 0;
+    }
+    if (m->rename &&
+        json_object_object_add(root, "model", json_object_new_string(m->pb->upstream_name)) != 0)
+        return SY_ENOMEM;
+    if (r->stream && !r->client_usage) {
+        json_object *so = sy_json_get(root, "stream_options");
+        if (so == NULL || json_object_get_type(so) != json_type_object) {
+            so = json_object_new_object();
+            if (so == NULL || json_object_object_add(root, "stream_options", so) != 0)
+                return SY_ENOMEM;
+        }
+        if (json_object_object_add(so, "include_usage", json_object_new_boolean(1)) != 0)
+            return SY_ENOMEM;
+    }
+    r->up_body = sy_json_to_string(root, &r->up_body_len);
+    return r->up_body != NULL ? 0 : SY_ENOMEM;
+}
+
+static void relay(sy_req_t *r, const char *endpoint)
+{
+    sy_worker_t *w = worker_of(r);
+    /* Content type: JSON only (parameters such as charset allowed). */
+    sy_str_t ct = sy_str_trim((sy_str_t){r->ctype, r->ctype_len});
+    if (ct.len < 16 || strncasecmp(ct.ptr, "application/json", 16) != 0 ||
+        (ct.len > 16 && ct.ptr[16] != ';' && ct.ptr[16] != ' ')) {
+        sy_server_error(r, 415, "invalid_request_error", "unsupported_media_type", NULL, E_CTYPE);
+        return;
+    }
+    if (r->body.len == 0) {
+        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_EMPTY);
+        return;
+    }
+    json_object *root = NULL;
+    const char *why = NULL;
+    if (sy_json_parse(w->json, r->body.data, r->body.len, &root, &why) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "We could not parse the JSON body of your request: %s.", why);
+        r->error = "invalid JSON";
+        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, msg);
+        return;
+    }
+    r->json = root;
+    if (json_object_get_type(root) != json_type_object) {
+        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_NOT_OBJECT);
+        return;
+    }
+    size_t mlen = 0;
+    const char *mname = sy_json_get_string(root, "model", &mlen);
+    if (mname == NULL || mlen == 0) {
+        sy_server_error(r, 400, "invalid_request_error", "missing_required_parameter", "model",
+                        E_NO_MODEL);
+        return;
+    }
+    r->model = resolve_model(r, (sy_str_t){mname, mlen});
+    if (r->model == NULL) {
+        sy_server_error(r, 404, "invalid_request_error", "model_not_found", "model",
+                        E_NO_MODEL_FOUND);
+        return;
+    }
+    const Switchyard__Provider *prov = r->model->provider;
+    if (prov == NULL || prov->base_url[0] == '\0') {
+        sy_server_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
+        return;
+    }
+    if (!provider_is_openai(prov)) {
+        sy_server_error(r, 501, "server_error", "provider_not_supported", NULL, E_KIND);
+        return;
+    }
+    if (!r->embeddings) {
+        json_object *st = sy_json_get(root, "stream");
+        if (st != NULL && json_object_get_type(st) != json_type_null) {
+            if (json_object_get_type(st) != json_type_boolean) {
+                sy_server_error(r, 400, "invalid_request_error", "invalid_type", "stream",
+                                E_STREAM_BOOL);
+                return;
+            }
+            r->stream = json_object_get_boolean(st);
+        }
+        if (r->stream) {
+            json_object *so = sy_json_get_object(root, "stream_options");
+            bool iu = false;
+            if (so != NULL && sy_json_get_bool(so, "include_usage", &iu) == 0)
+                r->client_usage = iu;
+        }
+    }
+    if (prepare_body(r, root) != 0) {
+        sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        return;
+    }
+    /* URL: base_url (with its /v1) + the endpoint. */
+    sy_buf_reset(&r->up_url);
+    size_t bl = strlen(prov->base_url);
+    while (bl > 0 && prov->base_url[bl - 1] == '/')
+        bl--;
+    sy_buf_append(&r->up_url, prov->base_url, bl);
+    sy_buf_append_str(&r->up_url, endpoint);
+    /* Extra headers: the provider's, then our request id. */
+    char hbuf[2048];
+    const char *hdrs[MAX_EXTRA_HEADERS + 2];
+    size_t nh = 0, off = 0;
+    for (size_t i = 0; i < prov->n_headers && nh < MAX_EXTRA_HEADERS; i++) {
+        int l = snprintf(hbuf + off, sizeof(hbuf) - off, "%s: %s", prov->headers[i]->key,
+                         prov->headers[i]->value);
+        if (l < 0 || (size_t)l >= sizeof(hbuf) - off)
+            break;
+        hdrs[nh++] = hbuf + off;
+        off += (size_t)l + 1;
+    }
+    if (off + 48 < sizeof(hbuf)) {
+        int l = snprintf(hbuf + off, sizeof(hbuf) - off, "X-Request-Id: %s", r->id);
+        hdrs[nh++] = hbuf + off;
+        off += (size_t)l + 1;
+    }
+    hdrs[nh] = NULL;
+    sy_upstream_req_t ur = {
+        .url = r->up_url.data,
+        .method = "POST",
+        .body = r->up_body,
+        .body_len = r->up_body_len,
+        .bearer = prov->api_key,
+        .headers = hdrs,
+        .connect_timeout_ms = prov->connect_timeout_ms ? prov->connect_timeout_ms
+                                                       : (uint32_t)w->cfg.upstream_connect_timeout_ms,
+        .first_byte_timeout_ms = prov->first_byte_timeout_ms
+                                     ? prov->first_byte_timeout_ms
+                                     : (uint32_t)w->cfg.upstream_first_byte_timeout_ms,
+        .idle_timeout_ms = (uint32_t)w->cfg.upstream_idle_timeout_ms,
+        .total_timeout_ms = prov->total_timeout_ms ? prov->total_timeout_ms
+                                                   : (uint32_t)w->cfg.upstream_total_timeout_ms,
+        .stream = r->stream,
+    };
+    if (sy_upstream_start(w->upstream, &r->xfer, &ur, &CBS, r) != 0) {
+        sy_server_error(r, 502, "upstream_error", "upstream_unavailable", NULL, E_UPSTREAM_START);
+        return;
+    }
+    sy_buf_reset(&r->resp);
+}
+
+void sy_proxy_handle(sy_req_t *r)
+{
+    sy_worker_t *w = worker_of(r);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->start_unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* Strip the query string. */
+    char *q = memchr(r->path, '?', r->path_len);
+    size_t plen = q ? (size_t)(q - r->path) : r->path_len;
+    if (q != NULL) {
+        *q = '\0';
+        r->path_len = plen;
+    }
+    bool get = r->method == HTTP_GET || r->method == HTTP_HEAD;
+    bool post = r->method == HTTP_POST;
+
+    if (path_is(r, "/healthz", &plen)) {
+        if (!get) {
+            sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                            "Method not allowed.");
+            return;
+        }
+        sy_server_respond(r, 200, NULL, "{\"status\":\"ok\"}", 15, NULL);
+        return;
+    }
+    if (path_is(r, "/readyz", &plen)) {
+        if (!get) {
+            sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                            "Method not allowed.");
+            return;
+        }
+        if (w->snap == NULL) {
+            sy_server_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
+            return;
+        }
+        char body[96];
+        int n = snprintf(body, sizeof(body), "{\"status\":\"ready\",\"snapshot_version\":%llu}",
+                         (unsigned long long)sy_snapshot_version(w->snap));
+        sy_server_respond(r, 200, NULL, body, (size_t)n, NULL);
+        return;
+    }
+    enum { EP_NONE, EP_CHAT, EP_EMB, EP_MODELS, EP_MODEL } ep = EP_NONE;
+    bool method_ok = false;
+    sy_str_t model_id = SY_STR_NULL;
+    if (path_is(r, "/v1/chat/completions", &plen)) {
+        ep = EP_CHAT;
+        method_ok = post;
+    } else if (path_is(r, "/v1/embeddings", &plen)) {
+        ep = EP_EMB;
+        method_ok = post;
+    } else if (path_is(r, "/v1/models", &plen)) {
+        ep = EP_MODELS;
+        method_ok = get;
+    } else if (plen > 11 && memcmp(r->path, "/v1/models/", 11) == 0) {
+        ep = EP_MODEL;
+        method_ok = get;
+        model_id = (sy_str_t){r->path + 11, plen - 11};
+    }
+    if (ep == EP_NONE) {
+        char msg[SY_REQ_PATH_MAX + 64];
+        snprintf(msg, sizeof(msg), "Unknown request URL: %s %.*s.",
+                 llhttp_method_name((llhttp_method_t)r->method), (int)(plen > 200 ? 200 : plen),
+                 r->path);
+        sy_server_error(r, 404, "invalid_request_error", "unknown_url", NULL, msg);
+        return;
+    }
+    if (!method_ok) {
+        sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                        "Method not allowed for this URL.");
+        return;
+    }
+    if (w->snap == NULL) {
+        sy_server_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
+        return;
+    }
+    r->snap = sy_snapshot_ref(w->snap);
+    if (!authenticate(r))
+        return;
+    switch (ep) {
+    case EP_MODELS: models_list(r, SY_STR_NULL); return;
+    case EP_MODEL: models_list(r, model_id); return;
+    case EP_EMB:
+        r->embeddings = true;
+        relay(r, "/embeddings");
+        return;
+    default: relay(r, "/chat/completions"); return;
+    }
+}

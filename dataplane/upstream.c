@@ -1,0 +1,472 @@
+/* libcurl multi driven by libuv; see upstream.h. */
+#include "dataplane/upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+#define FREE_EASY_MAX 256 /* recycled easy handles kept per worker */
+
+struct sy_upstream {
+    uv_loop_t *loop;            /* borrowed */
+    CURLM *multi;               /* owned */
+    uv_timer_t timer;           /* libcurl's single timeout */
+    sy_upstream_xfer_t *active; /* borrowed; list of active transfers */
+    size_t n_active;            /* length of active */
+    CURL *free_easy[FREE_EASY_MAX]; /* owned; reset handles ready for reuse */
+    size_t n_free;              /* entries in free_easy */
+    int open_handles;           /* handles not yet closed (timer + polls) */
+    struct sock_ctx *socks;     /* borrowed; list of watched sockets */
+    bool closing;               /* sy_upstream_close was called */
+};
+
+/* One watched socket; freed in its close callback. */
+typedef struct sock_ctx {
+    uv_poll_t poll;       /* embedded handle */
+    struct sock_ctx *prev; /* borrowed; pool's socket list */
+    struct sock_ctx *next; /* borrowed */
+    curl_socket_t fd;     /* the socket libcurl gave us */
+    sy_upstream_t *pool;  /* borrowed */
+} sock_ctx_t;
+
+static void check_done(sy_upstream_t *pool);
+static void on_sock_closed(uv_handle_t *h);
+
+static void maybe_free_pool(sy_upstream_t *pool)
+{
+    if (pool->closing && pool->open_handles == 0) {
+        for (size_t i = 0; i < pool->n_free; i++)
+            curl_easy_cleanup(pool->free_easy[i]);
+        if (pool->multi != NULL)
+            curl_multi_cleanup(pool->multi);
+        free(pool);
+    }
+}
+
+static void sock_close(sy_upstream_t *pool, sock_ctx_t *sc)
+{
+    uv_poll_stop(&sc->poll);
+    if (sc->prev != NULL)
+        sc->prev->next = sc->next;
+    else
+        pool->socks = sc->next;
+    if (sc->next != NULL)
+        sc->next->prev = sc->prev;
+    sc->prev = sc->next = NULL;
+    uv_close((uv_handle_t *)&sc->poll, on_sock_closed);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    sock_ctx_t *sc = sy_container_of((uv_poll_t *)h, sock_ctx_t, poll);
+    sy_upstream_t *pool = sc->pool;
+    free(sc);
+    pool->open_handles--;
+    maybe_free_pool(pool);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    sock_ctx_t *sc = sy_container_of(h, sock_ctx_t, poll);
+    sy_upstream_t *pool = sc->pool;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else {
+        if (events & UV_READABLE)
+            flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE)
+            flags |= CURL_CSELECT_OUT;
+    }
+    int running;
+    curl_multi_socket_action(pool->multi, sc->fd, flags, &running);
+    check_done(pool);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    sy_upstream_t *pool = sy_container_of(t, sy_upstream_t, timer);
+    int running;
+    curl_multi_socket_action(pool->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(pool);
+}
+
+/* CURLMOPT_TIMERFUNCTION: only arms the timer (never calls libcurl). */
+static int start_timeout(CURLM *multi, long ms, void *userp)
+{
+    SY_UNUSED(multi);
+    sy_upstream_t *pool = userp;
+    if (pool->closing)
+        return 0;
+    if (ms < 0) {
+        uv_timer_stop(&pool->timer);
+    } else {
+        if (ms == 0)
+            ms = 1; /* libuv 1.44 re-runs a 0 ms timer armed in a timer callback */
+        uv_timer_start(&pool->timer, on_timeout, (uint64_t)ms, 0);
+    }
+    return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION. */
+static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
+{
+    SY_UNUSED(easy);
+    sy_upstream_t *pool = userp;
+    sock_ctx_t *sc = socketp;
+    if (action == CURL_POLL_REMOVE) {
+        if (sc != NULL) {
+            curl_multi_assign(pool->multi, s, NULL);
+            sock_close(pool, sc);
+        }
+        return 0;
+    }
+    if (sc == NULL) {
+        sc = malloc(sizeof(*sc));
+        if (sc == NULL)
+            return -1;
+        if (uv_poll_init_socket(pool->loop, &sc->poll, s) != 0) {
+            free(sc);
+            return -1;
+        }
+        sc->fd = s;
+        sc->pool = pool;
+        sc->prev = NULL;
+        sc->next = pool->socks;
+        if (pool->socks != NULL)
+            pool->socks->prev = sc;
+        pool->socks = sc;
+        pool->open_handles++;
+        curl_multi_assign(pool->multi, s, sc);
+    }
+    int events = 0;
+    if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&sc->poll, events, on_poll);
+    return 0;
+}
+
+int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out)
+{
+    sy_upstream_t *pool = calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return SY_ENOMEM;
+    pool->loop = loop;
+    pool->multi = curl_multi_init();
+    if (pool->multi == NULL) {
+        free(pool);
+        return SY_ENOMEM;
+    }
+    int rc = uv_timer_init(loop, &pool->timer);
+    if (rc != 0) {
+        curl_multi_cleanup(pool->multi);
+        free(pool);
+        return rc;
+    }
+    pool->open_handles = 1;
+    curl_multi_setopt(pool->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
+    curl_multi_setopt(pool->multi, CURLMOPT_SOCKETDATA, pool);
+    curl_multi_setopt(pool->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
+    curl_multi_setopt(pool->multi, CURLMOPT_TIMERDATA, pool);
+    curl_multi_setopt(pool->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(pool->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    *out = pool;
+    return 0;
+}
+
+static void list_remove(sy_upstream_t *pool, sy_upstream_xfer_t *x)
+{
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else
+        pool->active = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+    pool->n_active--;
+}
+
+/* Removes x's handle from the multi and recycles it. */
+static void detach(sy_upstream_xfer_t *x)
+{
+    sy_upstream_t *pool = x->pool;
+    curl_multi_remove_handle(pool->multi, x->easy);
+    if (pool->n_free < FREE_EASY_MAX && !pool->closing) {
+        curl_easy_reset(x->easy);
+        pool->free_easy[pool->n_free++] = x->easy;
+    } else {
+        curl_easy_cleanup(x->easy);
+    }
+    curl_slist_free_all(x->headers);
+    x->easy = NULL;
+    x->headers = NULL;
+    x->active = false;
+    x->paused = false;
+    list_remove(pool, x);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    sy_upstream_t *pool = sy_container_of((uv_timer_t *)h, sy_upstream_t, timer);
+    pool->open_handles--;
+    maybe_free_pool(pool);
+}
+
+void sy_upstream_close(sy_upstream_t *pool)
+{
+    if (pool == NULL || pool->closing)
+        return;
+    while (pool->active != NULL)
+        sy_upstream_cancel(pool->active);
+    pool->closing = true;
+    for (size_t i = 0; i < pool->n_free; i++)
+        curl_easy_cleanup(pool->free_easy[i]);
+    pool->n_free = 0;
+    /* Closing the multi's cached connections reports CURL_POLL_REMOVE for
+     * their sockets, which closes our poll handles. */
+    curl_multi_cleanup(pool->multi);
+    pool->multi = NULL;
+    while (pool->socks != NULL)
+        sock_close(pool, pool->socks);
+    uv_close((uv_handle_t *)&pool->timer, on_timer_closed);
+}
+
+static void check_done(sy_upstream_t *pool)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(pool->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode res = msg->data.result; /* copy before the handle goes */
+        sy_upstream_xfer_t *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+        if (x == NULL || !x->active)
+            continue;
+        if (x->status == 0)
+            curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->status);
+        detach(x);
+        int rc = 0;
+        const char *why = NULL;
+        switch (res) {
+        case CURLE_OK:
+            break;
+        case CURLE_OPERATION_TIMEDOUT:
+            rc = -ETIMEDOUT;
+            why = "upstream timed out";
+            break;
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+            rc = -ECONNREFUSED;
+            why = "cannot connect to the upstream";
+            break;
+        case CURLE_WRITE_ERROR:
+            rc = SY_ECANCELED;
+            why = "transfer stopped by the gateway";
+            break;
+        default:
+            rc = SY_EIO;
+            why = "upstream connection failed";
+            break;
+        }
+        if (x->cbs->on_done != NULL)
+            x->cbs->on_done(x->ctx, x, rc, why);
+    }
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *userp)
+{
+    sy_upstream_xfer_t *x = userp;
+    size_t n = size * nmemb;
+    if (x->first_byte_ms == 0) {
+        x->first_byte_ms = uv_now(x->pool->loop);
+        if (x->first_byte_ms == 0)
+            x->first_byte_ms = 1;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    }
+    x->last_data_ms = uv_now(x->pool->loop);
+    size_t r = x->cbs->on_data(x->ctx, x, p, n);
+    if (r == CURL_WRITEFUNC_PAUSE)
+        x->paused = true;
+    return r;
+}
+
+/* Keeps the status, Content-Type and Retry-After of the final response. */
+static size_t on_header(char *p, size_t size, size_t nmemb, void *userp)
+{
+    sy_upstream_xfer_t *x = userp;
+    size_t n = size * nmemb;
+    if (n > 5 && memcmp(p, "HTTP/", 5) == 0) {
+        x->content_type[0] = '\0';
+        x->retry_after[0] = '\0';
+        return n;
+    }
+    char *dst = NULL;
+    size_t cap = 0, skip = 0;
+    if (n > 13 && strncasecmp(p, "content-type:", 13) == 0) {
+        dst = x->content_type;
+        cap = sizeof(x->content_type);
+        skip = 13;
+    } else if (n > 12 && strncasecmp(p, "retry-after:", 12) == 0) {
+        dst = x->retry_after;
+        cap = sizeof(x->retry_after);
+        skip = 12;
+    }
+    if (dst != NULL) {
+        const char *v = p + skip, *end = p + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        size_t l = (size_t)(end - v);
+        if (l >= cap)
+            l = cap - 1;
+        memcpy(dst, v, l);
+        dst[l] = '\0';
+    }
+    return n;
+}
+
+int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstream_req_t *req,
+                      const sy_upstream_cbs_t *cbs, void *ctx)
+{
+    if (pool->closing)
+        return SY_ECANCELED;
+    CURL *easy = pool->n_free > 0 ? pool->free_easy[--pool->n_free] : curl_easy_init();
+    if (easy == NULL)
+        return SY_ENOMEM;
+    memset(x, 0, sizeof(*x));
+    x->pool = pool;
+    x->easy = easy;
+    x->cbs = cbs;
+    x->ctx = ctx;
+
+    struct curl_slist *h = NULL, *t;
+    char line[1024];
+    bool ok = true;
+#define ADD(s)                                                                                     \
+    do {                                                                                           \
+        if (ok && (t = curl_slist_append(h, (s))) != NULL)                                         \
+            h = t;                                                                                 \
+        else                                                                                       \
+            ok = false;                                                                            \
+    } while (0)
+    if (req->bearer != NULL && req->bearer[0] != '\0') {
+        snprintf(line, sizeof(line), "Authorization: Bearer %s", req->bearer);
+        ADD(line);
+    }
+    if (req->body != NULL)
+        ADD("Content-Type: application/json");
+    ADD(req->stream ? "Accept: text/event-stream" : "Accept: application/json");
+    ADD("Expect:"); /* no 100-continue round trip for large bodies */
+    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++)
+        ADD(req->headers[i]);
+#undef ADD
+    explicit_bzero(line, sizeof(line));
+    if (!ok) {
+        curl_slist_free_all(h);
+        curl_easy_cleanup(easy);
+        x->easy = NULL;
+        return SY_ENOMEM;
+    }
+    x->headers = h;
+
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, NULL);
+    /* A small receive buffer keeps memory per open stream low; non-stream
+     * bodies use libcurl's default. */
+    if (req->stream)
+        curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(req->connect_timeout_ms ? req->connect_timeout_ms : 10000));
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     (long)(req->total_timeout_ms ? req->total_timeout_ms : 600000));
+    if (req->method != NULL && strcmp(req->method, "POST") == 0) {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    }
+    x->first_byte_timeout_ms = req->first_byte_timeout_ms ? req->first_byte_timeout_ms : 60000;
+    x->idle_timeout_ms = req->idle_timeout_ms ? req->idle_timeout_ms : 60000;
+    x->start_ms = uv_now(pool->loop);
+    x->last_data_ms = x->start_ms;
+
+    CURLMcode mc = curl_multi_add_handle(pool->multi, easy);
+    if (mc != CURLM_OK) {
+        curl_slist_free_all(h);
+        curl_easy_cleanup(easy);
+        x->easy = NULL;
+        x->headers = NULL;
+        return mc == CURLM_OUT_OF_MEMORY ? SY_ENOMEM : SY_EIO;
+    }
+    x->active = true;
+    x->next = pool->active;
+    if (pool->active != NULL)
+        pool->active->prev = x;
+    pool->active = x;
+    pool->n_active++;
+    return 0;
+}
+
+void sy_upstream_cancel(sy_upstream_xfer_t *x)
+{
+    if (x == NULL || !x->active)
+        return;
+    detach(x);
+}
+
+void sy_upstream_resume(sy_upstream_xfer_t *x)
+{
+    if (!x->active || !x->paused)
+        return;
+    x->paused = false;
+    x->last_data_ms = uv_now(x->pool->loop);
+    curl_easy_pause(x->easy, CURLPAUSE_CONT);
+}
+
+void sy_upstream_sweep(sy_upstream_t *pool, uint64_t now)
+{
+    sy_upstream_xfer_t *x = pool->active;
+    while (x != NULL) {
+        sy_upstream_xfer_t *next = x->next;
+        bool expired = false;
+        if (x->first_byte_ms == 0)
+            expired = x->first_byte_timeout_ms && now - x->start_ms > x->first_byte_timeout_ms;
+        else if (!x->paused)
+            expired = x->idle_timeout_ms && now - x->last_data_ms > x->idle_timeout_ms;
+        if (expired) {
+            if (x->status == 0)
+                curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+            detach(x);
+            x->timed_out = true;
+            /* on_done may free x and start new transfers (added at the head,
+             * so next stays valid). */
+            if (x->cbs->on_done != NULL)
+                x->cbs->on_done(x->ctx, x, -ETIMEDOUT, "upstream timed out");
+        }
+        x = next;
+    }
+}
+
+size_t sy_upstream_active(const sy_upstream_t *pool)
+{
+    return pool->n_active;
+}

@@ -1,0 +1,96 @@
+/* Upstream HTTP client of a worker: one libcurl multi handle driven by the
+ * worker's libuv loop (curl's multi-uv.c pattern with the corrections in
+ * STYLE.md: no globals, poll errors passed as CURL_CSELECT_ERR, no libcurl
+ * call from the timer function, 0 ms mapped to 1 ms). Connections are
+ * reused through the multi's connection cache, HTTP/2 is used where the
+ * upstream offers it over TLS, and easy handles are recycled. */
+#ifndef SY_DP_UPSTREAM_H
+#define SY_DP_UPSTREAM_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "buf.h"
+
+typedef struct sy_upstream sy_upstream_t;
+typedef struct sy_upstream_xfer sy_upstream_xfer_t;
+
+/* Returned by on_data to stop the flow until sy_upstream_resume(). The
+ * bytes are then not consumed: libcurl delivers them again. */
+#define SY_UPSTREAM_PAUSE CURL_WRITEFUNC_PAUSE
+
+typedef struct sy_upstream_cbs {
+    /* Response body bytes (status and content type are known by then).
+     * Return n to consume, SY_UPSTREAM_PAUSE to pause, anything else to
+     * abort the transfer. Runs inside libcurl: never cancel or free here. */
+    size_t (*on_data)(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n);
+    /* The transfer ended (result 0 = complete, else SY_E* with a constant
+     * message); the easy handle is already removed. The xfer may be freed
+     * or reused from here. Not called after sy_upstream_cancel. */
+    void (*on_done)(void *ctx, sy_upstream_xfer_t *x, int result, const char *why);
+} sy_upstream_cbs_t;
+
+/* One transfer; embed it in the request that owns it. */
+struct sy_upstream_xfer {
+    sy_upstream_t *pool;              /* borrowed */
+    CURL *easy;                       /* owned while active */
+    struct curl_slist *headers;       /* owned while active */
+    const sy_upstream_cbs_t *cbs;     /* borrowed */
+    void *ctx;                        /* borrowed; passed to the callbacks */
+    struct sy_upstream_xfer *prev;    /* borrowed; pool's active list */
+    struct sy_upstream_xfer *next;    /* borrowed */
+    long status;                      /* HTTP status of the final response, 0 before */
+    char content_type[64];            /* response Content-Type, truncated, "" when absent */
+    char retry_after[32];             /* response Retry-After, "" when absent */
+    uint64_t start_ms;                /* loop time at start */
+    uint64_t first_byte_ms;           /* loop time of the first body byte, 0 before */
+    uint64_t last_data_ms;            /* loop time of the last body byte */
+    uint32_t first_byte_timeout_ms;   /* 0 = none */
+    uint32_t idle_timeout_ms;         /* between body bytes; 0 = none */
+    bool active;                      /* added to the multi */
+    bool paused;                      /* on_data returned SY_UPSTREAM_PAUSE */
+    bool timed_out;                   /* cancelled by the sweep; reported by on_done */
+};
+
+/* What to send. Strings are borrowed for the duration of sy_upstream_start
+ * (libcurl copies URL and headers); body must stay valid until on_done or
+ * sy_upstream_cancel. */
+typedef struct sy_upstream_req {
+    const char *url;
+    const char *method;               /* "GET" or "POST" */
+    const char *body;                 /* borrowed; NULL for none */
+    size_t body_len;
+    const char *bearer;               /* Authorization: Bearer value, NULL/"" for none */
+    const char *const *headers;       /* extra "Name: value" lines, NULL-terminated, may be NULL */
+    uint32_t connect_timeout_ms;      /* 0 = default 10 s */
+    uint32_t first_byte_timeout_ms;   /* 0 = default 60 s */
+    uint32_t idle_timeout_ms;         /* 0 = default 60 s */
+    uint32_t total_timeout_ms;        /* 0 = default 600 s */
+    bool stream;                      /* smaller receive buffer, Accept: text/event-stream */
+} sy_upstream_req_t;
+
+/* Creates the pool on loop. Writes *out only on success. */
+int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out);
+/* Cancels every active transfer (without on_done), closes the pool's
+ * handles and frees it once they are closed (the loop must run). NULL is a
+ * no-op. */
+void sy_upstream_close(sy_upstream_t *pool);
+
+/* Starts x (zeroed or finished before). Returns 0 or SY_E*; on failure
+ * nothing is started and on_done is not called. */
+int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstream_req_t *req,
+                      const sy_upstream_cbs_t *cbs, void *ctx);
+/* Stops x at once (the connection is closed by libcurl if mid-transfer).
+ * Must not be called from inside a libcurl callback. No-op when inactive. */
+void sy_upstream_cancel(sy_upstream_xfer_t *x);
+/* Resumes a paused transfer; may call on_data synchronously. Not from
+ * inside a libcurl callback. */
+void sy_upstream_resume(sy_upstream_xfer_t *x);
+
+/* Checks first-byte and idle deadlines; call periodically from the loop. */
+void sy_upstream_sweep(sy_upstream_t *pool, uint64_t now_ms);
+
+/* Active transfers. */
+size_t sy_upstream_active(const sy_upstream_t *pool);
+
+#endif
