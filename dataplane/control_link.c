@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dataplane/worker.h"
 #include "err.h"
 #include "log.h"
 
@@ -64,6 +65,7 @@ struct sy_control_link {
     uint64_t inflight_since;           /* loop ms */
     bool hello_needed;                 /* ask for the current snapshot */
     sy_buf_t scratch;                  /* owned; sealing */
+    uint64_t stop_deadline;            /* loop ms; non-zero once a graceful stop began */
     sy_control_link_stats_t st;
 };
 
@@ -622,6 +624,8 @@ static void on_tick(uv_timer_t *t)
         l->inflight = REQ_IDLE;
     }
     pump(l);
+    if (l->stop_deadline != 0 && (l->n_mem + l->n_spilled == 0 || now >= l->stop_deadline))
+        sy_control_link_stop(l);
 }
 
 /* --- life cycle ---------------------------------------------------------------------- */
@@ -844,4 +848,112 @@ void sy_control_link_stop(sy_control_link_t *l)
         nn_close(l->req);
         l->req = -1;
     }
+}
+
+void sy_control_link_stop_graceful(sy_control_link_t *l, int64_t timeout_ms)
+{
+    if (l == NULL || l->stopping || l->stop_deadline != 0)
+        return;
+    sy_control_link_flush(l);
+    if (l->req < 0 || l->n_mem + l->n_spilled == 0) {
+        sy_control_link_stop(l);
+        return;
+    }
+    /* The tick stops the link once the queue is empty or the time is up. */
+    l->stop_deadline = uv_now(l->loop) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+}
+
+int sy_control_link_parse_endpoint(const char *control, char *snapshots, size_t snapshots_size,
+                                   char *reports, size_t reports_size)
+{
+    if (control == NULL || control[0] == '\0')
+        return SY_EINVAL;
+    const char *comma = strchr(control, ',');
+    int a, b;
+    if (comma != NULL) {
+        a = snprintf(snapshots, snapshots_size, "%.*s", (int)(comma - control), control);
+        b = snprintf(reports, reports_size, "%s", comma + 1);
+        if (comma == control || comma[1] == '\0')
+            return SY_EINVAL;
+    } else if (strncmp(control, "ipc://", 6) == 0) {
+        const char *dir = control + 6;
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+            n--;
+        a = snprintf(snapshots, snapshots_size, "ipc://%.*s/snapshots.ipc", (int)n, dir);
+        b = snprintf(reports, reports_size, "ipc://%.*s/reports.ipc", (int)n, dir);
+    } else if (strncmp(control, "tcp://", 6) == 0) {
+        const char *colon = strrchr(control + 6, ':');
+        char *end = NULL;
+        long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+        if (colon == NULL || end == colon + 1 || *end != '\0' || port <= 0 || port >= 65535)
+            return SY_EINVAL;
+        a = snprintf(snapshots, snapshots_size, "%s", control);
+        b = snprintf(reports, reports_size, "%.*s:%ld", (int)(colon - control), control, port + 1);
+    } else {
+        return SY_EINVAL;
+    }
+    if (a < 0 || b < 0 || (size_t)a >= snapshots_size || (size_t)b >= reports_size)
+        return SY_EINVAL;
+    return 0;
+}
+
+static void worker_install(void *arg, sy_snapshot_t *snap)
+{
+    sy_worker_install_snapshot(arg, snap);
+}
+
+int sy_control_link_attach(sy_worker_t *w, sy_err_t *err)
+{
+    char snaps[1024], reports[1024], host[128], id[SY_ENVELOPE_MAX_SENDER + 1];
+    if (sy_control_link_parse_endpoint(w->cfg.control, snaps, sizeof(snaps), reports,
+                                       sizeof(reports)) != 0)
+        return sy_err_set(err, SY_EINVAL,
+                          "--control %s: expected ipc:///dir, tcp://host:port or "
+                          "SNAPSHOTS_URL,REPORTS_URL",
+                          w->cfg.control);
+    sy_envelope_key_t key;
+    const char *key_file = getenv("SWITCHYARD_CLUSTER_KEY_FILE");
+    int rc = key_file != NULL && key_file[0] != '\0'
+                 ? sy_envelope_key_load(key_file, NULL, &key, err)
+                 : sy_envelope_key_load(NULL, "SWITCHYARD_CLUSTER_KEY", &key, err);
+    if (rc != 0)
+        return rc;
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(id, sizeof(id), "%.100s/%d", host, w->cfg.worker_id);
+    const char *state = getenv("SWITCHYARD_STATE_DIR");
+    sy_control_link_options_t o = {
+        .snapshots_url = snaps,
+        .reports_url = reports,
+        .key = &key,
+        .worker_id = id,
+        .host = host,
+        .state_dir = state != NULL && state[0] != '\0' ? state : "data/dataplane",
+        .usage = w->usage,
+        .install = worker_install,
+        .install_arg = w,
+        .have_version = w->snap != NULL ? sy_snapshot_version(w->snap) : 0,
+    };
+    sy_control_link_t *l = NULL;
+    rc = sy_control_link_start(&w->loop, &o, &l, err);
+    explicit_bzero(&key, sizeof(key));
+    if (rc != 0)
+        return rc;
+    w->control_link = l;
+    return 0;
+}
+
+void sy_control_link_worker_flush(sy_worker_t *w)
+{
+    if (w->control_link != NULL)
+        sy_control_link_flush(w->control_link);
+}
+
+void sy_control_link_detach(sy_worker_t *w)
+{
+    /* The link frees itself once its last handle is closed. */
+    sy_control_link_stop_graceful(w->control_link, 1000);
+    w->control_link = NULL;
 }

@@ -65,6 +65,19 @@ size_t sy_control_link_pending(const sy_control_link_t *l);
  * next start. The struct is freed in the last close callback. NULL is a no-op. */
 void sy_control_link_stop(sy_control_link_t *l);
 
+/* Drains usage into a last report and stops once every report is acked or
+ * timeout_ms has passed (what is left stays in the spool). NULL is a no-op. */
+void sy_control_link_stop_graceful(sy_control_link_t *l, int64_t timeout_ms);
+
+/* Splits a --control endpoint into the two channel addresses:
+ *   "ipc:///dir"                    -> ipc:///dir/snapshots.ipc, ipc:///dir/reports.ipc
+ *                                      (the control plane's defaults for --data-dir /dir)
+ *   "tcp://host:port"               -> tcp://host:port (snapshots), tcp://host:port+1 (reports)
+ *   "SNAPSHOTS_URL,REPORTS_URL"     -> as given
+ * Writes both (NUL-terminated) only on success; SY_EINVAL when malformed. */
+int sy_control_link_parse_endpoint(const char *control, char *snapshots, size_t snapshots_size,
+                                   char *reports, size_t reports_size);
+
 typedef struct sy_control_link_stats {
     uint64_t version;              /* of the last installed snapshot */
     uint64_t snapshots_received;   /* valid snapshot messages (any version) */
@@ -82,5 +95,17 @@ void sy_control_link_get_stats(const sy_control_link_t *l, sy_control_link_stats
 
 /* Appends the stats as a JSON object to out. Returns 0 or SY_ENOMEM. */
 int sy_control_link_stats_json(const sy_control_link_t *l, sy_buf_t *out);
+
+/* Worker glue (dataplane/worker.c). attach starts a link for worker w from
+ * w->cfg.control, the cluster key (SWITCHYARD_CLUSTER_KEY_FILE, else
+ * SWITCHYARD_CLUSTER_KEY) and the state directory (SWITCHYARD_STATE_DIR,
+ * default data/dataplane), with worker id "<hostname>/<cfg.worker_id>";
+ * snapshots go to sy_worker_install_snapshot, usage comes from w->usage.
+ * The link is kept in w->control_link. flush drains usage now (graceful
+ * drain); detach stops gracefully (1 s for the last acks). */
+typedef struct sy_worker sy_worker_t;
+int sy_control_link_attach(sy_worker_t *w, sy_err_t *err);
+void sy_control_link_worker_flush(sy_worker_t *w);
+void sy_control_link_detach(sy_worker_t *w);
 
 #endif
