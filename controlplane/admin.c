@@ -336,6 +336,19 @@ static bool is_json_col(const char *n)
            strcmp(n, "capabilities") == 0;
 }
 
+/* A double that prints in the shortest form that reads back exactly
+ * (json-c's default prints 0.8 as 0.80000000000000004). */
+static json_object *new_double(double d)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%.15g", d);
+    if (strtod(buf, NULL) != d)
+        snprintf(buf, sizeof(buf), "%.17g", d);
+    if (strspn(buf, "-0123456789") == strlen(buf))
+        strcat(buf, ".0");
+    return json_object_new_double_s(d, buf);
+}
+
 /* The current row of st as an object; BLOB columns (hashes, sealed
  * credentials) are never included: a credential only shows as has_<col>. */
 static json_object *row_json(sqlite3_stmt *st, const char *type)
@@ -366,7 +379,7 @@ static json_object *row_json(sqlite3_stmt *st, const char *type)
         } else if (t == SQLITE_INTEGER) {
             v = json_object_new_int64(sqlite3_column_int64(st, i));
         } else if (t == SQLITE_FLOAT) {
-            v = json_object_new_double(sqlite3_column_double(st, i));
+            v = new_double(sqlite3_column_double(st, i));
         } else {
             v = json_object_new_string_len((const char *)sqlite3_column_text(st, i),
                                            sqlite3_column_bytes(st, i));
@@ -2201,7 +2214,7 @@ static void h_usage(rq_t *r)
         json_object_object_add(o, "total_tokens", json_object_new_int64(total_tokens));
         double cost = sqlite3_column_double(st, c);
         tot_cost += cost;
-        json_object_object_add(o, "cost_usd", json_object_new_double(cost));
+        json_object_object_add(o, "cost_usd", new_double(cost));
         json_object_array_add(data, o);
     }
     sqlite3_finalize(st);
@@ -2220,7 +2233,7 @@ static void h_usage(rq_t *r)
     for (size_t i = 0; usage_metrics[i]; i++)
         json_object_object_add(totals, usage_metrics[i], json_object_new_int64(tot[i]));
     json_object_object_add(totals, "total_tokens", json_object_new_int64(tot[2] + tot[3]));
-    json_object_object_add(totals, "cost_usd", json_object_new_double(tot_cost));
+    json_object_object_add(totals, "cost_usd", new_double(tot_cost));
     /* Totals are the sum over the groups, which with no grouping is the one row. */
     json_object *out = json_object_new_object();
     json_object_object_add(out, "object", json_object_new_string("usage"));
