@@ -1,6 +1,8 @@
 /* One worker process; see worker.h. */
 #include "dataplane/worker.h"
 
+#include "dataplane/control_link.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -51,7 +53,7 @@ static void stop(sy_worker_t *w)
     sy_server_close_idle(w, true);
     sy_upstream_close(w->upstream);
     w->upstream = NULL;
-    /* control link: sy_control_link_stop(w) goes here once it exists. */
+    sy_control_link_detach(w); /* control link: last usage out, then closes */
     if (!uv_is_closing((uv_handle_t *)&w->listener))
         uv_close((uv_handle_t *)&w->listener, on_handle_closed);
     uv_close((uv_handle_t *)&w->sig_term, on_handle_closed);
@@ -99,7 +101,7 @@ static void begin_drain(sy_worker_t *w)
     int n = snprintf(fields, sizeof(fields), "\"worker\":%d,\"in_flight\":%zu", w->cfg.worker_id,
                      w->n_conns);
     sy_log_fields(SY_LOG_INFO, "worker_draining", fields, (size_t)n);
-    /* control link: flush usage here (sy_control_link_flush) once it exists. */
+    sy_control_link_worker_flush(w); /* control link: ship usage so far */
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -219,9 +221,16 @@ int sy_worker_run(const sy_worker_config_t *cfg)
     uv_timer_init(&w->loop, &w->sweep);
     uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 
-    /* Control link: when cfg->control is set, the control-plane module
-     * starts here (sy_control_link_start(w)); it feeds snapshots through
-     * sy_worker_install_snapshot and drains w->usage. */
+    /* Control link: feeds snapshots through sy_worker_install_snapshot and
+     * drains w->usage into acked usage reports. */
+    if (cfg->control != NULL && cfg->control[0] != '\0') {
+        sy_err_t err;
+        sy_err_clear(&err);
+        if (sy_control_link_attach(w, &err) != 0) {
+            sy_log(SY_LOG_ERROR, "control_link_failed", "%s", err.msg);
+            goto out; /* closes every handle opened so far */
+        }
+    }
 
     char fields[128];
     int n = snprintf(fields, sizeof(fields), "\"worker\":%d,\"pid\":%d,\"listen\":\"%s:%d\"",
