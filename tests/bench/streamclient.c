@@ -42,6 +42,8 @@
 /* Counters of one child, written only by that child, read by the parent. */
 typedef struct {
     uint64_t connected; /* TCP connections established */
+    uint64_t sent;      /* requests written in full: the stream is in flight from here */
+    uint64_t ended;     /* streams that ended after their request was sent, in any way */
     uint64_t opened;    /* responses whose 200 status and headers arrived */
     uint64_t completed; /* responses that ended cleanly */
     uint64_t refused;   /* failed before the headers: connect error, non-200 */
@@ -51,7 +53,8 @@ typedef struct {
     uint64_t finished;  /* set to 1 when the child's loop has ended */
 } slot_t;
 
-enum { ST_CONNECTING, ST_WAITING, ST_OPEN, ST_DONE };
+/* A stream counts against the ramp (pending) until its request is written. */
+enum { ST_CONNECTING, ST_WRITING, ST_WAITING, ST_OPEN, ST_DONE };
 
 struct client;
 
@@ -81,7 +84,7 @@ typedef struct client {
     uv_timer_t deadline; /* embedded: ends the run after --timeout */
     int total;           /* streams this process opens */
     int started;         /* streams started so far */
-    int pending;         /* streams connecting or waiting for headers */
+    int pending;         /* streams connecting or writing their request */
     int ramp;            /* cap on pending */
     char rbuf[65536];    /* one read buffer for all streams: parsed at once */
 } client_t;
@@ -106,11 +109,15 @@ static void stream_end(stream_t *s, int ok)
     if (s->closing)
         return;
     s->closing = 1;
-    if (s->state == ST_CONNECTING || s->state == ST_WAITING) {
+    if (s->state == ST_CONNECTING || s->state == ST_WRITING) {
         c->pending--;
-        count(ok ? &c->slot->completed : &c->slot->refused, 1);
+        count(&c->slot->refused, 1);
+    } else if (s->state == ST_WAITING) {
+        count(&c->slot->refused, 1);
+        count(&c->slot->ended, 1);
     } else if (s->state == ST_OPEN) {
         count(ok ? &c->slot->completed : &c->slot->broken, 1);
+        count(&c->slot->ended, 1);
     }
     s->state = ST_DONE;
     if (s->prev)
@@ -130,9 +137,7 @@ static int on_headers_complete(llhttp_t *p)
     if (llhttp_get_status_code(p) != 200)
         return -1;
     s->state = ST_OPEN;
-    s->client->pending--;
     count(&s->client->slot->opened, 1);
-    start_more(s->client);
     return 0;
 }
 
@@ -197,8 +202,17 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 static void on_write(uv_write_t *w, int status)
 {
     stream_t *s = container_of(w, stream_t, write);
-    if (status < 0 && status != UV_ECANCELED)
-        stream_end(s, 0);
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            stream_end(s, 0);
+        return;
+    }
+    if (s->state == ST_WRITING) {
+        s->state = ST_WAITING;
+        s->client->pending--;
+        count(&s->client->slot->sent, 1);
+        start_more(s->client);
+    }
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -210,7 +224,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     count(&s->client->slot->connected, 1);
-    s->state = ST_WAITING;
+    s->state = ST_WRITING;
     int rc = uv_write(&s->write, (uv_stream_t *)&s->tcp, &s->client->request, 1, on_write);
     if (rc == 0)
         rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
@@ -394,6 +408,28 @@ static void print_probe(const char *name, const probe_t *p)
            (unsigned long long)p->workers_kib, p->procs);
 }
 
+/* Adds up the children's counters; returns how many children still run. */
+static int sum_slots(slot_t *slots, int n, slot_t *sum)
+{
+    int running = 0;
+    memset(sum, 0, sizeof(*sum));
+    for (int k = 0; k < n; k++) {
+        slot_t *s = &slots[k];
+        sum->connected += __atomic_load_n(&s->connected, __ATOMIC_RELAXED);
+        sum->sent += __atomic_load_n(&s->sent, __ATOMIC_RELAXED);
+        sum->ended += __atomic_load_n(&s->ended, __ATOMIC_RELAXED);
+        sum->opened += __atomic_load_n(&s->opened, __ATOMIC_RELAXED);
+        sum->completed += __atomic_load_n(&s->completed, __ATOMIC_RELAXED);
+        sum->refused += __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+        sum->broken += __atomic_load_n(&s->broken, __ATOMIC_RELAXED);
+        sum->events += __atomic_load_n(&s->events, __ATOMIC_RELAXED);
+        sum->bytes += __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
+        if (!__atomic_load_n(&s->finished, __ATOMIC_ACQUIRE))
+            running++;
+    }
+    return running;
+}
+
 /* --- parent ------------------------------------------------------------- */
 
 static double now_s(void)
@@ -564,28 +600,24 @@ int main(int argc, char **argv)
         kids[k] = pid;
     }
 
-    /* Sample the counters and the gateway's tree until every child ended. */
-    uint64_t peak_active = 0, all_open_at_ms = 0;
+    /* Sample the counters and the gateway's tree until every child ended. A
+     * stream is in flight from the moment its request is written until it
+     * ends: that is when the gateway holds state for it. */
+    uint64_t peak_active = 0, peak_open = 0, all_open_at_ms = 0;
     double peak_t = 0, last_print = t0;
     int running = nprocs;
+    slot_t sum;
     while (running > 0) {
         usleep(100000);
-        slot_t sum = {0};
-        running = 0;
-        for (int k = 0; k < nprocs; k++) {
-            sum.connected += __atomic_load_n(&slots[k].connected, __ATOMIC_RELAXED);
-            sum.opened += __atomic_load_n(&slots[k].opened, __ATOMIC_RELAXED);
-            sum.completed += __atomic_load_n(&slots[k].completed, __ATOMIC_RELAXED);
-            sum.refused += __atomic_load_n(&slots[k].refused, __ATOMIC_RELAXED);
-            sum.broken += __atomic_load_n(&slots[k].broken, __ATOMIC_RELAXED);
-            sum.events += __atomic_load_n(&slots[k].events, __ATOMIC_RELAXED);
-            if (!__atomic_load_n(&slots[k].finished, __ATOMIC_ACQUIRE))
-                running++;
-        }
-        uint64_t active = sum.opened - sum.completed - sum.broken;
+        running = sum_slots(slots, nprocs, &sum);
+        uint64_t active = sum.sent - sum.ended;
         double t = now_s();
-        if (active > peak_active || (active == peak_active && active > 0 && peak_t == 0)) {
+        uint64_t answering = sum.opened - sum.completed - sum.broken;
+        /* The gateway's memory grows until every stream has its upstream
+         * answer flowing, so the peak also follows the answering count. */
+        if (active > peak_active || (active == peak_active && answering > peak_open)) {
             peak_active = active;
+            peak_open = answering;
             peak_t = t - t0;
             if (tree)
                 probe_tree(tree, &peak);
@@ -595,11 +627,11 @@ int main(int argc, char **argv)
         if (t - last_print >= 1.0) {
             last_print = t;
             fprintf(stderr,
-                    "streamclient: %5.1fs open %llu/%d, completed %llu, refused %llu, "
-                    "broken %llu, events %llu\n",
-                    t - t0, (unsigned long long)active, streams, (unsigned long long)sum.completed,
-                    (unsigned long long)sum.refused, (unsigned long long)sum.broken,
-                    (unsigned long long)sum.events);
+                    "streamclient: %5.1fs in flight %llu/%d (answering %llu), completed %llu, "
+                    "refused %llu, broken %llu, events %llu\n",
+                    t - t0, (unsigned long long)active, streams, (unsigned long long)answering,
+                    (unsigned long long)sum.completed, (unsigned long long)sum.refused,
+                    (unsigned long long)sum.broken, (unsigned long long)sum.events);
         }
     }
     for (int k = 0; k < nprocs; k++)
@@ -607,25 +639,16 @@ int main(int argc, char **argv)
     double elapsed = now_s() - t0;
     if (tree)
         probe_tree(tree, &after);
-
-    slot_t sum = {0};
-    for (int k = 0; k < nprocs; k++) {
-        sum.connected += slots[k].connected;
-        sum.opened += slots[k].opened;
-        sum.completed += slots[k].completed;
-        sum.refused += slots[k].refused;
-        sum.broken += slots[k].broken;
-        sum.events += slots[k].events;
-        sum.bytes += slots[k].bytes;
-    }
+    sum_slots(slots, nprocs, &sum);
     printf("{\"streams\":%d,\"procs\":%d,\"connected\":%llu,\"opened\":%llu,\"completed\":%llu,"
            "\"refused\":%llu,\"broken\":%llu,\"events\":%llu,\"bytes\":%llu,"
-           "\"peak_active\":%llu,\"peak_at_s\":%.2f,\"all_open_at_ms\":%llu,\"elapsed_s\":%.3f",
+           "\"peak_active\":%llu,\"peak_answering\":%llu,\"peak_at_s\":%.2f,\"all_open_at_ms\":%"
+           "llu,\"elapsed_s\":%.3f",
            streams, nprocs, (unsigned long long)sum.connected, (unsigned long long)sum.opened,
            (unsigned long long)sum.completed, (unsigned long long)sum.refused,
            (unsigned long long)sum.broken, (unsigned long long)sum.events,
-           (unsigned long long)sum.bytes, (unsigned long long)peak_active, peak_t,
-           (unsigned long long)all_open_at_ms, elapsed);
+           (unsigned long long)sum.bytes, (unsigned long long)peak_active,
+           (unsigned long long)peak_open, peak_t, (unsigned long long)all_open_at_ms, elapsed);
     if (tree) {
         printf(",");
         print_probe("before", &before);
