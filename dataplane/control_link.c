@@ -903,27 +903,48 @@ static void worker_install(void *arg, sy_snapshot_t *snap)
     sy_worker_install_snapshot(arg, snap);
 }
 
-int sy_control_link_attach(sy_worker_t *w, sy_err_t *err)
+static int load_key(const sy_worker_config_t *cfg, sy_envelope_key_t *key, sy_err_t *err)
 {
-    char snaps[1024], reports[1024], host[128], id[SY_ENVELOPE_MAX_SENDER + 1];
-    if (sy_control_link_parse_endpoint(w->cfg.control, snaps, sizeof(snaps), reports,
+    if (cfg->cluster_key_file != NULL && cfg->cluster_key_file[0] != '\0')
+        return sy_envelope_key_load(cfg->cluster_key_file, NULL, key, err);
+    if (getenv("SWITCHYARD_CLUSTER_KEY") == NULL)
+        return sy_err_set(err, SY_EINVAL,
+                          "--control needs the cluster key: --cluster-key-file or "
+                          "SWITCHYARD_CLUSTER_KEY");
+    return sy_envelope_key_load(NULL, "SWITCHYARD_CLUSTER_KEY", key, err);
+}
+
+int sy_control_link_check(const sy_worker_config_t *cfg, sy_err_t *err)
+{
+    char snaps[1024], reports[1024];
+    if (sy_control_link_parse_endpoint(cfg->control, snaps, sizeof(snaps), reports,
                                        sizeof(reports)) != 0)
         return sy_err_set(err, SY_EINVAL,
                           "--control %s: expected ipc:///dir, tcp://host:port or "
                           "SNAPSHOTS_URL,REPORTS_URL",
-                          w->cfg.control);
+                          cfg->control);
     sy_envelope_key_t key;
-    const char *key_file = getenv("SWITCHYARD_CLUSTER_KEY_FILE");
-    int rc = key_file != NULL && key_file[0] != '\0'
-                 ? sy_envelope_key_load(key_file, NULL, &key, err)
-                 : sy_envelope_key_load(NULL, "SWITCHYARD_CLUSTER_KEY", &key, err);
+    int rc = load_key(cfg, &key, err);
+    explicit_bzero(&key, sizeof(key));
+    return rc;
+}
+
+int sy_control_link_attach(sy_worker_t *w, sy_err_t *err)
+{
+    char snaps[1024], reports[1024], host[128], id[SY_ENVELOPE_MAX_SENDER + 1];
+    int rc = sy_control_link_check(&w->cfg, err);
     if (rc != 0)
+        return rc;
+    sy_control_link_parse_endpoint(w->cfg.control, snaps, sizeof(snaps), reports,
+                                   sizeof(reports));
+    sy_envelope_key_t key;
+    if ((rc = load_key(&w->cfg, &key, err)) != 0)
         return rc;
     if (gethostname(host, sizeof(host) - 1) != 0)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
     snprintf(id, sizeof(id), "%.100s/%d", host, w->cfg.worker_id);
-    const char *state = getenv("SWITCHYARD_STATE_DIR");
+    const char *state = w->cfg.state_dir;
     sy_control_link_options_t o = {
         .snapshots_url = snaps,
         .reports_url = reports,

@@ -96,14 +96,17 @@ void sy_control_link_get_stats(const sy_control_link_t *l, sy_control_link_stats
 /* Appends the stats as a JSON object to out. Returns 0 or SY_ENOMEM. */
 int sy_control_link_stats_json(const sy_control_link_t *l, sy_buf_t *out);
 
-/* Worker glue (dataplane/worker.c). attach starts a link for worker w from
- * w->cfg.control, the cluster key (SWITCHYARD_CLUSTER_KEY_FILE, else
- * SWITCHYARD_CLUSTER_KEY) and the state directory (SWITCHYARD_STATE_DIR,
- * default data/dataplane), with worker id "<hostname>/<cfg.worker_id>";
- * snapshots go to sy_worker_install_snapshot, usage comes from w->usage.
- * The link is kept in w->control_link. flush drains usage now (graceful
- * drain); detach stops gracefully (1 s for the last acks). */
+/* Worker glue (dataplane/worker.c, dataplane/main.c). attach starts a link
+ * for worker w from w->cfg: control (the endpoint), cluster_key_file (else
+ * SWITCHYARD_CLUSTER_KEY) and state_dir (default data/dataplane), with
+ * worker id "<hostname>/<cfg.worker_id>"; snapshots go to
+ * sy_worker_install_snapshot, usage comes from w->usage; the link is kept in
+ * w->control_link. check validates the endpoint and key without starting
+ * anything (main, before forking). flush drains usage now (graceful drain);
+ * detach stops gracefully (1 s for the last acks). */
 typedef struct sy_worker sy_worker_t;
+typedef struct sy_worker_config sy_worker_config_t;
+int sy_control_link_check(const sy_worker_config_t *cfg, sy_err_t *err);
 int sy_control_link_attach(sy_worker_t *w, sy_err_t *err);
 void sy_control_link_worker_flush(sy_worker_t *w);
 void sy_control_link_detach(sy_worker_t *w);

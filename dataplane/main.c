@@ -19,6 +19,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "dataplane/control_link.h"
 #include "dataplane/worker.h"
 
 #define EXIT_CONFIG 78 /* a worker that cannot start because of the configuration */
@@ -142,6 +143,14 @@ int main(int argc, char **argv)
          &cfg.upstream_total_timeout_ms, "600s", "default whole-transfer timeout"},
         {"write-high-water", "SWITCHYARD_WRITE_HIGH_WATER", SY_CONFIG_SIZE, &cfg.write_high_water,
          "64k", "queued client bytes above which the upstream is paused"},
+        {"control", "SWITCHYARD_CONTROL", SY_CONFIG_STRING, &cfg.control, NULL,
+         "control plane: ipc:///<its data dir>, tcp://host:port (reports on port+1) or "
+         "SNAPSHOTS_URL,REPORTS_URL"},
+        {"cluster-key-file", "SWITCHYARD_CLUSTER_KEY_FILE", SY_CONFIG_STRING,
+         &cfg.cluster_key_file, NULL,
+         "file with the 64-hex cluster key (else SWITCHYARD_CLUSTER_KEY)"},
+        {"state-dir", "SWITCHYARD_STATE_DIR", SY_CONFIG_STRING, &cfg.state_dir, "data/dataplane",
+         "last snapshot and unacked usage reports (with --control)"},
     };
     sy_err_t err;
     sy_err_clear(&err);
@@ -186,6 +195,10 @@ int main(int argc, char **argv)
             return 1;
         }
         sy_snapshot_unref(snap);
+    }
+    if (cfg.control != NULL && sy_control_link_check(&cfg, &err) != 0) {
+        fprintf(stderr, "switchyard-dataplane: %s\n", err.msg);
+        return 2;
     }
     if ((rc = check_bind(host, cfg.port)) != 0) {
         fprintf(stderr, "switchyard-dataplane: cannot bind %s: %s\n", listen, strerror(-rc));

@@ -33,6 +33,8 @@ typedef struct sy_worker_config {
     bool access_log;              /* one JSON line per request */
     const char *snapshot_file;    /* borrowed; reloaded on SIGHUP; NULL none */
     const char *control;          /* borrowed; control-plane endpoint, NULL none */
+    const char *cluster_key_file; /* borrowed; cluster key for --control, NULL = SWITCHYARD_CLUSTER_KEY */
+    const char *state_dir;        /* borrowed; snapshot cache + usage spool for --control */
 } sy_worker_config_t;
 
 struct sy_worker {
