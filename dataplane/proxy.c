@@ -472,7 +472,11 @@ static void models_list(sy_req_t *r, sy_str_t only)
 static int prepare_body(sy_req_t *r, json_object *root)
 {
     const sy_snapshot_model_t *m = r->model;
-    bool rewrite = m->rename;
+    const char *target = m->pb->upstream_name[0] ? m->pb->upstream_name : m->pb->id;
+    size_t asked_len = 0;
+    const char *asked = sy_json_get_string(root, "model", &asked_len);
+    bool rename = asked == NULL || !sy_str_eq_cstr((sy_str_t){asked, asked_len}, target);
+    bool rewrite = rename;
     if (r->stream && !r->client_usage)
         rewrite = true;
     if (!rewrite) {
@@ -480,8 +484,7 @@ static int prepare_body(sy_req_t *r, json_object *root)
         r->up_body_len = r->body.len;
         return 0;
     }
-    if (m->rename &&
-        json_object_object_add(root, "model", json_object_new_string(m->pb->upstream_name)) != 0)
+    if (rename && json_object_object_add(root, "model", json_object_new_string(target)) != 0)
         return SY_ENOMEM;
     if (r->stream && !r->client_usage) {
         json_object *so = sy_json_get(root, "stream_options");

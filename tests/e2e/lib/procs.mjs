@@ -93,3 +93,66 @@ export async function startMock(extraArgs = [], env = {}) {
   await waitForHttp(`${url}/_mock/stats`, 10000, proc);
   return { url, port, proc, stop: () => proc.stop() };
 }
+
+// --- data plane ---------------------------------------------------------------
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+
+export const sha256Hex = (s) => createHash('sha256').update(s).digest('hex');
+
+// A routing table (dataplane/README.md, JSON form) with one tenant, one key
+// and the mock as an OpenAI-compatible provider. opts.keys adds more keys:
+// [{ id, secret, expires_at, allowed_models, blocked }].
+export function demoSnapshot(mockUrl, key, opts = {}) {
+  const keys = [{ id: 'k1', secret: key }, ...(opts.keys || [])].map((k) => ({
+    id: k.id, sha256: sha256Hex(k.secret), prefix: k.secret.slice(0, 8), tenant_id: 't1', team_id: 'team1',
+    name: k.id, expires_at: k.expires_at || 0, allowed_models: k.allowed_models || [], blocked: !!k.blocked,
+  }));
+  return {
+    version: opts.version || 1,
+    created_at: Date.now(),
+    live_workers: 1,
+    tenants: [{ id: 't1', name: 'tenant one', tier: 'standard' }],
+    teams: [{ id: 'team1', tenant_id: 't1', name: 'team one' }],
+    keys,
+    providers: [{ id: 'mock', name: 'mock', kind: 'PROVIDER_KIND_OPENAI_COMPATIBLE', base_url: `${mockUrl}/v1`,
+      api_key: 'mock-key', ...(opts.provider || {}) }],
+    models: [
+      { id: 'gpt-4o-mini', provider_id: 'mock', upstream_name: 'gpt-4o-mini', capabilities: ['chat'],
+        prices: [{ valid_from: 0, input_per_mtok: 1, output_per_mtok: 2 }] },
+      { id: 'mock-fast', provider_id: 'mock', upstream_name: 'mock-fast-001', capabilities: ['chat'] },
+      { id: 'text-embedding-3-small', provider_id: 'mock', capabilities: ['embeddings'] },
+    ],
+    routes: [{ id: 'r-auto', alias: 'auto', rules: [{ name: 'all', strategy: 'priority',
+      targets: [{ provider_id: 'mock', model_id: 'gpt-4o-mini', weight: 1 }] }] }],
+  };
+}
+
+// Starts bin/switchyard-dataplane on a free port with a snapshot file
+// (opts.snapshot, default demoSnapshot(mockUrl, key)). Resolves once /readyz
+// answers 200 to { url, baseURL, key, port, proc, dir, snapshotPath, stop() }.
+export async function startDataplane(mockUrl, opts = {}) {
+  const port = await freePort();
+  const dir = tempDir('sy-dp-');
+  const key = opts.key || `sk-test-${randomBytes(12).toString('hex')}`;
+  const snapshotPath = path.join(dir, 'snapshot.json');
+  writeFileSync(snapshotPath, JSON.stringify(opts.snapshot || demoSnapshot(mockUrl, key, opts)));
+  const args = ['--listen', `127.0.0.1:${port}`, '--workers', String(opts.workers || 1),
+    '--snapshot-file', snapshotPath, ...(opts.args || [])];
+  const file = opts.valgrind ? 'valgrind' : bin('switchyard-dataplane');
+  const fullArgs = opts.valgrind ? [...opts.valgrind, bin('switchyard-dataplane'), ...args] : args;
+  const proc = startProcess(file, fullArgs, { env: opts.env || {} });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.valgrind ? 60000 : 10000);
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`dataplane exited ${proc.exitCode}:\n${proc.output()}`);
+    try {
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`dataplane not ready:\n${proc.output()}`);
+    await sleep(50);
+  }
+  return { url, baseURL: `${url}/v1`, key, port, proc, dir, snapshotPath, stop: (sig) => proc.stop(sig) };
+}
