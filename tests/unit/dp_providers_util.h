@@ -22,7 +22,7 @@
 
 /* Reads a fixture (NUL-terminated) from $SY_FIXTURES_DIR or
  * ../shared/providers/fixtures; fails the test when missing. */
-static char *fixture(const char *name, size_t *len)
+static inline char *fixture(const char *name, size_t *len)
 {
     const char *dir = getenv("SY_FIXTURES_DIR");
     char path[1024];
@@ -43,7 +43,7 @@ static char *fixture(const char *name, size_t *len)
     return buf;
 }
 
-static json_object *fixture_json(const char *name)
+static inline json_object *fixture_json(const char *name)
 {
     size_t len;
     char *s = fixture(name, &len);
@@ -55,7 +55,7 @@ static json_object *fixture_json(const char *name)
     return o;
 }
 
-static void assert_json_equal(json_object *got, json_object *want)
+static inline void assert_json_equal(json_object *got, json_object *want)
 {
     if (!json_object_equal(got, want)) {
         print_error("got:  %s\n", json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN));
@@ -98,7 +98,7 @@ typedef struct acc {
     sy_provider_usage_t usage;
 } acc_t;
 
-static void acc_init(acc_t *a)
+static inline void acc_init(acc_t *a)
 {
     memset(a, 0, sizeof(*a));
     sy_buf_init(&a->text);
@@ -106,19 +106,19 @@ static void acc_init(acc_t *a)
         sy_buf_init(&a->calls[i].args);
 }
 
-static void acc_free(acc_t *a)
+static inline void acc_free(acc_t *a)
 {
     sy_buf_free(&a->text);
     for (int i = 0; i < ACC_MAX_CALLS; i++)
         sy_buf_free(&a->calls[i].args);
 }
 
-static void copy_str(char *dst, size_t cap, const char *s)
+static inline void copy_str(char *dst, size_t cap, const char *s)
 {
     snprintf(dst, cap, "%s", s ? s : "");
 }
 
-static int acc_event(void *ctx, const sy_sse_event_t *ev)
+static inline int acc_event(void *ctx, const sy_sse_event_t *ev)
 {
     acc_t *a = ctx;
     if (a->done || a->error)
@@ -211,7 +211,7 @@ static int acc_event(void *ctx, const sy_sse_event_t *ev)
 }
 
 /* Reads a whole OpenAI SSE text into a. */
-static void acc_read(acc_t *a, const char *sse, size_t len)
+static inline void acc_read(acc_t *a, const char *sse, size_t len)
 {
     sy_sse_framer_t f;
     sy_sse_framer_init(&f, 1 << 20, acc_event, a);
@@ -221,7 +221,7 @@ static void acc_read(acc_t *a, const char *sse, size_t len)
 }
 
 /* Arguments compared as JSON values (whitespace inside them is the provider's). */
-static void assert_args_equal(const char *got, size_t gl, const char *want, size_t wl)
+static inline void assert_args_equal(const char *got, size_t gl, const char *want, size_t wl)
 {
     json_object *g = NULL, *w = NULL;
     if (sy_json_parse_once(got, gl, &g, NULL) != 0)
@@ -233,7 +233,7 @@ static void assert_args_equal(const char *got, size_t gl, const char *want, size
 }
 
 /* Compares what two streams said; ids compared when check_ids. */
-static void acc_assert_same(const acc_t *got, const acc_t *want, bool check_ids)
+static inline void acc_assert_same(const acc_t *got, const acc_t *want, bool check_ids)
 {
     assert_false(got->after_done);
     assert_false(got->id_changed);
@@ -272,7 +272,7 @@ static void acc_assert_same(const acc_t *got, const acc_t *want, bool check_ids)
 
 /* Translates a whole upstream stream, fed in slices: slice = 0 picks random
  * sizes from 1 to the whole (seeded), otherwise fixed slices of that size. */
-static void translate_sliced(const sy_provider_ops_t *ops, const char *in, size_t len,
+static inline void translate_sliced(const sy_provider_ops_t *ops, const char *in, size_t len,
                              const char *model, bool include_usage, size_t slice, unsigned seed,
                              sy_buf_t *out)
 {
