@@ -1,0 +1,102 @@
+// Process model: a SIGKILLed worker is restarted by the master under load;
+// SIGTERM drains gracefully (a stream in flight completes, exit code 0).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startMock, startDataplane, sleep } from './lib/procs.mjs';
+
+const workerPids = (out) => {
+  const pids = {};
+  for (const line of out.split('\n')) {
+    if (!line.includes('"worker_started"')) continue;
+    try {
+      const j = JSON.parse(line);
+      pids[j.worker] = j.pid;
+    } catch {}
+  }
+  return pids;
+};
+
+async function waitFor(pred, ms, what) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (pred()) return;
+    await sleep(25);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+test('SIGKILL of a worker during load: the master restarts it', async () => {
+  const mock = await startMock();
+  const dp = await startDataplane(mock.url, { workers: 2 });
+  try {
+    await waitFor(() => Object.keys(workerPids(dp.proc.output())).length === 2, 5000, 'two workers');
+    const before = workerPids(dp.proc.output());
+    const client = new OpenAI({ baseURL: dp.baseURL, apiKey: dp.key, maxRetries: 0, timeout: 5000 });
+    let ok = 0;
+    let stop = false;
+    const load = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (!stop) {
+          try {
+            await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'load' }] });
+            ok++;
+          } catch {
+            // requests on the killed worker's connections may fail
+          }
+        }
+      }),
+    );
+    await waitFor(() => ok >= 20, 5000, 'load');
+    process.kill(before[0], 'SIGKILL');
+    await waitFor(() => {
+      const now = workerPids(dp.proc.output());
+      return now[0] && now[0] !== before[0];
+    }, 5000, 'worker 0 restarted');
+    assert.match(dp.proc.output(), /"worker_died"/);
+    const okAtRestart = ok;
+    await waitFor(() => ok >= okAtRestart + 20, 5000, 'load after the restart');
+    stop = true;
+    await load;
+    const after = workerPids(dp.proc.output());
+    assert.notEqual(after[0], before[0]);
+    assert.equal(after[1], before[1]);
+  } finally {
+    await dp.stop();
+    await mock.stop();
+  }
+});
+
+test('SIGTERM during a stream: the stream completes and the master exits 0', async () => {
+  const mock = await startMock();
+  const dp = await startDataplane(mock.url, { workers: 1, args: ['--drain-timeout', '10s'] });
+  try {
+    await fetch(`${mock.url}/_mock/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ fault: 'chunk_delay_ms=80', count: 1, endpoint: 'chat_completions' }),
+    });
+    const client = new OpenAI({ baseURL: dp.baseURL, apiKey: dp.key, maxRetries: 0, timeout: 10000 });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      stream: true,
+      messages: [{ role: 'user', content: 'one two three four five six seven' }],
+    });
+    let text = '';
+    let signalled = false;
+    const exited = new Promise((r) => dp.proc.once('exit', (code) => r(code)));
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content || '';
+      if (!signalled) {
+        signalled = true;
+        process.kill(dp.proc.pid, 'SIGTERM');
+      }
+    }
+    assert.equal(text, 'Echo: one two three four five six seven');
+    assert.equal(await exited, 0);
+    assert.match(dp.proc.output(), /"worker_drained"/);
+  } finally {
+    await dp.stop();
+    await mock.stop();
+  }
+});
