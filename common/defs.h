@@ -11,14 +11,14 @@
 #include <stdbool.h>
 
 #define SY_OK 0
-#define SY_EINVAL (-EINVAL)     /* malformed input or argument */
-#define SY_ENOMEM (-ENOMEM)     /* allocation failed */
-#define SY_ENOENT (-ENOENT)     /* not found / missing field */
-#define SY_E2BIG (-E2BIG)       /* a size cap was exceeded */
-#define SY_EIO (-EIO)           /* I/O failure */
-#define SY_EACCES (-EACCES)     /* authentication or integrity failure */
-#define SY_EEXIST (-EEXIST)     /* already exists / duplicate */
-#define SY_EAGAIN (-EAGAIN)     /* try again later */
+#define SY_EINVAL (-EINVAL)       /* malformed input or argument */
+#define SY_ENOMEM (-ENOMEM)       /* allocation failed */
+#define SY_ENOENT (-ENOENT)       /* not found / missing field */
+#define SY_E2BIG (-E2BIG)         /* a size cap was exceeded */
+#define SY_EIO (-EIO)             /* I/O failure */
+#define SY_EACCES (-EACCES)       /* authentication or integrity failure */
+#define SY_EEXIST (-EEXIST)       /* already exists / duplicate */
+#define SY_EAGAIN (-EAGAIN)       /* try again later */
 #define SY_ECANCELED (-ECANCELED) /* stopped on request (e.g. a callback asked to stop) */
 
 /* A borrowed pointer+length view; never assume NUL termination. */

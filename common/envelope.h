@@ -15,10 +15,10 @@ struct sy_envelope_key {
 };
 
 struct sy_envelope {
-    uint32_t kind;                            /* SY_MSG_* (proto MessageKind) */
-    char sender[SY_ENVELOPE_MAX_SENDER + 1];  /* NUL-terminated */
-    uint64_t seq;                             /* sender's sequence number */
-    sy_buf_t payload;                         /* owned; decrypted bytes */
+    uint32_t kind;                           /* SY_MSG_* (proto MessageKind) */
+    char sender[SY_ENVELOPE_MAX_SENDER + 1]; /* NUL-terminated */
+    uint64_t seq;                            /* sender's sequence number */
+    sy_buf_t payload;                        /* owned; decrypted bytes */
 };
 
 /* Loads the key: from the file at path if path is non-NULL, else from the
@@ -37,8 +37,7 @@ int sy_envelope_seal(const sy_envelope_key_t *key, uint32_t kind, const char *se
 /* Opens msg into *env (initialized by this call; free with sy_envelope_free).
  * Returns SY_EINVAL for a malformed message, SY_EACCES when authentication
  * fails (wrong key or tampering); env is then empty. */
-int sy_envelope_open(const sy_envelope_key_t *key, const void *msg, size_t len,
-                     sy_envelope_t *env);
+int sy_envelope_open(const sy_envelope_key_t *key, const void *msg, size_t len, sy_envelope_t *env);
 void sy_envelope_free(sy_envelope_t *env);
 
 #endif
