@@ -94,6 +94,18 @@ static void not_found(rq_t *r, const char *what, const char *id)
     reply_error(r, 404, "not_found_error", NULL, "not_found", "no such %s: %s", what, id);
 }
 
+/* A body field names an object the actor cannot use: 400 for a platform
+ * admin (it does not exist), 404 for tenant roles, for whom an object of
+ * another tenant and a missing one must look the same. */
+static void bad_reference(rq_t *r, const char *field, const char *what, const char *id)
+{
+    if (r->actor.role == ROLE_PLATFORM)
+        reply_error(r, 400, "invalid_request_error", field, "invalid_value", "no %s %s", what,
+                    id);
+    else
+        reply_error(r, 404, "not_found_error", field, "not_found", "no such %s: %s", what, id);
+}
+
 static void forbidden(rq_t *r)
 {
     reply_error(r, 403, "permission_error", NULL, "forbidden",
@@ -1373,7 +1385,7 @@ static int check_team(rq_t *r, json_object *body, const char *tenant)
 {
     const char *team = str_member(body, "team_id");
     if (team != NULL && !exists(r, "teams", team, tenant)) {
-        BAD_FIELD(r, "team_id", "invalid_value", "no team %s in tenant %s", team, tenant);
+        bad_reference(r, "team_id", "team in this tenant", team);
         return -1;
     }
     return 0;
@@ -1883,7 +1895,7 @@ static int budget_tenant(rq_t *r, json_object *body, char out[MAX_ID + 1])
         snprintf(out, MAX_ID + 1, "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     if (!found || (!is_platform(r) && strcmp(out, r->actor.tenant_id) != 0)) {
-        BAD_FIELD(r, "scope_id", "invalid_value", "no %s %s", scope, sid);
+        bad_reference(r, "scope_id", scope, sid);
         return -1;
     }
     return 0;
@@ -2087,6 +2099,15 @@ static void h_usage(rq_t *r)
             return;
         }
         snprintf(tenant, sizeof(tenant), "%s", r->actor.tenant_id);
+        /* A team or key of another tenant is as unknown as a missing one. */
+        if (team[0] && !exists(r, "teams", team, tenant)) {
+            not_found(r, "team", team);
+            return;
+        }
+        if (key[0] && !exists(r, "api_keys", key, tenant)) {
+            not_found(r, "key", key);
+            return;
+        }
     }
     int64_t from = 0, to = 4102444800; /* 2100-01-01 */
     if (from_s[0] && parse_time(from_s, &from) != 0) {
