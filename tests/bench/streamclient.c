@@ -37,6 +37,7 @@
 
 #define MAX_HEADERS 16
 #define MAX_PROCS 64
+#define MAX_BODIES 16
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Counters of one child, written only by that child, read by the parent. */
@@ -71,13 +72,15 @@ typedef struct stream {
     char lastc;            /* last byte of the partial line, to spot a lone CR */
     uint8_t state;         /* ST_* */
     uint8_t closing;       /* uv_close was called */
+    uint32_t index;        /* the stream's number in its process, picks the request */
 } stream_t;
 
 /* The per-process side of stream mode: one loop, its share of the streams. */
 typedef struct client {
-    uv_loop_t *loop;         /* borrowed: the default loop */
-    struct sockaddr_in addr; /* gateway address */
-    uv_buf_t request;        /* borrowed: the shared request bytes */
+    uv_loop_t *loop;               /* borrowed: the default loop */
+    struct sockaddr_in addr;       /* gateway address */
+    uv_buf_t requests[MAX_BODIES]; /* borrowed: the shared request bytes, one per body */
+    int nrequests;                 /* requests in use; stream i sends i % nrequests */
     llhttp_settings_t settings;
     slot_t *slot;        /* borrowed: this child's shared counters */
     stream_t *live;      /* borrowed: head of the live list (streams own themselves) */
@@ -225,7 +228,9 @@ static void on_connect(uv_connect_t *req, int status)
     }
     count(&s->client->slot->connected, 1);
     s->state = ST_WRITING;
-    int rc = uv_write(&s->write, (uv_stream_t *)&s->tcp, &s->client->request, 1, on_write);
+    client_t *c = s->client;
+    int rc = uv_write(&s->write, (uv_stream_t *)&s->tcp, &c->requests[s->index % c->nrequests], 1,
+                      on_write);
     if (rc == 0)
         rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
     if (rc < 0)
@@ -242,6 +247,7 @@ static void start_more(client_t *c)
             exit(1);
         }
         s->client = c;
+        s->index = (uint32_t)c->started;
         llhttp_init(&s->parser, HTTP_RESPONSE, &c->settings);
         c->started++;
         c->pending++;
@@ -470,9 +476,9 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *path = "/v1/chat/completions", *body_file = NULL;
+    const char *host = "127.0.0.1", *path = "/v1/chat/completions", *body_files[MAX_BODIES];
     const char *headers[MAX_HEADERS];
-    int nheaders = 0, port = 0, streams = 0, ramp = 256, tree = 0, per_proc = 8000;
+    int nbodies = 0, nheaders = 0, port = 0, streams = 0, ramp = 256, tree = 0, per_proc = 8000;
     double timeout_s = 120;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -499,8 +505,8 @@ int main(int argc, char **argv)
             path = v;
         else if (strcmp(a, "--header") == 0 && nheaders < MAX_HEADERS)
             headers[nheaders++] = v;
-        else if (strcmp(a, "--body-file") == 0)
-            body_file = v;
+        else if (strcmp(a, "--body-file") == 0 && nbodies < MAX_BODIES)
+            body_files[nbodies++] = v;
         else if (strcmp(a, "--streams") == 0)
             streams = atoi(v);
         else if (strcmp(a, "--ramp") == 0)
@@ -518,31 +524,36 @@ int main(int argc, char **argv)
     if (port <= 0 || streams <= 0 || ramp <= 0 || per_proc <= 0)
         usage();
 
-    /* The request bytes are built once and shared, read-only, by every stream. */
-    size_t body_len = 0;
-    char *body = NULL;
-    if (body_file) {
-        body = read_file(body_file, &body_len);
+    /* The requests are built once and shared, read-only, by every stream;
+     * with several bodies the streams take them in turn. */
+    static const char default_body[] = "{\"model\":\"gpt-4o-mini\",\"stream\":true,"
+                                       "\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}";
+    uv_buf_t requests[MAX_BODIES];
+    for (int b = 0; b < (nbodies ? nbodies : 1); b++) {
+        size_t body_len = 0;
+        char *body = nbodies ? read_file(body_files[b], &body_len) : strdup(default_body);
         if (body == NULL) {
-            fprintf(stderr, "streamclient: cannot read %s\n", body_file);
+            fprintf(stderr, "streamclient: cannot read %s\n", nbodies ? body_files[b] : "body");
             return 1;
         }
-    } else {
-        body = strdup("{\"model\":\"gpt-4o-mini\",\"stream\":true,"
-                      "\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}");
-        body_len = strlen(body);
+        if (!nbodies)
+            body_len = strlen(body);
+        size_t cap = body_len + 4096;
+        char *req = malloc(cap);
+        if (req == NULL)
+            return 1;
+        int off = snprintf(req, cap,
+                           "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                           "Accept: text/event-stream\r\nContent-Length: %zu\r\n",
+                           path, host, port, body_len);
+        for (int i = 0; i < nheaders; i++)
+            off += snprintf(req + off, cap - (size_t)off, "%s\r\n", headers[i]);
+        off += snprintf(req + off, cap - (size_t)off, "\r\n");
+        memcpy(req + off, body, body_len);
+        free(body);
+        requests[b] = uv_buf_init(req, (unsigned int)((size_t)off + body_len));
     }
-    size_t cap = body_len + 4096;
-    char *req = malloc(cap);
-    int off = snprintf(req, cap,
-                       "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                       "Accept: text/event-stream\r\nContent-Length: %zu\r\n",
-                       path, host, port, body_len);
-    for (int i = 0; i < nheaders; i++)
-        off += snprintf(req + off, cap - (size_t)off, "%s\r\n", headers[i]);
-    off += snprintf(req + off, cap - (size_t)off, "\r\n");
-    memcpy(req + off, body, body_len);
-    size_t req_len = (size_t)off + body_len;
+    int nrequests = nbodies ? nbodies : 1;
 
     struct sockaddr_in addr;
     if (uv_ip4_addr(host, port, &addr) != 0) {
@@ -590,7 +601,8 @@ int main(int argc, char **argv)
         if (pid == 0) {
             static client_t c;
             c.addr = addr;
-            c.request = uv_buf_init(req, (unsigned int)req_len);
+            memcpy(c.requests, requests, sizeof(requests));
+            c.nrequests = nrequests;
             c.slot = &slots[k];
             c.total = share;
             c.ramp = ramp / nprocs > 0 ? ramp / nprocs : 1;
@@ -658,7 +670,7 @@ int main(int argc, char **argv)
         print_probe("after", &after);
     }
     printf("}\n");
-    free(req);
-    free(body);
+    for (int b = 0; b < nrequests; b++)
+        free(requests[b].base);
     return sum.refused + sum.broken == 0 ? 0 : 3;
 }
