@@ -129,6 +129,13 @@ static void reply_json(rq_t *r, int status, json_object *o)
     json_object_put(o);
 }
 
+/* True when o has member k, even one whose value is null (json-c hands a
+ * JSON null out as a NULL pointer, like a missing member). */
+static bool has_member(json_object *o, const char *k)
+{
+    return o != NULL && json_object_object_get_ex(o, k, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Resources */
 
@@ -710,7 +717,7 @@ static int validate_obj(rq_t *r, const resource_t *res, json_object *obj, bool c
     if (create) {
         for (size_t i = 0; i < res->nfields; i++) {
             const field_t *f = &res->fields[i];
-            if ((f->flags & F_REQ) && json_object_object_get(obj, f->name) == NULL) {
+            if ((f->flags & F_REQ) && !has_member(obj, f->name)) {
                 snprintf(path, sizeof(path), "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
                          f->name);
                 BAD_FIELD(r, path, "missing_field", "missing required field %s", path);
@@ -819,7 +826,7 @@ static int insert_row(rq_t *r, const resource_t *res, const char *id, const char
     for (size_t i = 0; i < res->nfields; i++) {
         const field_t *f = &res->fields[i];
         if ((f->flags & F_VIRT) || (owner_sep && strcmp(f->name, res->owner_col) == 0) ||
-            json_object_object_get(body, f->name) == NULL)
+            !has_member(body, f->name))
             continue;
         sy_buf_appendf(&cols, ", %s", f->name);
         sy_buf_append_str(&vals, ", ?");
@@ -848,7 +855,7 @@ static int insert_row(rq_t *r, const resource_t *res, const char *id, const char
         const field_t *f = &res->fields[i];
         json_object *v = json_object_object_get(body, f->name);
         if ((f->flags & F_VIRT) || (owner_sep && strcmp(f->name, res->owner_col) == 0) ||
-            v == NULL)
+            !has_member(body, f->name))
             continue;
         bind_field(st, k++, f, v);
     }
@@ -876,7 +883,7 @@ static int update_row(rq_t *r, const resource_t *res, const char *id, json_objec
     sy_buf_appendf(&sql, "UPDATE %s SET updated_at = ?", res->table);
     for (size_t i = 0; i < res->nfields; i++) {
         const field_t *f = &res->fields[i];
-        if (!(f->flags & F_VIRT) && json_object_object_get(body, f->name) != NULL)
+        if (!(f->flags & F_VIRT) && has_member(body, f->name))
             sy_buf_appendf(&sql, ", %s = ?", f->name);
     }
     for (size_t i = 0; i < nex; i++)
@@ -892,7 +899,7 @@ static int update_row(rq_t *r, const resource_t *res, const char *id, json_objec
     for (size_t i = 0; i < res->nfields; i++) {
         const field_t *f = &res->fields[i];
         json_object *v = json_object_object_get(body, f->name);
-        if (!(f->flags & F_VIRT) && v != NULL)
+        if (!(f->flags & F_VIRT) && has_member(body, f->name))
             bind_field(st, k++, f, v);
     }
     for (size_t i = 0; i < nex; i++) {
@@ -1502,7 +1509,7 @@ static int check_base_url(rq_t *r, json_object *body)
 static int seal_api_key(rq_t *r, json_object *body, const char *id, sy_buf_t *sealed, bool *has)
 {
     json_object *k = json_object_object_get(body, "api_key");
-    *has = k != NULL;
+    *has = has_member(body, "api_key");
     if (k == NULL || json_object_is_type(k, json_type_null))
         return 0;
     if (sy_secrets_seal(r->a->master_key, id, json_object_get_string(k),
@@ -1833,8 +1840,7 @@ static void h_routes_create(rq_t *r)
     if (!is_platform(r)) {
         /* Tenant routes default to the actor's tenant; platform routes are
          * for platform admins only. */
-        json_object *tv = json_object_object_get(r->body, "tenant_id");
-        if (tv != NULL && tenant == NULL) {
+        if (has_member(r->body, "tenant_id") && tenant == NULL) {
             forbidden(r);
             return;
         }

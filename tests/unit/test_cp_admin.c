@@ -342,6 +342,13 @@ static void test_secrets_once(void **state)
     sqlite3_finalize(st);
     sy_buf_free(&plain);
 
+    /* null clears the credential. */
+    snprintf(sql, sizeof(sql), "/admin/v1/providers/%s", pid);
+    free(expect(f, "PATCH", sql, f->root, "{\"api_key\":null}", 200, &o));
+    assert_false(json_object_get_boolean(json_object_object_get(o, "has_api_key")));
+    json_object_put(o);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM providers WHERE credential IS NULL"), 1);
+
     /* Revocation keeps the row, sets revoked_at, is audited as "revoke". */
     free(expect(f, "DELETE", url, f->root, NULL, 200, &o));
     assert_true(json_object_get_int64(json_object_object_get(o, "revoked_at")) > 0);
@@ -399,6 +406,10 @@ static void test_roles(void **state)
     free(expect(f, "POST", url, adm, "{\"name\":\"mine\"}", 201, NULL));
     expect_error(f, "POST", url, view, "{\"name\":\"v\"}", 403, NULL, "forbidden");
     free(expect(f, "GET", url, view, NULL, 200, NULL));
+    /* A platform-wide route is not the tenant admin's to create, even with
+     * an explicit null tenant. */
+    expect_error(f, "POST", "/admin/v1/routes", adm,
+                 "{\"alias\":\"x\",\"tenant_id\":null,\"rules\":[]}", 403, NULL, "forbidden");
     /* Platform objects. */
     expect_error(f, "POST", "/admin/v1/tenants", adm, "{\"name\":\"C\"}", 403, NULL, "forbidden");
     expect_error(f, "GET", "/admin/v1/providers", adm, NULL, 403, NULL, "forbidden");
