@@ -105,6 +105,19 @@ export async function createTenantWithKey(api, mockUrl, name = 'acme') {
   return { tenant, team, provider, model, key, secret: key.secret, price };
 }
 
+// Waits until the data plane accepts secret (the snapshot carrying it has
+// arrived); throws after timeoutMs.
+export async function waitKeyWorks(url, secret, model, timeoutMs = 3000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await chat(url, secret, model);
+    if (last.status === 200) return last;
+    await sleep(20);
+  }
+  throw new Error(`key never worked: ${last && last.status} ${last && last.text}`);
+}
+
 export async function chat(url, secret, model, content = 'hello there my friend') {
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
