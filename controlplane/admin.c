@@ -50,13 +50,13 @@ typedef struct actor {
 } actor_t;
 
 typedef struct rq {
-    sy_admin_t *a;                  /* borrowed */
-    sqlite3 *db;                    /* borrowed; the store's connection */
-    const sy_httpd_request_t *req;  /* borrowed; valid during the request */
-    sy_httpd_response_t *res;       /* borrowed; what we fill */
-    actor_t actor;                  /* who is asking */
-    char p[2][MAX_ID + 1];          /* path parameters, in template order */
-    json_object *body;              /* owned; parsed body of POST/PATCH, NULL otherwise */
+    sy_admin_t *a;                 /* borrowed */
+    sqlite3 *db;                   /* borrowed; the store's connection */
+    const sy_httpd_request_t *req; /* borrowed; valid during the request */
+    sy_httpd_response_t *res;      /* borrowed; what we fill */
+    actor_t actor;                 /* who is asking */
+    char p[2][MAX_ID + 1];         /* path parameters, in template order */
+    json_object *body;             /* owned; parsed body of POST/PATCH, NULL otherwise */
 } rq_t;
 
 /* ------------------------------------------------------------------------ */
@@ -100,8 +100,7 @@ static void not_found(rq_t *r, const char *what, const char *id)
 static void bad_reference(rq_t *r, const char *field, const char *what, const char *id)
 {
     if (r->actor.role == ROLE_PLATFORM)
-        reply_error(r, 400, "invalid_request_error", field, "invalid_value", "no %s %s", what,
-                    id);
+        reply_error(r, 400, "invalid_request_error", field, "invalid_value", "no %s %s", what, id);
     else
         reply_error(r, 404, "not_found_error", field, "not_found", "no such %s: %s", what, id);
 }
@@ -157,12 +156,12 @@ typedef enum ftype {
 #define F_WO 16u  /* write-only: never returned (secrets) */
 
 typedef struct field {
-    const char *name;          /* JSON member and column name */
-    ftype_t type;              /* accepted JSON type */
-    unsigned flags;            /* F_* */
-    const char *const *enums;  /* T_ENUM: NULL-terminated accepted values */
-    double max;                /* T_STR: max length (0 = MAX_STR); numbers: max value (0 = none) */
-    const char *doc;           /* one line for the OpenAPI document */
+    const char *name;         /* JSON member and column name */
+    ftype_t type;             /* accepted JSON type */
+    unsigned flags;           /* F_* */
+    const char *const *enums; /* T_ENUM: NULL-terminated accepted values */
+    double max;               /* T_STR: max length (0 = MAX_STR); numbers: max value (0 = none) */
+    const char *doc;          /* one line for the OpenAPI document */
 } field_t;
 
 #define P_TENANT_READ 1u   /* tenant roles may read objects of their own tenant */
@@ -171,21 +170,21 @@ typedef struct field {
 #define P_PLATFORM_ONLY 8u /* tenant roles get 403 on every operation */
 
 typedef struct resource {
-    const char *type;       /* object type, e.g. "tenant" */
-    const char *schema;     /* OpenAPI schema name, e.g. "Tenant" */
-    const char *table;      /* SQLite table */
-    const char *id_prefix;  /* generated ids "<prefix>_..."; NULL: client-chosen "id" field */
-    const char *owner_col;  /* column naming the owning tenant, NULL when none */
-    const char *unique;     /* the field a uniqueness conflict is reported against */
-    unsigned policy;        /* P_* */
-    const field_t *fields;  /* accepted body fields */
-    size_t nfields;         /* entries in fields */
+    const char *type;      /* object type, e.g. "tenant" */
+    const char *schema;    /* OpenAPI schema name, e.g. "Tenant" */
+    const char *table;     /* SQLite table */
+    const char *id_prefix; /* generated ids "<prefix>_..."; NULL: client-chosen "id" field */
+    const char *owner_col; /* column naming the owning tenant, NULL when none */
+    const char *unique;    /* the field a uniqueness conflict is reported against */
+    unsigned policy;       /* P_* */
+    const field_t *fields; /* accepted body fields */
+    size_t nfields;        /* entries in fields */
 } resource_t;
 
 static const char *const provider_kinds[] = {"openai", "anthropic", "gemini", "openai-compatible",
                                              NULL};
-static const char *const strategies[] = {"priority", "weighted", "lowest-latency", "lowest-cost",
-                                         "least-busy", NULL};
+static const char *const strategies[] = {"priority",    "weighted",   "lowest-latency",
+                                         "lowest-cost", "least-busy", NULL};
 static const char *const scopes[] = {"tenant", "team", "key", NULL};
 static const char *const periods[] = {"daily", "monthly", NULL};
 
@@ -277,7 +276,9 @@ static const field_t user_fields[] = {
 };
 
 #define RES(t, s, tab, pre, own, uniq, pol, f)                                                     \
-    {t, s, tab, pre, own, uniq, pol, f, SY_ARRAY_LEN(f)}
+    {                                                                                              \
+        t, s, tab, pre, own, uniq, pol, f, SY_ARRAY_LEN(f)                                         \
+    }
 static const resource_t R_TENANT =
     RES("tenant", "Tenant", "tenants", "ten", "id", "name", P_TENANT_READ, tenant_fields);
 static const resource_t R_TEAM = RES("team", "Team", "teams", "team", "tenant_id", "name",
@@ -300,7 +301,7 @@ static const resource_t R_RULE = RES("rule", "RouteRule", NULL, NULL, NULL, NULL
 static const resource_t R_TARGET =
     RES("target", "RouteTarget", NULL, NULL, NULL, NULL, 0, target_fields);
 
-static const resource_t *const all_resources[] = {&R_TENANT, &R_TEAM,  &R_KEY,  &R_PROVIDER,
+static const resource_t *const all_resources[] = {&R_TENANT, &R_TEAM,  &R_KEY,    &R_PROVIDER,
                                                   &R_MODEL,  &R_ROUTE, &R_BUDGET, &R_USER,
                                                   &R_PRICE,  &R_RULE,  &R_TARGET};
 
@@ -326,8 +327,8 @@ static int check_access(rq_t *r, const resource_t *res, const char *owner, bool 
         return -1;
     }
     bool mine = owner != NULL && strcmp(owner, r->actor.tenant_id) == 0;
-    bool readable = (mine && (res->policy & P_TENANT_READ)) ||
-                    (owner == NULL && (res->policy & P_GLOBAL_READ));
+    bool readable =
+        (mine && (res->policy & P_TENANT_READ)) || (owner == NULL && (res->policy & P_GLOBAL_READ));
     if (!readable) {
         not_found(r, res->type, id);
         return -1;
@@ -639,8 +640,7 @@ static int check_value(rq_t *r, const field_t *f, json_object *v, const char *pa
         return -1;
     }
     case T_STRARR: {
-        if (!json_object_is_type(v, json_type_array) ||
-            json_object_array_length(v) > MAX_ARRAY) {
+        if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > MAX_ARRAY) {
             BAD_FIELD(r, path, "invalid_type", "%s must be an array of at most %d strings", path,
                       MAX_ARRAY);
             return -1;
@@ -659,8 +659,7 @@ static int check_value(rq_t *r, const field_t *f, json_object *v, const char *pa
     }
     case T_STRMAP: {
         if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) > 100) {
-            BAD_FIELD(r, path, "invalid_type", "%s must be an object of at most 100 strings",
-                      path);
+            BAD_FIELD(r, path, "invalid_type", "%s must be an object of at most 100 strings", path);
             return -1;
         }
         json_object_object_foreach(v, k, e)
@@ -1356,8 +1355,7 @@ static void h_teams_list(rq_t *r)
 
 static void h_teams_create(rq_t *r)
 {
-    if (parent_tenant(r, true, &R_TEAM) != 0 ||
-        validate_obj(r, &R_TEAM, r->body, true, NULL) != 0)
+    if (parent_tenant(r, true, &R_TEAM) != 0 || validate_obj(r, &R_TEAM, r->body, true, NULL) != 0)
         return;
     char id[64];
     sy_store_new_id("team", id, sizeof(id));
@@ -1889,9 +1887,9 @@ static void h_route_delete(rq_t *r)
 static int budget_tenant(rq_t *r, json_object *body, char out[MAX_ID + 1])
 {
     const char *scope = str_member(body, "scope"), *sid = str_member(body, "scope_id");
-    const char *sql = strcmp(scope, "tenant") == 0  ? "SELECT id FROM tenants WHERE id = ?"
-                      : strcmp(scope, "team") == 0  ? "SELECT tenant_id FROM teams WHERE id = ?"
-                                                    : "SELECT tenant_id FROM api_keys WHERE id = ?";
+    const char *sql = strcmp(scope, "tenant") == 0 ? "SELECT id FROM tenants WHERE id = ?"
+                      : strcmp(scope, "team") == 0 ? "SELECT tenant_id FROM teams WHERE id = ?"
+                                                   : "SELECT tenant_id FROM api_keys WHERE id = ?";
     sqlite3_stmt *st = NULL;
     if (prepare(r, sql, &st) != 0)
         return -1;
@@ -2042,11 +2040,11 @@ static void h_user_delete(rq_t *r)
 /* ------------------------------------------------------------------------ */
 /* Usage */
 
-static const char *const usage_dims[] = {"tenant_id", "team_id",  "key_id", "route",
+static const char *const usage_dims[] = {"tenant_id",   "team_id",  "key_id", "route",
                                          "provider_id", "model_id", NULL};
-static const char *const usage_metrics[] = {"requests",          "errors",
-                                            "prompt_tokens",     "completion_tokens",
-                                            "cached_tokens",     "cache_write_tokens",
+static const char *const usage_metrics[] = {"requests",           "errors",
+                                            "prompt_tokens",      "completion_tokens",
+                                            "cached_tokens",      "cache_write_tokens",
                                             "estimated_requests", NULL};
 
 /* Parses unix seconds or an RFC 3339 UTC time ("2026-01-02T03:04:05Z" or a
@@ -2076,8 +2074,8 @@ static int parse_time(const char *s, int64_t *out)
 /* Maps a group_by name to its column ("tenant" and "tenant_id" both work). */
 static const char *usage_dim(const char *name, size_t len)
 {
-    static const char *const short_names[] = {"tenant", "team", "key", "route", "provider",
-                                              "model"};
+    static const char *const short_names[] = {"tenant", "team",     "key",
+                                              "route",  "provider", "model"};
     for (size_t i = 0; usage_dims[i]; i++) {
         if ((strlen(usage_dims[i]) == len && memcmp(usage_dims[i], name, len) == 0) ||
             (strlen(short_names[i]) == len && memcmp(short_names[i], name, len) == 0))
@@ -2225,10 +2223,11 @@ static void h_usage(rq_t *r)
         json_object *o = json_object_new_object();
         int c = 0;
         if (by_bucket)
-            json_object_object_add(o, "bucket", json_object_new_int64(sqlite3_column_int64(st, c++)));
+            json_object_object_add(o, "bucket",
+                                   json_object_new_int64(sqlite3_column_int64(st, c++)));
         for (size_t i = 0; i < nd; i++, c++)
-            json_object_object_add(o, dims[i],
-                                   json_object_new_string((const char *)sqlite3_column_text(st, c)));
+            json_object_object_add(
+                o, dims[i], json_object_new_string((const char *)sqlite3_column_text(st, c)));
         int64_t total_tokens = 0;
         for (size_t i = 0; usage_metrics[i]; i++, c++) {
             int64_t v = (int64_t)sqlite3_column_double(st, c);
@@ -2285,8 +2284,8 @@ static void h_audit(rq_t *r)
         query_param(r, "limit", lim, sizeof(lim)) != 0)
         return;
     uint64_t limit = DEFAULT_LIMIT, cur = (uint64_t)INT64_MAX;
-    if (lim[0] && (sy_str_to_u64(sy_str_from_cstr(lim), &limit) != 0 || limit < 1 ||
-                   limit > MAX_LIMIT)) {
+    if (lim[0] &&
+        (sy_str_to_u64(sy_str_from_cstr(lim), &limit) != 0 || limit < 1 || limit > MAX_LIMIT)) {
         BAD_FIELD(r, "limit", "invalid_value", "limit must be an integer from 1 to %d", MAX_LIMIT);
         return;
     }
@@ -2328,8 +2327,8 @@ static void h_audit(rq_t *r)
         json_object_object_add(o, "object", json_object_new_string("audit_event"));
         json_object_object_add(o, "id", json_object_new_int64(last));
         json_object_object_add(o, "ts_ms", json_object_new_int64(sqlite3_column_int64(st, 1)));
-        const char *names[] = {"actor_id", "actor_role", "tenant_id", "action", "object_type",
-                               "object_id"};
+        const char *names[] = {"actor_id", "actor_role",  "tenant_id",
+                               "action",   "object_type", "object_id"};
         for (int i = 0; i < 6; i++) {
             const char *v = (const char *)sqlite3_column_text(st, 2 + i);
             json_object_object_add(o, names[i], v ? json_object_new_string(v) : NULL);
@@ -2364,8 +2363,8 @@ static void h_stats(rq_t *r)
     if (r->a->cluster == NULL || sy_cluster_stats_json(r->a->cluster, b) != 0)
         sy_buf_append_str(b, "null");
     sqlite3_stmt *st = NULL;
-    static const char *const counts[] = {"tenants", "teams", "api_keys", "providers", "models",
-                                         "routes", "budgets", "admin_users", "audit_log"};
+    static const char *const counts[] = {"tenants", "teams",   "api_keys",    "providers", "models",
+                                         "routes",  "budgets", "admin_users", "audit_log"};
     sy_buf_append_str(b, ",\"objects\":{");
     for (size_t i = 0; i < SY_ARRAY_LEN(counts); i++) {
         char sql[96];
@@ -2387,9 +2386,8 @@ static void h_me(rq_t *r)
     json_object_object_add(o, "object", json_object_new_string("me"));
     json_object_object_add(o, "user_id", json_object_new_string(r->actor.user_id));
     json_object_object_add(o, "role", json_object_new_string(role_names[r->actor.role]));
-    json_object_object_add(o, "tenant_id", r->actor.tenant_id[0]
-                                               ? json_object_new_string(r->actor.tenant_id)
-                                               : NULL);
+    json_object_object_add(
+        o, "tenant_id", r->actor.tenant_id[0] ? json_object_new_string(r->actor.tenant_id) : NULL);
     reply_json(r, 200, o);
 }
 
@@ -2418,19 +2416,19 @@ typedef enum kind {
     K_OTHER,  /* documented by schema name in `out` */
 } kind_t;
 
-#define A_NONE 1u  /* no authentication */
-#define A_BODY 2u  /* takes a JSON body */
+#define A_NONE 1u /* no authentication */
+#define A_BODY 2u /* takes a JSON body */
 
 typedef struct route {
-    const char *method;     /* HTTP method */
-    const char *path;       /* template under PREFIX, "{x}" a parameter */
-    void (*fn)(rq_t *);     /* handler */
-    kind_t kind;            /* documentation shape */
-    const resource_t *res;  /* resource documented (NULL for K_OTHER) */
-    const char *out;        /* K_OTHER: response schema name */
-    unsigned flags;         /* A_* */
-    const char *summary;    /* one line */
-    const char *op;         /* operationId */
+    const char *method;    /* HTTP method */
+    const char *path;      /* template under PREFIX, "{x}" a parameter */
+    void (*fn)(rq_t *);    /* handler */
+    kind_t kind;           /* documentation shape */
+    const resource_t *res; /* resource documented (NULL for K_OTHER) */
+    const char *out;       /* K_OTHER: response schema name */
+    unsigned flags;        /* A_* */
+    const char *summary;   /* one line */
+    const char *op;        /* operationId */
 } route_t;
 
 static const route_t routes[] = {
@@ -2438,8 +2436,8 @@ static const route_t routes[] = {
     {"POST", "/tenants", h_tenants_create, K_CREATE, &R_TENANT, NULL, A_BODY, "Create a tenant",
      "createTenant"},
     {"GET", "/tenants/{id}", h_tenant_get, K_GET, &R_TENANT, NULL, 0, "Get a tenant", "getTenant"},
-    {"PATCH", "/tenants/{id}", h_tenant_patch, K_UPDATE, &R_TENANT, NULL, A_BODY,
-     "Update a tenant", "updateTenant"},
+    {"PATCH", "/tenants/{id}", h_tenant_patch, K_UPDATE, &R_TENANT, NULL, A_BODY, "Update a tenant",
+     "updateTenant"},
     {"DELETE", "/tenants/{id}", h_tenant_delete, K_DELETE, &R_TENANT, NULL, 0,
      "Delete a tenant with everything it owns", "deleteTenant"},
     {"GET", "/tenants/{id}/teams", h_teams_list, K_LIST, &R_TEAM, NULL, 0, "List a tenant's teams",
@@ -2451,8 +2449,8 @@ static const route_t routes[] = {
      "updateTeam"},
     {"DELETE", "/teams/{id}", h_team_delete, K_DELETE, &R_TEAM, NULL, 0, "Delete a team",
      "deleteTeam"},
-    {"GET", "/tenants/{id}/keys", h_keys_list, K_LIST, &R_KEY, NULL, 0,
-     "List a tenant's API keys", "listKeys"},
+    {"GET", "/tenants/{id}/keys", h_keys_list, K_LIST, &R_KEY, NULL, 0, "List a tenant's API keys",
+     "listKeys"},
     {"POST", "/tenants/{id}/keys", h_keys_create, K_CREATE, &R_KEY, NULL, A_BODY,
      "Create an API key; the secret is returned once", "createKey"},
     {"GET", "/keys/{id}", h_key_get, K_GET, &R_KEY, NULL, 0, "Get an API key", "getKey"},
@@ -2488,14 +2486,12 @@ static const route_t routes[] = {
      "updateRoute"},
     {"DELETE", "/routes/{id}", h_route_delete, K_DELETE, &R_ROUTE, NULL, 0, "Delete a route",
      "deleteRoute"},
-    {"GET", "/budgets", h_budgets_list, K_LIST, &R_BUDGET, NULL, 0, "List budgets",
-     "listBudgets"},
+    {"GET", "/budgets", h_budgets_list, K_LIST, &R_BUDGET, NULL, 0, "List budgets", "listBudgets"},
     {"POST", "/budgets", h_budgets_create, K_CREATE, &R_BUDGET, NULL, A_BODY, "Create a budget",
      "createBudget"},
-    {"GET", "/budgets/{id}", h_budget_get, K_GET, &R_BUDGET, NULL, 0, "Get a budget",
-     "getBudget"},
-    {"PATCH", "/budgets/{id}", h_budget_patch, K_UPDATE, &R_BUDGET, NULL, A_BODY,
-     "Update a budget", "updateBudget"},
+    {"GET", "/budgets/{id}", h_budget_get, K_GET, &R_BUDGET, NULL, 0, "Get a budget", "getBudget"},
+    {"PATCH", "/budgets/{id}", h_budget_patch, K_UPDATE, &R_BUDGET, NULL, A_BODY, "Update a budget",
+     "updateBudget"},
     {"DELETE", "/budgets/{id}", h_budget_delete, K_DELETE, &R_BUDGET, NULL, 0, "Delete a budget",
      "deleteBudget"},
     {"GET", "/users", h_users_list, K_LIST, &R_USER, NULL, 0, "List admin users", "listUsers"},
@@ -2511,8 +2507,8 @@ static const route_t routes[] = {
     {"GET", "/stats", h_stats, K_OTHER, NULL, "Stats", 0,
      "Cluster counters (snapshots, reports, rejected messages)", "getStats"},
     {"GET", "/me", h_me, K_OTHER, NULL, "Me", 0, "The caller's identity and role", "getMe"},
-    {"GET", "/openapi.json", h_openapi, K_OTHER, NULL, "OpenAPI", A_NONE,
-     "This document", "getOpenAPI"},
+    {"GET", "/openapi.json", h_openapi, K_OTHER, NULL, "OpenAPI", A_NONE, "This document",
+     "getOpenAPI"},
     {"GET", "/healthz", h_health, K_OTHER, NULL, "Health", A_NONE, "Liveness", "getHealth"},
 };
 
@@ -2596,7 +2592,7 @@ static int authenticate(rq_t *r)
     snprintf(r->actor.user_id, sizeof(r->actor.user_id), "%s",
              (const char *)sqlite3_column_text(st, 0));
     const char *role = (const char *)sqlite3_column_text(st, 1);
-    r->actor.role = strcmp(role, "platform_admin") == 0  ? ROLE_PLATFORM
+    r->actor.role = strcmp(role, "platform_admin") == 0 ? ROLE_PLATFORM
                     : strcmp(role, "tenant_admin") == 0 ? ROLE_TENANT_ADMIN
                                                         : ROLE_TENANT_VIEWER;
     const char *t = (const char *)sqlite3_column_text(st, 2);
@@ -2643,8 +2639,7 @@ void sy_admin_handle(void *ctx, const sy_httpd_request_t *req, sy_httpd_response
                         "method %s is not allowed here", req->method);
         else
             reply_error(&r, 404, "invalid_request_error", NULL, "unknown_route",
-                        "no such endpoint: %.*s", (int)(path.len > 200 ? 200 : path.len),
-                        path.ptr);
+                        "no such endpoint: %.*s", (int)(path.len > 200 ? 200 : path.len), path.ptr);
         return;
     }
     if (!(found->flags & A_NONE) && authenticate(&r) != 0)
@@ -2665,8 +2660,8 @@ void sy_admin_handle(void *ctx, const sy_httpd_request_t *req, sy_httpd_response
 /* ------------------------------------------------------------------------ */
 /* Bootstrap */
 
-int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out,
-                       size_t token_size, bool *created, sy_err_t *err)
+int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out, size_t token_size,
+                       bool *created, sy_err_t *err)
 {
     sqlite3 *db = store->db;
     sqlite3_stmt *st = NULL;
@@ -2686,8 +2681,8 @@ int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out
     if (env_token != NULL) {
         unsigned char hash[32];
         sy_store_hash_secret(env_token, strlen(env_token), hash);
-        if (sqlite3_prepare_v2(db, "SELECT 1 FROM admin_tokens WHERE sha256 = ?", -1, &st,
-                               NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM admin_tokens WHERE sha256 = ?", -1, &st, NULL) !=
+            SQLITE_OK)
             return sy_err_set(err, SY_EIO, "bootstrap: %s", sqlite3_errmsg(db));
         sqlite3_bind_blob(st, 1, hash, 32, SQLITE_TRANSIENT);
         bool known = sqlite3_step(st) == SQLITE_ROW;
@@ -2703,8 +2698,9 @@ int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out
         return SY_EIO;
     char uid[64] = "";
     /* Reuse the user "admin" when it exists (a new env token for it). */
-    if (sqlite3_prepare_v2(db, "SELECT id FROM admin_users WHERE name = 'admin' AND "
-                               "role = 'platform_admin'",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id FROM admin_users WHERE name = 'admin' AND "
+                           "role = 'platform_admin'",
                            -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         snprintf(uid, sizeof(uid), "%s", (const char *)sqlite3_column_text(st, 0));
@@ -2786,7 +2782,6 @@ void sy_admin_free(sy_admin_t *a)
     sy_json_parser_free(a->parser);
     free(a);
 }
-
 
 /* ------------------------------------------------------------------------ */
 /* OpenAPI 3.1, generated from the route table and the field tables. */
@@ -2935,8 +2930,7 @@ static json_object *resource_schema(const resource_t *res, int mode)
     if (res == &R_USER && mode == 2) {
         json_object *t = json_object_new_object();
         json_object_object_add(t, "type", jstr("string"));
-        json_object_object_add(t, "description",
-                               jstr("admin token, only in the create answer"));
+        json_object_object_add(t, "description", jstr("admin token, only in the create answer"));
         json_object_object_add(props, "token", t);
     }
     json_object_object_add(s, "properties", props);
@@ -3019,15 +3013,22 @@ static json_object *operation(const route_t *rt)
         json_object_array_add(params, param(name, "path", true, "string", NULL));
     }
     if (rt->kind == K_LIST) {
-        json_object_array_add(params, param("limit", "query", false, "integer", "1 to 1000, default 100"));
-        json_object_array_add(params, param("cursor", "query", false, "string", "next_cursor of the previous page"));
+        json_object_array_add(params,
+                              param("limit", "query", false, "integer", "1 to 1000, default 100"));
+        json_object_array_add(
+            params, param("cursor", "query", false, "string", "next_cursor of the previous page"));
         if (strchr(rt->path + 1, '/') == NULL && rt->res->owner_col &&
             strcmp(rt->res->owner_col, "tenant_id") == 0)
             json_object_array_add(params, param("tenant_id", "query", false, "string", NULL));
     }
     if (rt->fn == h_usage) {
-        const char *q[] = {"tenant", "team", "key", "model", "from", "to", "group_by", "granularity"};
-        const char *d[] = {NULL, NULL, NULL, NULL, "unix seconds or RFC 3339 UTC, inclusive",
+        const char *q[] = {"tenant", "team", "key",      "model",
+                           "from",   "to",   "group_by", "granularity"};
+        const char *d[] = {NULL,
+                           NULL,
+                           NULL,
+                           NULL,
+                           "unix seconds or RFC 3339 UTC, inclusive",
                            "unix seconds or RFC 3339 UTC, exclusive",
                            "comma list of tenant, team, key, route, provider, model, bucket",
                            "minute, hour or day (default: the coarsest that fits from/to)"};
@@ -3037,7 +3038,8 @@ static json_object *operation(const route_t *rt)
     if (rt->fn == h_audit) {
         const char *q[] = {"limit", "cursor", "tenant_id", "object_type", "object_id"};
         for (int i = 0; i < 5; i++)
-            json_object_array_add(params, param(q[i], "query", false, i ? "string" : "integer", NULL));
+            json_object_array_add(params,
+                                  param(q[i], "query", false, i ? "string" : "integer", NULL));
     }
     if (json_object_array_length(params) > 0)
         json_object_object_add(op, "parameters", params);
@@ -3074,15 +3076,17 @@ static json_object *operation(const route_t *rt)
         json_object_object_add(resp, "200", response("the object", rt->res->schema));
         break;
     case K_DELETE:
-        json_object_object_add(resp, "200", response(rt->res == &R_KEY ? "the revoked key" : "deleted",
-                                                     rt->res == &R_KEY ? "ApiKey" : "Deleted"));
+        json_object_object_add(resp, "200",
+                               response(rt->res == &R_KEY ? "the revoked key" : "deleted",
+                                        rt->res == &R_KEY ? "ApiKey" : "Deleted"));
         break;
     case K_OTHER:
         json_object_object_add(resp, rt->flags & A_BODY ? "201" : "200", response("ok", rt->out));
         break;
     }
     if (rt->flags & A_BODY)
-        json_object_object_add(resp, "400", response("invalid request; param names the field", "Error"));
+        json_object_object_add(resp, "400",
+                               response("invalid request; param names the field", "Error"));
     if (!(rt->flags & A_NONE)) {
         json_object_object_add(resp, "401", response("missing or invalid admin token", "Error"));
         json_object_object_add(resp, "403", response("the role does not allow this", "Error"));
@@ -3170,14 +3174,16 @@ int sy_admin_openapi(sy_buf_t *out)
     json_object_object_add(err, "properties", ep);
     json_object_object_add(schemas, "Error", err);
     json_object_object_add(schemas, "Deleted", simple_object("{object, id, deleted: true}"));
-    json_object_object_add(schemas, "Usage",
-                           simple_object("{object:\"usage\", from, to, granularity, totals, data[]}: "
-                                         "requests, errors, prompt_tokens, completion_tokens, "
-                                         "cached_tokens, cache_write_tokens, estimated_requests, "
-                                         "total_tokens, cost_usd per group"));
-    json_object_object_add(schemas, "AuditList",
-                           simple_object("a page of audit events: id, ts_ms, actor_id, actor_role, "
-                                         "tenant_id, action, object_type, object_id, before, after"));
+    json_object_object_add(
+        schemas, "Usage",
+        simple_object("{object:\"usage\", from, to, granularity, totals, data[]}: "
+                      "requests, errors, prompt_tokens, completion_tokens, "
+                      "cached_tokens, cache_write_tokens, estimated_requests, "
+                      "total_tokens, cost_usd per group"));
+    json_object_object_add(
+        schemas, "AuditList",
+        simple_object("a page of audit events: id, ts_ms, actor_id, actor_role, "
+                      "tenant_id, action, object_type, object_id, before, after"));
     json_object_object_add(schemas, "Stats", simple_object("cluster counters and object counts"));
     json_object_object_add(schemas, "Me", simple_object("{user_id, role, tenant_id}"));
     json_object_object_add(schemas, "OpenAPI", simple_object("this document"));

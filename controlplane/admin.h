@@ -34,8 +34,8 @@ void sy_admin_handle(void *ctx, const sy_httpd_request_t *req, sy_httpd_response
  * with a new random token written to token_out (NUL-terminated, size >= 64)
  * and *created set: the caller prints it once; it is stored only hashed.
  * Returns 0 or SY_E*. */
-int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out,
-                       size_t token_size, bool *created, sy_err_t *err);
+int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out, size_t token_size,
+                       bool *created, sy_err_t *err);
 
 /* The routes the server dispatches (for tests): i-th method and path
  * template such as "/admin/v1/tenants/{id}/keys"; false past the end. */

@@ -13,13 +13,13 @@
 typedef struct conn conn_t;
 
 struct sy_httpd {
-    uv_tcp_t listener;          /* the listening socket; freeing h happens in its close cb */
-    uv_loop_t *loop;            /* borrowed */
+    uv_tcp_t listener;           /* the listening socket; freeing h happens in its close cb */
+    uv_loop_t *loop;             /* borrowed */
     sy_httpd_handler_fn handler; /* borrowed */
-    void *ctx;                  /* borrowed; passed to handler */
-    llhttp_settings_t settings; /* shared by every connection's parser */
-    conn_t *conns;              /* borrowed list heads; each conn owns itself */
-    int port;                   /* bound port */
+    void *ctx;                   /* borrowed; passed to handler */
+    llhttp_settings_t settings;  /* shared by every connection's parser */
+    conn_t *conns;               /* borrowed list heads; each conn owns itself */
+    int port;                    /* bound port */
 };
 
 struct conn {
@@ -50,24 +50,42 @@ typedef struct wreq {
 static const char *status_text(int s)
 {
     switch (s) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -295,8 +313,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     uv_read_stop(s);
     switch (c->error_status) {
     case 413:
-        send_error(c, 413, "invalid_request_error", "body_too_large",
-                   "request body exceeds 1 MiB");
+        send_error(c, 413, "invalid_request_error", "body_too_large", "request body exceeds 1 MiB");
         break;
     case 414:
         send_error(c, 414, "invalid_request_error", "url_too_long", "request URL exceeds 8 KiB");
@@ -306,9 +323,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                    "request headers exceed 32 KiB");
         break;
     default:
-        send_error(c, 400, "invalid_request_error", "bad_http", llhttp_get_error_reason(&c->parser)
-                                                                    ? llhttp_get_error_reason(&c->parser)
-                                                                    : "malformed HTTP request");
+        send_error(c, 400, "invalid_request_error", "bad_http",
+                   llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                       : "malformed HTTP request");
     }
 }
 

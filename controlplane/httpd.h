@@ -16,11 +16,11 @@
 typedef struct sy_httpd sy_httpd_t;
 
 typedef struct sy_httpd_request {
-    const char *method;    /* "GET", "POST"... (constant string) */
-    sy_str_t path;         /* borrowed; the URL before '?' */
-    sy_str_t query;        /* borrowed; after '?', empty when none */
+    const char *method;     /* "GET", "POST"... (constant string) */
+    sy_str_t path;          /* borrowed; the URL before '?' */
+    sy_str_t query;         /* borrowed; after '?', empty when none */
     sy_str_t authorization; /* borrowed; the Authorization header value, empty when absent */
-    sy_str_t body;         /* borrowed; the request body */
+    sy_str_t body;          /* borrowed; the request body */
 } sy_httpd_request_t;
 
 typedef struct sy_httpd_response {

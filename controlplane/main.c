@@ -20,15 +20,15 @@
 #include "log.h"
 
 typedef struct daemon {
-    uv_loop_t *loop;           /* borrowed; the default loop */
-    uv_signal_t sigterm;       /* graceful stop */
-    uv_signal_t sigint;        /* graceful stop */
-    uv_signal_t sighup;        /* log reopen */
-    sy_store_t *store;         /* owned */
-    sy_cluster_t *cluster;     /* owned; freed in its close callbacks */
-    sy_admin_t *admin;         /* owned */
-    sy_httpd_t *httpd;         /* owned; freed in its close callbacks */
-    bool stopping;             /* a stop signal arrived */
+    uv_loop_t *loop;       /* borrowed; the default loop */
+    uv_signal_t sigterm;   /* graceful stop */
+    uv_signal_t sigint;    /* graceful stop */
+    uv_signal_t sighup;    /* log reopen */
+    sy_store_t *store;     /* owned */
+    sy_cluster_t *cluster; /* owned; freed in its close callbacks */
+    sy_admin_t *admin;     /* owned */
+    sy_httpd_t *httpd;     /* owned; freed in its close callbacks */
+    bool stopping;         /* a stop signal arrived */
 } daemon_t;
 
 /* Finds the migrations directory: the flag, else next to the binary
@@ -92,8 +92,7 @@ int main(int argc, char **argv)
          "127.0.0.1:8081", "host:port of the admin HTTP API"},
         {"migrations-dir", "SWITCHYARD_MIGRATIONS_DIR", SY_CONFIG_STRING, &migrations, NULL,
          "directory of NNNN_name.sql migrations (default: next to the binary)"},
-        {"master-key-file", "SWITCHYARD_MASTER_KEY_FILE", SY_CONFIG_STRING, &master_key_file,
-         NULL,
+        {"master-key-file", "SWITCHYARD_MASTER_KEY_FILE", SY_CONFIG_STRING, &master_key_file, NULL,
          "file with the 64-hex master key (else SWITCHYARD_MASTER_KEY, else "
          "<data-dir>/master.key, generated)"},
         {"cluster-key-file", "SWITCHYARD_CLUSTER_KEY_FILE", SY_CONFIG_STRING, &cluster_key_file,
@@ -177,8 +176,7 @@ int main(int argc, char **argv)
     }
     if (created) {
         /* Shown once, on stdout only: the database keeps just its hash. */
-        printf("switchyard-control: platform admin token (shown once, store it now): %s\n",
-               token);
+        printf("switchyard-control: platform admin token (shown once, store it now): %s\n", token);
         fflush(stdout);
         explicit_bzero(token, sizeof(token));
         sy_log(SY_LOG_INFO, "admin_bootstrap", "created the platform admin user \"admin\"");
@@ -204,8 +202,7 @@ int main(int argc, char **argv)
     int port;
     if (sy_admin_new(&aopts, &d.admin, &err) != 0 ||
         (sy_httpd_parse_addr(admin_listen, host, sizeof(host), &port) != 0 &&
-         sy_err_set(&err, SY_EINVAL, "--admin-listen: expected host:port, got %s",
-                    admin_listen)) ||
+         sy_err_set(&err, SY_EINVAL, "--admin-listen: expected host:port, got %s", admin_listen)) ||
         sy_httpd_start(d.loop, host, port, sy_admin_handle, d.admin, &d.httpd, &err) != 0) {
         fprintf(stderr, "switchyard-control: admin API: %s\n", err.msg);
         sy_cluster_stop(d.cluster);

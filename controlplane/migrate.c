@@ -90,8 +90,8 @@ static int exec(sqlite3 *db, const char *sql, sy_err_t *err)
 static int recorded(sqlite3 *db, int number, char sum[65], sy_err_t *err)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT checksum FROM schema_migrations WHERE version = ?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT checksum FROM schema_migrations WHERE version = ?", -1, &st,
+                           NULL) != SQLITE_OK)
         return sy_err_set(err, SY_EIO, "schema_migrations: %s", sqlite3_errmsg(db));
     sqlite3_bind_int(st, 1, number);
     int rc = sqlite3_step(st);
@@ -107,8 +107,7 @@ static int recorded(sqlite3 *db, int number, char sum[65], sy_err_t *err)
     return res;
 }
 
-static int apply_one(sqlite3 *db, const char *dir, const migration_t *m, bool *did,
-                     sy_err_t *err)
+static int apply_one(sqlite3 *db, const char *dir, const migration_t *m, bool *did, sy_err_t *err)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, m->name);
@@ -162,8 +161,8 @@ static int apply_one(sqlite3 *db, const char *dir, const migration_t *m, bool *d
     int step = sqlite3_step(st);
     sqlite3_finalize(st);
     if (step != SQLITE_DONE) {
-        rc = sy_err_set(err, SY_EIO, "migration %s: cannot record: %s", m->name,
-                        sqlite3_errmsg(db));
+        rc =
+            sy_err_set(err, SY_EIO, "migration %s: cannot record: %s", m->name, sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         goto out;
     }

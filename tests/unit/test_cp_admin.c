@@ -182,16 +182,13 @@ static void test_validation_names_field(void **state)
     expect_error(f, "POST", T, f->root, "{}", 400, "name", "missing_field");
     expect_error(f, "POST", T, f->root, "{\"name\":5}", 400, "name", "invalid_type");
     expect_error(f, "POST", T, f->root, "{\"name\":\"\"}", 400, "name", "invalid_value");
-    expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"rpm\":-1}", 400, "rpm",
-                 "invalid_value");
-    expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"rpm\":1.5}", 400, "rpm",
-                 "invalid_type");
+    expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"rpm\":-1}", 400, "rpm", "invalid_value");
+    expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"rpm\":1.5}", 400, "rpm", "invalid_type");
     expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"blocked\":\"yes\"}", 400, "blocked",
                  "invalid_type");
     expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"color\":\"red\"}", 400, "color",
                  "unknown_field");
-    expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"rpm\":NaN}", 400, NULL,
-                 "invalid_json");
+    expect_error(f, "POST", T, f->root, "{\"name\":\"a\",\"rpm\":NaN}", 400, NULL, "invalid_json");
     char *tid = expect(f, "POST", T, f->root, "{\"name\":\"acme\"}", 201, NULL);
     expect_error(f, "POST", T, f->root, "{\"name\":\"acme\"}", 409, "name", "conflict");
     char url[160];
@@ -291,9 +288,9 @@ static void test_secrets_once(void **state)
     unsigned char h[32];
     sy_store_hash_secret(secret, strlen(secret), h);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(f->store->db, "SELECT sha256 FROM api_keys WHERE id = ?",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(f->store->db, "SELECT sha256 FROM api_keys WHERE id = ?", -1, &st, NULL),
+        SQLITE_OK);
     sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_memory_equal(sqlite3_column_blob(st, 0), h, 32);
@@ -334,8 +331,7 @@ static void test_secrets_once(void **state)
     assert_int_equal(plain.len, strlen("upstream-secret-xyz"));
     assert_memory_equal(plain.data, "upstream-secret-xyz", plain.len);
     sy_buf_reset(&plain);
-    assert_int_equal(sy_secrets_open(&f->key, "prov_other", blob, (size_t)blen, &plain),
-                     SY_EACCES);
+    assert_int_equal(sy_secrets_open(&f->key, "prov_other", blob, (size_t)blen, &plain), SY_EACCES);
     sy_envelope_key_t wrong = f->key;
     wrong.bytes[0] ^= 1;
     assert_int_equal(sy_secrets_open(&wrong, pid, blob, (size_t)blen, &plain), SY_EACCES);
@@ -370,14 +366,14 @@ static void test_roles(void **state)
     char *tb = expect(f, "POST", "/admin/v1/tenants", f->root, "{\"name\":\"B\"}", 201, NULL);
     char body[256], url[200];
     json_object *o;
-    snprintf(body, sizeof(body), "{\"name\":\"adm-a\",\"role\":\"tenant_admin\",\"tenant_id\":\"%s\"}",
-             ta);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"adm-a\",\"role\":\"tenant_admin\",\"tenant_id\":\"%s\"}", ta);
     free(expect(f, "POST", "/admin/v1/users", f->root, body, 201, &o));
     char adm[96];
     snprintf(adm, sizeof(adm), "%s", get_s(o, "token"));
     json_object_put(o);
-    snprintf(body, sizeof(body), "{\"name\":\"view-a\",\"role\":\"tenant_viewer\",\"tenant_id\":\"%s\"}",
-             ta);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"view-a\",\"role\":\"tenant_viewer\",\"tenant_id\":\"%s\"}", ta);
     free(expect(f, "POST", "/admin/v1/users", f->root, body, 201, &o));
     char view[96];
     snprintf(view, sizeof(view), "%s", get_s(o, "token"));
@@ -397,9 +393,8 @@ static void test_roles(void **state)
     /* Lists only show A. */
     free(expect(f, "GET", "/admin/v1/tenants", adm, NULL, 200, &o));
     assert_int_equal(json_object_array_length(json_object_object_get(o, "data")), 1);
-    assert_string_equal(get_s(json_object_array_get_idx(json_object_object_get(o, "data"), 0),
-                              "id"),
-                        ta);
+    assert_string_equal(
+        get_s(json_object_array_get_idx(json_object_object_get(o, "data"), 0), "id"), ta);
     json_object_put(o);
     /* Own tenant: admin writes, viewer reads only. */
     snprintf(url, sizeof(url), "/admin/v1/tenants/%s/teams", ta);
@@ -479,8 +474,8 @@ static void test_usage_query(void **state)
     expect_error(f, "GET", "/admin/v1/usage?group_by=color", f->root, NULL, 400, "group_by", NULL);
     expect_error(f, "GET", "/admin/v1/usage?from=yesterday", f->root, NULL, 400, "from", NULL);
     expect_error(f, "GET", "/admin/v1/usage?from=100&to=50", f->root, NULL, 400, "to", NULL);
-    expect_error(f, "GET", "/admin/v1/usage?from=30&granularity=minute", f->root, NULL, 400,
-                 "from", NULL);
+    expect_error(f, "GET", "/admin/v1/usage?from=30&granularity=minute", f->root, NULL, 400, "from",
+                 NULL);
 }
 
 static void test_routes_models_budgets(void **state)
@@ -488,9 +483,9 @@ static void test_routes_models_budgets(void **state)
     fx_t *f = *state;
     json_object *o;
     char *tid = expect(f, "POST", "/admin/v1/tenants", f->root, "{\"name\":\"acme\"}", 201, NULL);
-    char *pid = expect(f, "POST", "/admin/v1/providers", f->root,
-                       "{\"name\":\"oa\",\"kind\":\"openai\",\"base_url\":\"http://h/v1\"}", 201,
-                       NULL);
+    char *pid =
+        expect(f, "POST", "/admin/v1/providers", f->root,
+               "{\"name\":\"oa\",\"kind\":\"openai\",\"base_url\":\"http://h/v1\"}", 201, NULL);
     char body[512], url[200];
     snprintf(body, sizeof(body),
              "{\"id\":\"gpt-x\",\"provider_id\":\"%s\",\"upstream_name\":\"gpt-x-2026\","
@@ -519,8 +514,8 @@ static void test_routes_models_budgets(void **state)
         pid);
     json_object_put(o);
     snprintf(url, sizeof(url), "/admin/v1/routes/%s", rid);
-    free(expect(f, "PATCH", url, f->root,
-                "{\"rules\":[{\"targets\":[{\"model_id\":\"gpt-x\"}]}]}", 200, &o));
+    free(expect(f, "PATCH", url, f->root, "{\"rules\":[{\"targets\":[{\"model_id\":\"gpt-x\"}]}]}",
+                200, &o));
     assert_int_equal(json_object_array_length(json_object_object_get(o, "rules")), 1);
     json_object_put(o);
     assert_int_equal(q_int(f, "SELECT count(*) FROM route_targets"), 1);
@@ -621,8 +616,7 @@ static void test_openapi_matches_routes(void **state)
     }
     assert_int_equal(ops, n);
     assert_true(n >= 40);
-    collect_refs(doc, json_object_object_get(json_object_object_get(doc, "components"),
-                                             "schemas"));
+    collect_refs(doc, json_object_object_get(json_object_object_get(doc, "components"), "schemas"));
     json_object_put(doc);
 }
 

@@ -279,8 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_schema),
         cmocka_unit_test_setup_teardown(test_order_and_once, setup_tmp, teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_failure_leaves_db_untouched, setup_tmp,
-                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_failure_leaves_db_untouched, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_edited_migration_refused, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_duplicate_number_refused, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_store_wal_and_ids, setup_tmp, teardown_tmp),
