@@ -139,6 +139,12 @@ export async function startDataplane(mockUrl, opts = {}) {
   writeFileSync(snapshotPath, JSON.stringify(opts.snapshot || demoSnapshot(mockUrl, key, opts)));
   const args = ['--listen', `127.0.0.1:${port}`, '--workers', String(opts.workers || 1),
     '--snapshot-file', snapshotPath, ...(opts.args || [])];
+  // SWITCHYARD_VALGRIND=DIR runs the data plane under valgrind, one log per
+  // process (master and workers) in DIR.
+  if (!opts.valgrind && process.env.SWITCHYARD_VALGRIND) {
+    opts.valgrind = ['--leak-check=full', '--errors-for-leak-kinds=definite', '--error-exitcode=99',
+      `--log-file=${process.env.SWITCHYARD_VALGRIND}/vg.%p.log`];
+  }
   const file = opts.valgrind ? 'valgrind' : bin('switchyard-dataplane');
   const fullArgs = opts.valgrind ? [...opts.valgrind, bin('switchyard-dataplane'), ...args] : args;
   const proc = startProcess(file, fullArgs, { env: opts.env || {} });
