@@ -230,4 +230,5 @@ void sy_sse_framer_free(sy_sse_framer_t *f)
     sy_buf_free(&f->pending);
     sy_buf_free(&f->data);
     f->skip_lf = false;
+    f->failed = false;
 }
