@@ -33,6 +33,8 @@ struct conn {
     sy_buf_t auth;          /* owned; Authorization value */
     sy_buf_t body;          /* owned; request body */
     bool in_auth;           /* the header value being read is Authorization */
+    bool in_expect;         /* the header value being read is Expect */
+    bool expect_continue;   /* the request asked for "Expect: 100-continue" */
     size_t header_bytes;    /* header bytes of the current request */
     int error_status;       /* cap exceeded: 413/414/431, 0 otherwise */
     int handles_open;       /* handles whose close callback is pending */
@@ -190,6 +192,8 @@ static int on_message_begin(llhttp_t *p)
     sy_buf_reset(&c->auth);
     sy_buf_reset(&c->body);
     c->in_auth = false;
+    c->in_expect = false;
+    c->expect_continue = false;
     c->header_bytes = 0;
     return 0;
 }
@@ -226,6 +230,7 @@ static int on_header_field_complete(llhttp_t *p)
 {
     conn_t *c = conn_of(p);
     c->in_auth = sy_str_case_eq_cstr((sy_str_t){c->hname.data, c->hname.len}, "authorization");
+    c->in_expect = sy_str_case_eq_cstr((sy_str_t){c->hname.data, c->hname.len}, "expect");
     sy_buf_reset(&c->hname);
     if (c->in_auth)
         sy_buf_reset(&c->auth); /* the last Authorization header wins */
@@ -239,12 +244,48 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         return -1;
     if (c->in_auth)
         return sy_buf_append(&c->auth, at, len) == 0 ? 0 : -1;
+    if (c->in_expect) /* "100-continue" arrives in one piece in practice; a split one is ignored */
+        c->expect_continue = sy_str_case_eq_cstr(sy_str_trim((sy_str_t){at, len}), "100-continue");
     return 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
-    conn_of(p)->in_auth = false;
+    conn_t *c = conn_of(p);
+    c->in_auth = false;
+    c->in_expect = false;
+    return 0;
+}
+
+/* Refuses an announced oversized body before it is sent, and lets a client
+ * that waits for "100 Continue" (curl does past 1 KiB) go ahead at once. */
+static int on_headers_complete(llhttp_t *p)
+{
+    conn_t *c = conn_of(p);
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > SY_HTTPD_MAX_BODY) {
+        c->error_status = 413;
+        return -1;
+    }
+    if (c->expect_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        wreq_t *w = calloc(1, sizeof(*w));
+        if (w == NULL)
+            return -1;
+        sy_buf_init(&w->buf);
+        if (sy_buf_append(&w->buf, cont, sizeof(cont) - 1) != 0) {
+            free(w);
+            return -1;
+        }
+        uv_buf_t b = uv_buf_init(w->buf.data, (unsigned)w->buf.len);
+        w->req.data = c;
+        c->writes_pending++;
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+            c->writes_pending--;
+            sy_buf_free(&w->buf);
+            free(w);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -402,6 +443,7 @@ int sy_httpd_start(uv_loop_t *loop, const char *host, int port, sy_httpd_handler
     h->settings.on_header_field_complete = on_header_field_complete;
     h->settings.on_header_value = on_header_value;
     h->settings.on_header_value_complete = on_header_value_complete;
+    h->settings.on_headers_complete = on_headers_complete;
     h->settings.on_body = on_body;
     h->settings.on_message_complete = on_message_complete;
 
