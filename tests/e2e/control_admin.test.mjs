@@ -136,6 +136,31 @@ test('HTTP hardening: body cap, malformed request, pipelined keep-alive', async 
   assert.match(answers[1], /"status":"ok"/);
   assert.equal(two.closed, false, 'keep-alive connection was closed');
 
+  // Expect: 100-continue gets its interim answer before the body is sent,
+  // and an announced oversized body is refused without reading it.
+  const body = JSON.stringify({ name: 'continued' });
+  const cont = await new Promise((resolve) => {
+    const s = connect(cp.port, '127.0.0.1');
+    let data = '';
+    let sent = false;
+    s.on('data', (d) => {
+      data += d.toString();
+      if (!sent && data.includes('100 Continue')) {
+        sent = true;
+        s.write(body);
+      }
+      if (/\r\n\r\n\{.*\}$/s.test(data.split('100 Continue\r\n\r\n')[1] || '')) s.end();
+    });
+    s.on('close', () => resolve(data));
+    s.write(`POST /admin/v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\n` +
+      `Content-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
+    setTimeout(() => s.destroy(), 2000);
+  });
+  assert.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+  const huge = await raw(cp.port, `POST /admin/v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n`);
+  assert.match(huge.data, /^HTTP\/1\.1 413 /);
+  assert.ok(huge.closed);
+
   // The server is still fine.
   assert.equal((await cp.api('GET', '/me')).status, 200);
 });
