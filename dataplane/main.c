@@ -26,10 +26,10 @@
 #define MAX_WORKERS 256
 
 typedef struct slot {
-    pid_t pid;              /* 0 when not running */
-    int64_t started_ms;     /* monotonic start time */
-    int64_t restart_at_ms;  /* when to restart, 0 none */
-    int64_t backoff_ms;     /* next restart delay */
+    pid_t pid;             /* 0 when not running */
+    int64_t started_ms;    /* monotonic start time */
+    int64_t restart_at_ms; /* when to restart, 0 none */
+    int64_t backoff_ms;    /* next restart delay */
 } slot_t;
 
 static int64_t now_ms(void)
@@ -78,7 +78,8 @@ static int parse_listen(const char *s, char *host, size_t hsz, int *port)
 /* Fails fast (before forking) when the address cannot be bound. */
 static int check_bind(const char *host, int port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char ps[16];
@@ -146,9 +147,8 @@ int main(int argc, char **argv)
         {"control", "SWITCHYARD_CONTROL", SY_CONFIG_STRING, &cfg.control, NULL,
          "control plane: ipc:///<its data dir>, tcp://host:port (reports on port+1) or "
          "SNAPSHOTS_URL,REPORTS_URL"},
-        {"cluster-key-file", "SWITCHYARD_CLUSTER_KEY_FILE", SY_CONFIG_STRING,
-         &cfg.cluster_key_file, NULL,
-         "file with the 64-hex cluster key (else SWITCHYARD_CLUSTER_KEY)"},
+        {"cluster-key-file", "SWITCHYARD_CLUSTER_KEY_FILE", SY_CONFIG_STRING, &cfg.cluster_key_file,
+         NULL, "file with the 64-hex cluster key (else SWITCHYARD_CLUSTER_KEY)"},
         {"state-dir", "SWITCHYARD_STATE_DIR", SY_CONFIG_STRING, &cfg.state_dir, "data/dataplane",
          "last snapshot and unacked usage reports (with --control)"},
     };
@@ -300,13 +300,15 @@ int main(int argc, char **argv)
                 sy_log(SY_LOG_WARN, "worker_died",
                        "worker %d (pid %d) died (exit %d, signal %d); restarting in %lld ms", i,
                        (int)pid, code, signo, (long long)slots[i].backoff_ms);
-                slots[i].backoff_ms = slots[i].backoff_ms * 2 > 10000 ? 10000 : slots[i].backoff_ms * 2;
+                slots[i].backoff_ms =
+                    slots[i].backoff_ms * 2 > 10000 ? 10000 : slots[i].backoff_ms * 2;
                 break;
             }
         }
         if (!draining) {
             for (int i = 0; i < n; i++) {
-                if (slots[i].pid == 0 && slots[i].restart_at_ms > 0 && now >= slots[i].restart_at_ms) {
+                if (slots[i].pid == 0 && slots[i].restart_at_ms > 0 &&
+                    now >= slots[i].restart_at_ms) {
                     slots[i].restart_at_ms = 0;
                     slots[i].pid = spawn(&cfg, i, &old);
                     slots[i].started_ms = now;

@@ -79,8 +79,7 @@ static const char *find_usage_object(const char *p, size_t len)
     return found;
 }
 
-int sy_openai_find_usage(sy_json_parser_t *p, const char *body, size_t len,
-                         sy_openai_usage_t *out)
+int sy_openai_find_usage(sy_json_parser_t *p, const char *body, size_t len, sy_openai_usage_t *out)
 {
     const char *obj = find_usage_object(body, len);
     if (obj == NULL)

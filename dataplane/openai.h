@@ -8,7 +8,7 @@
 #include "json.h"
 
 typedef struct sy_openai_usage {
-    uint64_t prompt_tokens;      /* including cached */
+    uint64_t prompt_tokens; /* including cached */
     uint64_t completion_tokens;
     uint64_t cached_tokens;      /* prompt_tokens_details.cached_tokens */
     uint64_t cache_write_tokens; /* prompt_tokens_details.cache_write_tokens */
@@ -20,8 +20,7 @@ typedef struct sy_openai_usage {
  * object out by bracket matching and parses only that with p. Writes *out
  * only on success; SY_ENOENT when there is no usage object, SY_EINVAL when
  * it is malformed. */
-int sy_openai_find_usage(sy_json_parser_t *p, const char *body, size_t len,
-                         sy_openai_usage_t *out);
+int sy_openai_find_usage(sy_json_parser_t *p, const char *body, size_t len, sy_openai_usage_t *out);
 
 /* Reads a usage object (json-c) into *out. SY_EINVAL when not an object. */
 int sy_openai_usage_from_json(json_object *usage, sy_openai_usage_t *out);

@@ -146,8 +146,7 @@ void sy_proxy_finish(sy_req_t *r)
                        ",\"stream\":%s,\"bytes_in\":%llu,\"bytes_out\":%llu,\"prompt_tokens\":%llu,"
                        "\"completion_tokens\":%llu,\"cached_tokens\":%llu,\"cost_usd\":%.8f",
                        r->stream ? "true" : "false", (unsigned long long)r->bytes_in,
-                       (unsigned long long)r->bytes_out,
-                       (unsigned long long)r->usage.prompt_tokens,
+                       (unsigned long long)r->bytes_out, (unsigned long long)r->usage.prompt_tokens,
                        (unsigned long long)r->usage.completion_tokens,
                        (unsigned long long)r->usage.cached_tokens, cost);
         if (r->upstream_ms >= 0)
@@ -322,7 +321,8 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
                 sy_buf_reset(&w->scratch);
                 sy_buf_append_str(&w->scratch, "data: ");
                 sy_openai_error_json(&w->scratch, why ? why : "upstream failed", "upstream_error",
-                                     NULL, result == -ETIMEDOUT ? "upstream_timeout" : "upstream_error");
+                                     NULL,
+                                     result == -ETIMEDOUT ? "upstream_timeout" : "upstream_error");
                 sy_buf_append_str(&w->scratch, "\n\n");
                 sy_server_stream_write(r, w->scratch.data, w->scratch.len);
             } else {
@@ -450,9 +450,11 @@ static void models_list(sy_req_t *r, sy_str_t only)
             sy_buf_append_str(b, ",");
         sy_buf_append_str(b, "{\"id\":");
         sy_buf_append_json_string(b, id.ptr, id.len);
-        sy_buf_appendf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":", (long long)created);
-        const char *owner = m->provider ? (m->provider->name[0] ? m->provider->name : m->provider->id)
-                                        : "switchyard";
+        sy_buf_appendf(b,
+                       ",\"object\":\"model\",\"created\":%lld,\"owned_by\":", (long long)created);
+        const char *owner = m->provider
+                                ? (m->provider->name[0] ? m->provider->name : m->provider->id)
+                                : "switchyard";
         sy_buf_append_json_string(b, owner, strlen(owner));
         sy_buf_append_str(b, "}");
     }
@@ -603,8 +605,9 @@ static void relay(sy_req_t *r, const char *endpoint)
         .body_len = r->up_body_len,
         .bearer = prov->api_key,
         .headers = hdrs,
-        .connect_timeout_ms = prov->connect_timeout_ms ? prov->connect_timeout_ms
-                                                       : (uint32_t)w->cfg.upstream_connect_timeout_ms,
+        .connect_timeout_ms = prov->connect_timeout_ms
+                                  ? prov->connect_timeout_ms
+                                  : (uint32_t)w->cfg.upstream_connect_timeout_ms,
         .first_byte_timeout_ms = prov->first_byte_timeout_ms
                                      ? prov->first_byte_timeout_ms
                                      : (uint32_t)w->cfg.upstream_first_byte_timeout_ms,
@@ -699,12 +702,18 @@ void sy_proxy_handle(sy_req_t *r)
     if (!authenticate(r))
         return;
     switch (ep) {
-    case EP_MODELS: models_list(r, SY_STR_NULL); return;
-    case EP_MODEL: models_list(r, model_id); return;
+    case EP_MODELS:
+        models_list(r, SY_STR_NULL);
+        return;
+    case EP_MODEL:
+        models_list(r, model_id);
+        return;
     case EP_EMB:
         r->embeddings = true;
         relay(r, "/embeddings");
         return;
-    default: relay(r, "/chat/completions"); return;
+    default:
+        relay(r, "/chat/completions");
+        return;
     }
 }

@@ -31,32 +31,58 @@ static void conn_shutdown(sy_conn_t *c);
 static const char *status_text(int s)
 {
     switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 529: return "Overloaded";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 529:
+        return "Overloaded";
+    default:
+        return "Status";
     }
 }
 
@@ -102,10 +128,18 @@ static void set_state(sy_conn_t *c, sy_conn_state_t s)
     uint64_t now = uv_now(&w->loop);
     c->state = s;
     switch (s) {
-    case SY_CONN_IDLE: c->deadline_ms = now + (uint64_t)w->cfg.idle_timeout_ms; break;
-    case SY_CONN_HEADERS: c->deadline_ms = now + (uint64_t)w->cfg.header_timeout_ms; break;
-    case SY_CONN_BODY: c->deadline_ms = now + (uint64_t)w->cfg.body_timeout_ms; break;
-    case SY_CONN_BUSY: c->deadline_ms = 0; break;
+    case SY_CONN_IDLE:
+        c->deadline_ms = now + (uint64_t)w->cfg.idle_timeout_ms;
+        break;
+    case SY_CONN_HEADERS:
+        c->deadline_ms = now + (uint64_t)w->cfg.header_timeout_ms;
+        break;
+    case SY_CONN_BODY:
+        c->deadline_ms = now + (uint64_t)w->cfg.body_timeout_ms;
+        break;
+    case SY_CONN_BUSY:
+        c->deadline_ms = 0;
+        break;
     }
 }
 
@@ -256,14 +290,15 @@ static int write_head(sy_req_t *r, int status, const char *ctype, size_t content
     char head[1024], length[128];
     bool close = !c->keep_alive || c->worker->draining;
     if (chunked)
-        snprintf(length, sizeof(length),
-                 "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+        snprintf(
+            length, sizeof(length),
+            "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
     else
         snprintf(length, sizeof(length), "Content-Length: %zu\r\n", content_length);
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%sx-request-id: %s\r\n%s%s\r\n", status,
-                     status_text(status), ctype, length, r->id, close ? "Connection: close\r\n" : "",
-                     extra ? extra : "");
+                     status_text(status), ctype, length, r->id,
+                     close ? "Connection: close\r\n" : "", extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         return UV_EINVAL;
     r->status = status;
@@ -481,7 +516,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
             r->expect_other = true;
         break;
     }
-    default: break;
+    default:
+        break;
     }
     return 0;
 }
@@ -496,8 +532,10 @@ static int on_headers_complete(llhttp_t *p)
         return cb_error(c, 414, "uri_too_long", "Request URL too long.");
     if (r->expect_other)
         return cb_error(c, 417, "expectation_failed", "Unsupported Expect header value.");
-    bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->worker->cfg.max_body_bytes)
+    bool has_body =
+        (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    if ((p->flags & F_CONTENT_LENGTH) &&
+        p->content_length > (uint64_t)c->worker->cfg.max_body_bytes)
         return cb_error(c, 413, "request_too_large", "Request body too large.");
     if (has_body) {
         set_state(c, SY_CONN_BODY);
@@ -575,7 +613,8 @@ static bool conn_parse(sy_conn_t *c, const char *data, size_t len, bool from_pen
             sy_buf_reset(&c->pending);
         if (c->err_status != 0) {
             fail_request(c, c->err_status, c->err_code, c->err_msg);
-        } else if (c->state == SY_CONN_IDLE && c->req.header_bytes == 0 && e == HPE_INVALID_METHOD) {
+        } else if (c->state == SY_CONN_IDLE && c->req.header_bytes == 0 &&
+                   e == HPE_INVALID_METHOD) {
             fail_request(c, 400, "bad_request", "Malformed HTTP request.");
         } else {
             fail_request(c, 400, "bad_request", "Malformed HTTP request.");

@@ -34,23 +34,23 @@ typedef enum sy_req_mode {
 /* One request: parsed fields, then the proxy state. Embedded in its
  * connection (one in flight at a time) and reset between requests. */
 typedef struct sy_req {
-    sy_conn_t *conn;                  /* borrowed; the owner */
-    bool active;                      /* dispatched and not yet finished */
+    sy_conn_t *conn; /* borrowed; the owner */
+    bool active;     /* dispatched and not yet finished */
     /* parsed */
-    uint8_t method;                   /* llhttp_method_t */
-    char path[SY_REQ_PATH_MAX];       /* request target without the query, NUL-terminated */
+    uint8_t method;             /* llhttp_method_t */
+    char path[SY_REQ_PATH_MAX]; /* request target without the query, NUL-terminated */
     size_t path_len;
     bool path_too_long;
-    char auth[SY_REQ_AUTH_MAX];       /* Authorization or x-api-key value, NUL-terminated */
+    char auth[SY_REQ_AUTH_MAX]; /* Authorization or x-api-key value, NUL-terminated */
     size_t auth_len;
-    bool auth_is_bearer;              /* from Authorization (needs "Bearer ") */
+    bool auth_is_bearer; /* from Authorization (needs "Bearer ") */
     bool auth_too_long;
-    char ctype[SY_REQ_CTYPE_MAX];     /* Content-Type, NUL-terminated, truncated */
+    char ctype[SY_REQ_CTYPE_MAX]; /* Content-Type, NUL-terminated, truncated */
     size_t ctype_len;
-    bool expect_continue;             /* Expect: 100-continue */
-    bool expect_other;                /* another Expect value (417) */
-    sy_buf_t body;                    /* owned; the request body */
-    size_t header_bytes;              /* bytes of request line + headers so far */
+    bool expect_continue; /* Expect: 100-continue */
+    bool expect_other;    /* another Expect value (417) */
+    sy_buf_t body;        /* owned; the request body */
+    size_t header_bytes;  /* bytes of request line + headers so far */
     /* proxy state */
     char id[SY_REQ_ID_LEN];           /* request id, NUL-terminated */
     uint64_t start_ms;                /* loop time when the request was dispatched */
@@ -63,27 +63,27 @@ typedef struct sy_req {
     json_object *json;                /* owned; parsed body, kept while its string is sent */
     const char *up_body;              /* borrowed (body or json's string) */
     size_t up_body_len;
-    sy_buf_t up_url;                  /* owned; upstream URL */
-    sy_upstream_xfer_t xfer;          /* the upstream transfer */
+    sy_buf_t up_url;         /* owned; upstream URL */
+    sy_upstream_xfer_t xfer; /* the upstream transfer */
     sy_req_mode_t mode;
-    sy_buf_t resp;                    /* owned; buffered upstream body */
-    sy_sse_framer_t framer;           /* SSE framer for stream mode */
-    bool framer_init;                 /* framer initialized */
-    bool stream;                      /* the client asked for a stream */
-    bool client_usage;                /* the client asked for stream_options.include_usage */
-    bool embeddings;                  /* POST /v1/embeddings */
-    bool headers_sent;                /* response head written */
-    bool have_usage;                  /* usage known */
-    bool saw_done;                    /* [DONE] relayed */
-    bool upstream_error;              /* error event or failed transfer */
-    bool too_large;                   /* upstream body over the cap */
-    sy_openai_usage_t usage;          /* tokens */
-    int status;                       /* status sent to the client */
-    const char *error;                /* constant description of a failure, NULL if none */
-    uint64_t bytes_in;                /* request bytes (body) */
-    uint64_t bytes_out;               /* response bytes written */
-    int64_t ttft_ms;                  /* first relayed event (stream) or first byte, -1 none */
-    int64_t upstream_ms;              /* upstream time to first byte, -1 none */
+    sy_buf_t resp;           /* owned; buffered upstream body */
+    sy_sse_framer_t framer;  /* SSE framer for stream mode */
+    bool framer_init;        /* framer initialized */
+    bool stream;             /* the client asked for a stream */
+    bool client_usage;       /* the client asked for stream_options.include_usage */
+    bool embeddings;         /* POST /v1/embeddings */
+    bool headers_sent;       /* response head written */
+    bool have_usage;         /* usage known */
+    bool saw_done;           /* [DONE] relayed */
+    bool upstream_error;     /* error event or failed transfer */
+    bool too_large;          /* upstream body over the cap */
+    sy_openai_usage_t usage; /* tokens */
+    int status;              /* status sent to the client */
+    const char *error;       /* constant description of a failure, NULL if none */
+    uint64_t bytes_in;       /* request bytes (body) */
+    uint64_t bytes_out;      /* response bytes written */
+    int64_t ttft_ms;         /* first relayed event (stream) or first byte, -1 none */
+    int64_t upstream_ms;     /* upstream time to first byte, -1 none */
 } sy_req_t;
 
 typedef enum sy_conn_state {
@@ -94,29 +94,29 @@ typedef enum sy_conn_state {
 } sy_conn_state_t;
 
 struct sy_conn {
-    uv_tcp_t tcp;               /* embedded handle; the conn is freed in its close callback */
-    llhttp_t parser;            /* inbound parser */
-    sy_worker_t *worker;        /* borrowed */
-    sy_conn_t *prev;            /* borrowed; worker's list */
-    sy_conn_t *next;            /* borrowed */
+    uv_tcp_t tcp;        /* embedded handle; the conn is freed in its close callback */
+    llhttp_t parser;     /* inbound parser */
+    sy_worker_t *worker; /* borrowed */
+    sy_conn_t *prev;     /* borrowed; worker's list */
+    sy_conn_t *next;     /* borrowed */
     sy_conn_state_t state;
-    uint64_t deadline_ms;       /* loop time when the current state times out, 0 none */
-    uint64_t last_write_ms;     /* loop time of the last write progress */
-    sy_buf_t pending;           /* owned; bytes received but not yet parsed */
-    char hname[32];             /* current header name (lower-cased, truncated) */
+    uint64_t deadline_ms;   /* loop time when the current state times out, 0 none */
+    uint64_t last_write_ms; /* loop time of the last write progress */
+    sy_buf_t pending;       /* owned; bytes received but not yet parsed */
+    char hname[32];         /* current header name (lower-cased, truncated) */
     size_t hname_len;
-    int hwhich;                 /* which kept header the current value belongs to */
-    sy_req_t req;               /* the request being read or answered */
-    int err_status;             /* error found by a parser callback, 0 none */
-    const char *err_msg;        /* constant */
-    const char *err_code;       /* constant */
-    bool keep_alive;            /* the current request allows another one */
-    bool closing;               /* uv_close called */
-    bool close_after_write;     /* close once the write queue is empty */
-    bool driving;               /* inside conn_drive */
-    bool read_stopped;          /* uv_read_stop after too much pending input */
-    bool eof;                   /* the client closed its side */
-    bool lingering;             /* half-closed after the last response, discarding input */
+    int hwhich;             /* which kept header the current value belongs to */
+    sy_req_t req;           /* the request being read or answered */
+    int err_status;         /* error found by a parser callback, 0 none */
+    const char *err_msg;    /* constant */
+    const char *err_code;   /* constant */
+    bool keep_alive;        /* the current request allows another one */
+    bool closing;           /* uv_close called */
+    bool close_after_write; /* close once the write queue is empty */
+    bool driving;           /* inside conn_drive */
+    bool read_stopped;      /* uv_read_stop after too much pending input */
+    bool eof;               /* the client closed its side */
+    bool lingering;         /* half-closed after the last response, discarding input */
 };
 
 /* Starts serving a new connection accepted on the worker's listener. */

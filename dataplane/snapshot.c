@@ -17,15 +17,15 @@ typedef struct sy_index {
 } sy_index_t;
 
 struct sy_snapshot {
-    int refs;                     /* references; the table is freed at 0 (one thread only) */
-    Switchyard__Snapshot *pb;     /* owned deep copy */
-    sy_snapshot_key_t *keys;      /* owned; one per pb->keys */
-    sy_snapshot_model_t *models;  /* owned; one per pb->models */
-    sy_index_t key_index;         /* sha256 -> keys[] */
-    sy_index_t model_index;       /* id -> models[] */
-    sy_index_t provider_index;    /* id -> pb->providers[] */
-    sy_index_t tenant_index;      /* id -> pb->tenants[] */
-    sy_index_t team_index;        /* id -> pb->teams[] */
+    int refs;                    /* references; the table is freed at 0 (one thread only) */
+    Switchyard__Snapshot *pb;    /* owned deep copy */
+    sy_snapshot_key_t *keys;     /* owned; one per pb->keys */
+    sy_snapshot_model_t *models; /* owned; one per pb->models */
+    sy_index_t key_index;        /* sha256 -> keys[] */
+    sy_index_t model_index;      /* id -> models[] */
+    sy_index_t provider_index;   /* id -> pb->providers[] */
+    sy_index_t tenant_index;     /* id -> pb->tenants[] */
+    sy_index_t team_index;       /* id -> pb->teams[] */
 };
 
 static uint64_t hash_bytes(const void *p, size_t n)
@@ -55,8 +55,7 @@ static int index_init(sy_index_t *ix, size_t n)
 typedef sy_str_t (*key_of_fn)(const void *ctx, uint32_t pos);
 
 /* Inserts pos under key; SY_EEXIST when the key is already present. */
-static int index_put(sy_index_t *ix, sy_str_t key, uint32_t pos, key_of_fn key_of,
-                     const void *ctx)
+static int index_put(sy_index_t *ix, sy_str_t key, uint32_t pos, key_of_fn key_of, const void *ctx)
 {
     size_t mask = ix->cap - 1;
     size_t i = hash_bytes(key.ptr, key.len) & mask;
@@ -184,8 +183,8 @@ int sy_snapshot_from_proto(const Switchyard__Snapshot *msg, sy_snapshot_t **out,
     }
     if ((rc = build_index(&s->key_index, pb->n_keys, key_sha, pb, "key sha256", err)) != 0 ||
         (rc = build_index(&s->model_index, pb->n_models, model_id, pb, "model", err)) != 0 ||
-        (rc = build_index(&s->provider_index, pb->n_providers, provider_id, pb, "provider",
-                          err)) != 0 ||
+        (rc = build_index(&s->provider_index, pb->n_providers, provider_id, pb, "provider", err)) !=
+            0 ||
         (rc = build_index(&s->tenant_index, pb->n_tenants, tenant_id, pb, "tenant", err)) != 0 ||
         (rc = build_index(&s->team_index, pb->n_teams, team_id, pb, "team", err)) != 0)
         goto fail;
@@ -334,7 +333,8 @@ double sy_snapshot_cost(const Switchyard__Price *p, uint64_t prompt, uint64_t co
         return 0.0;
     if (cached > prompt)
         cached = prompt;
-    double cached_price = p->cached_input_per_mtok > 0 ? p->cached_input_per_mtok : p->input_per_mtok;
+    double cached_price =
+        p->cached_input_per_mtok > 0 ? p->cached_input_per_mtok : p->input_per_mtok;
     double write_price = p->cache_write_per_mtok > 0 ? p->cache_write_per_mtok : 0.0;
     return ((double)(prompt - cached) * p->input_per_mtok + (double)cached * cached_price +
             (double)completion * p->output_per_mtok + (double)cache_write * write_price) /
@@ -364,7 +364,8 @@ static int hex_decode(const char *hex, size_t len, uint8_t *out)
     return 0;
 }
 
-int sy_snapshot_hex_to_sha256(const char *hex, size_t len, unsigned char out[SY_SNAPSHOT_SHA256_LEN])
+int sy_snapshot_hex_to_sha256(const char *hex, size_t len,
+                              unsigned char out[SY_SNAPSHOT_SHA256_LEN])
 {
     unsigned char tmp[SY_SNAPSHOT_SHA256_LEN];
     if (len != 2 * SY_SNAPSHOT_SHA256_LEN || hex_decode(hex, len, tmp) != 0)

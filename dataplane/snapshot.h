@@ -19,16 +19,16 @@ typedef struct sy_snapshot sy_snapshot_t;
 
 /* A model as the request path sees it. */
 typedef struct sy_snapshot_model {
-    const Switchyard__Model *pb;       /* borrowed from the table's message */
+    const Switchyard__Model *pb;          /* borrowed from the table's message */
     const Switchyard__Provider *provider; /* borrowed; NULL when provider_id is unknown */
-    bool rename;                       /* upstream_name is set and differs from id */
+    bool rename;                          /* upstream_name is set and differs from id */
 } sy_snapshot_model_t;
 
 /* An API key with its tenant and team resolved. */
 typedef struct sy_snapshot_key {
-    const Switchyard__ApiKey *pb;    /* borrowed */
+    const Switchyard__ApiKey *pb;     /* borrowed */
     const Switchyard__Tenant *tenant; /* borrowed; NULL when tenant_id is unknown */
-    const Switchyard__Team *team;    /* borrowed; NULL when team_id is empty or unknown */
+    const Switchyard__Team *team;     /* borrowed; NULL when team_id is empty or unknown */
 } sy_snapshot_key_t;
 
 /* Builds a table from msg. The message is deep-copied: the caller keeps
@@ -87,6 +87,7 @@ double sy_snapshot_cost(const Switchyard__Price *p, uint64_t prompt, uint64_t co
                         uint64_t cached, uint64_t cache_write);
 
 /* Parses 64 hex characters into 32 bytes. Returns 0 or SY_EINVAL. */
-int sy_snapshot_hex_to_sha256(const char *hex, size_t len, unsigned char out[SY_SNAPSHOT_SHA256_LEN]);
+int sy_snapshot_hex_to_sha256(const char *hex, size_t len,
+                              unsigned char out[SY_SNAPSHOT_SHA256_LEN]);
 
 #endif

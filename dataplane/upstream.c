@@ -10,25 +10,25 @@
 #define FREE_EASY_MAX 256 /* recycled easy handles kept per worker */
 
 struct sy_upstream {
-    uv_loop_t *loop;            /* borrowed */
-    CURLM *multi;               /* owned */
-    uv_timer_t timer;           /* libcurl's single timeout */
-    sy_upstream_xfer_t *active; /* borrowed; list of active transfers */
-    size_t n_active;            /* length of active */
+    uv_loop_t *loop;                /* borrowed */
+    CURLM *multi;                   /* owned */
+    uv_timer_t timer;               /* libcurl's single timeout */
+    sy_upstream_xfer_t *active;     /* borrowed; list of active transfers */
+    size_t n_active;                /* length of active */
     CURL *free_easy[FREE_EASY_MAX]; /* owned; reset handles ready for reuse */
-    size_t n_free;              /* entries in free_easy */
-    int open_handles;           /* handles not yet closed (timer + polls) */
-    struct sock_ctx *socks;     /* borrowed; list of watched sockets */
-    bool closing;               /* sy_upstream_close was called */
+    size_t n_free;                  /* entries in free_easy */
+    int open_handles;               /* handles not yet closed (timer + polls) */
+    struct sock_ctx *socks;         /* borrowed; list of watched sockets */
+    bool closing;                   /* sy_upstream_close was called */
 };
 
 /* One watched socket; freed in its close callback. */
 typedef struct sock_ctx {
-    uv_poll_t poll;       /* embedded handle */
+    uv_poll_t poll;        /* embedded handle */
     struct sock_ctx *prev; /* borrowed; pool's socket list */
     struct sock_ctx *next; /* borrowed */
-    curl_socket_t fd;     /* the socket libcurl gave us */
-    sy_upstream_t *pool;  /* borrowed */
+    curl_socket_t fd;      /* the socket libcurl gave us */
+    sy_upstream_t *pool;   /* borrowed */
 } sock_ctx_t;
 
 static void check_done(sy_upstream_t *pool);

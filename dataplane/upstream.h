@@ -32,24 +32,24 @@ typedef struct sy_upstream_cbs {
 
 /* One transfer; embed it in the request that owns it. */
 struct sy_upstream_xfer {
-    sy_upstream_t *pool;              /* borrowed */
-    CURL *easy;                       /* owned while active */
-    struct curl_slist *headers;       /* owned while active */
-    const sy_upstream_cbs_t *cbs;     /* borrowed */
-    void *ctx;                        /* borrowed; passed to the callbacks */
-    struct sy_upstream_xfer *prev;    /* borrowed; pool's active list */
-    struct sy_upstream_xfer *next;    /* borrowed */
-    long status;                      /* HTTP status of the final response, 0 before */
-    char content_type[64];            /* response Content-Type, truncated, "" when absent */
-    char retry_after[32];             /* response Retry-After, "" when absent */
-    uint64_t start_ms;                /* loop time at start */
-    uint64_t first_byte_ms;           /* loop time of the first body byte, 0 before */
-    uint64_t last_data_ms;            /* loop time of the last body byte */
-    uint32_t first_byte_timeout_ms;   /* 0 = none */
-    uint32_t idle_timeout_ms;         /* between body bytes; 0 = none */
-    bool active;                      /* added to the multi */
-    bool paused;                      /* on_data returned SY_UPSTREAM_PAUSE */
-    bool timed_out;                   /* cancelled by the sweep; reported by on_done */
+    sy_upstream_t *pool;            /* borrowed */
+    CURL *easy;                     /* owned while active */
+    struct curl_slist *headers;     /* owned while active */
+    const sy_upstream_cbs_t *cbs;   /* borrowed */
+    void *ctx;                      /* borrowed; passed to the callbacks */
+    struct sy_upstream_xfer *prev;  /* borrowed; pool's active list */
+    struct sy_upstream_xfer *next;  /* borrowed */
+    long status;                    /* HTTP status of the final response, 0 before */
+    char content_type[64];          /* response Content-Type, truncated, "" when absent */
+    char retry_after[32];           /* response Retry-After, "" when absent */
+    uint64_t start_ms;              /* loop time at start */
+    uint64_t first_byte_ms;         /* loop time of the first body byte, 0 before */
+    uint64_t last_data_ms;          /* loop time of the last body byte */
+    uint32_t first_byte_timeout_ms; /* 0 = none */
+    uint32_t idle_timeout_ms;       /* between body bytes; 0 = none */
+    bool active;                    /* added to the multi */
+    bool paused;                    /* on_data returned SY_UPSTREAM_PAUSE */
+    bool timed_out;                 /* cancelled by the sweep; reported by on_done */
 };
 
 /* What to send. Strings are borrowed for the duration of sy_upstream_start
@@ -57,16 +57,16 @@ struct sy_upstream_xfer {
  * sy_upstream_cancel. */
 typedef struct sy_upstream_req {
     const char *url;
-    const char *method;               /* "GET" or "POST" */
-    const char *body;                 /* borrowed; NULL for none */
+    const char *method; /* "GET" or "POST" */
+    const char *body;   /* borrowed; NULL for none */
     size_t body_len;
-    const char *bearer;               /* Authorization: Bearer value, NULL/"" for none */
-    const char *const *headers;       /* extra "Name: value" lines, NULL-terminated, may be NULL */
-    uint32_t connect_timeout_ms;      /* 0 = default 10 s */
-    uint32_t first_byte_timeout_ms;   /* 0 = default 60 s */
-    uint32_t idle_timeout_ms;         /* 0 = default 60 s */
-    uint32_t total_timeout_ms;        /* 0 = default 600 s */
-    bool stream;                      /* smaller receive buffer, Accept: text/event-stream */
+    const char *bearer;             /* Authorization: Bearer value, NULL/"" for none */
+    const char *const *headers;     /* extra "Name: value" lines, NULL-terminated, may be NULL */
+    uint32_t connect_timeout_ms;    /* 0 = default 10 s */
+    uint32_t first_byte_timeout_ms; /* 0 = default 60 s */
+    uint32_t idle_timeout_ms;       /* 0 = default 60 s */
+    uint32_t total_timeout_ms;      /* 0 = default 600 s */
+    bool stream;                    /* smaller receive buffer, Accept: text/event-stream */
 } sy_upstream_req_t;
 
 /* Creates the pool on loop. Writes *out only on success. */

@@ -4,18 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-const uint32_t sy_usage_bucket_ms[SY_USAGE_BUCKETS - 1] = {10,   25,   50,    100,   250,   500,
+const uint32_t sy_usage_bucket_ms[SY_USAGE_BUCKETS - 1] = {10,   25,   50,   100,   250,   500,
                                                            1000, 2500, 5000, 10000, 30000, 60000};
 
 #define NKEYS 6 /* tenant, team, key, route, provider, model */
 
 typedef struct row {
-    struct row *next;                 /* owned; hash chain */
-    uint64_t hash;                    /* of minute and the key strings */
-    int64_t minute;                   /* unix seconds, start of the minute */
-    char *key;                        /* owned; the six strings, each NUL-terminated, back to back */
-    size_t key_len;                   /* bytes of key including the NULs */
-    uint64_t requests;                /* counters as in Switchyard__UsageRow */
+    struct row *next;  /* owned; hash chain */
+    uint64_t hash;     /* of minute and the key strings */
+    int64_t minute;    /* unix seconds, start of the minute */
+    char *key;         /* owned; the six strings, each NUL-terminated, back to back */
+    size_t key_len;    /* bytes of key including the NULs */
+    uint64_t requests; /* counters as in Switchyard__UsageRow */
     uint64_t errors;
     uint64_t prompt_tokens;
     uint64_t completion_tokens;

@@ -20,22 +20,22 @@ typedef struct sy_usage sy_usage_t;
 
 /* One finished request. Strings are borrowed for the call; NULL means "". */
 typedef struct sy_usage_sample {
-    int64_t unix_ms;            /* when the request started */
-    const char *tenant_id;      /* borrowed */
-    const char *team_id;        /* borrowed */
-    const char *key_id;         /* borrowed */
-    const char *route;          /* borrowed; the alias asked for, or "" for a concrete model */
-    const char *provider_id;    /* borrowed */
-    const char *model_id;       /* borrowed */
-    bool error;                 /* the request failed (status >= 400 or a broken stream) */
-    bool estimated;             /* tokens were estimated, not reported by the provider */
-    uint64_t prompt_tokens;     /* including cached */
+    int64_t unix_ms;         /* when the request started */
+    const char *tenant_id;   /* borrowed */
+    const char *team_id;     /* borrowed */
+    const char *key_id;      /* borrowed */
+    const char *route;       /* borrowed; the alias asked for, or "" for a concrete model */
+    const char *provider_id; /* borrowed */
+    const char *model_id;    /* borrowed */
+    bool error;              /* the request failed (status >= 400 or a broken stream) */
+    bool estimated;          /* tokens were estimated, not reported by the provider */
+    uint64_t prompt_tokens;  /* including cached */
     uint64_t completion_tokens;
-    uint64_t cached_tokens;     /* subset of prompt_tokens */
+    uint64_t cached_tokens; /* subset of prompt_tokens */
     uint64_t cache_write_tokens;
     double cost_usd;
-    int64_t latency_ms;         /* total latency; < 0 = not measured */
-    int64_t ttft_ms;            /* time to first token; < 0 = not measured (not counted) */
+    int64_t latency_ms; /* total latency; < 0 = not measured */
+    int64_t ttft_ms;    /* time to first token; < 0 = not measured (not counted) */
 } sy_usage_sample_t;
 
 /* Returns NULL on ENOMEM. */

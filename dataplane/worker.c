@@ -25,9 +25,10 @@ void sy_worker_install_snapshot(sy_worker_t *w, sy_snapshot_t *snap)
     sy_snapshot_t *old = w->snap;
     w->snap = snap;
     char fields[160];
-    int n = snprintf(fields, sizeof(fields), "\"worker\":%d,\"version\":%llu,\"keys\":%zu,\"models\":%zu",
-                     w->cfg.worker_id, (unsigned long long)sy_snapshot_version(snap),
-                     sy_snapshot_proto(snap)->n_keys, sy_snapshot_model_count(snap));
+    int n = snprintf(fields, sizeof(fields),
+                     "\"worker\":%d,\"version\":%llu,\"keys\":%zu,\"models\":%zu", w->cfg.worker_id,
+                     (unsigned long long)sy_snapshot_version(snap), sy_snapshot_proto(snap)->n_keys,
+                     sy_snapshot_model_count(snap));
     sy_log_fields(SY_LOG_INFO, "snapshot_installed", fields, (size_t)n);
     sy_snapshot_unref(old);
 }
@@ -135,14 +136,16 @@ static void on_connection(uv_stream_t *listener, int status)
  * own accept queue and the kernel spreads connections. */
 static int open_listener(sy_worker_t *w)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char port[16];
     snprintf(port, sizeof(port), "%d", w->cfg.port);
     int rc = getaddrinfo(w->cfg.host, port, &hints, &ai);
     if (rc != 0) {
-        sy_log(SY_LOG_ERROR, "listen_failed", "cannot resolve %s: %s", w->cfg.host, gai_strerror(rc));
+        sy_log(SY_LOG_ERROR, "listen_failed", "cannot resolve %s: %s", w->cfg.host,
+               gai_strerror(rc));
         return SY_EINVAL;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -35,7 +35,8 @@ static void test_find_usage_in_response(void **state)
 {
     (void)state;
     const char *body =
-        "{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"the \\\"usage\\\": {\\\"prompt_tokens\\\":"
+        "{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"the \\\"usage\\\": "
+        "{\\\"prompt_tokens\\\":"
         " 999} trick\"}}],\"usage\":{\"prompt_tokens\":1214,\"completion_tokens\":12,"
         "\"total_tokens\":1226,\"prompt_tokens_details\":{\"cached_tokens\":1024,"
         "\"cache_write_tokens\":7}},\"service_tier\":\"default\"}";
@@ -75,21 +76,23 @@ static void test_chunk_usage_filter(void **state)
     (void)state;
     sy_openai_usage_t u;
     bool only = true;
-    sy_str_t normal = SY_STR("{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],"
-                             "\"usage\":null}");
+    sy_str_t normal =
+        SY_STR("{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],"
+               "\"usage\":null}");
     assert_int_equal(sy_openai_chunk_usage(P, normal, &u, &only), SY_ENOENT);
     sy_str_t no_usage = SY_STR("{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{}}]}");
     assert_int_equal(sy_openai_chunk_usage(P, no_usage, &u, &only), SY_ENOENT);
-    sy_str_t usage_only =
-        SY_STR("{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":6,"
-               "\"total_tokens\":11}}");
+    sy_str_t usage_only = SY_STR(
+        "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":6,"
+        "\"total_tokens\":11}}");
     assert_int_equal(sy_openai_chunk_usage(P, usage_only, &u, &only), 0);
     assert_true(only);
     assert_int_equal(u.prompt_tokens, 5);
     assert_int_equal(u.completion_tokens, 6);
     /* Some servers put usage on the last content chunk: keep that chunk. */
-    sy_str_t with_choices = SY_STR("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
-                                   "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}");
+    sy_str_t with_choices =
+        SY_STR("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+               "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}");
     only = true;
     assert_int_equal(sy_openai_chunk_usage(P, with_choices, &u, &only), 0);
     assert_false(only);
@@ -108,9 +111,8 @@ static void test_error_event_and_json(void **state)
 
     sy_buf_t b;
     sy_buf_init(&b);
-    assert_int_equal(sy_openai_error_json(&b, "bad \"thing\"", "invalid_request_error", "model",
-                                          NULL),
-                     0);
+    assert_int_equal(
+        sy_openai_error_json(&b, "bad \"thing\"", "invalid_request_error", "model", NULL), 0);
     assert_string_equal(b.data, "{\"error\":{\"message\":\"bad \\\"thing\\\"\",\"type\":"
                                 "\"invalid_request_error\",\"param\":\"model\",\"code\":null}}");
     json_object *o = NULL;

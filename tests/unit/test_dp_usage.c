@@ -14,9 +14,19 @@
 static sy_usage_sample_t sample(int64_t ms, const char *key, const char *model)
 {
     sy_usage_sample_t s = {
-        .unix_ms = ms, .tenant_id = "t1", .team_id = "team", .key_id = key, .route = NULL,
-        .provider_id = "p1", .model_id = model, .prompt_tokens = 10, .completion_tokens = 5,
-        .cached_tokens = 2, .cost_usd = 0.5, .latency_ms = 30, .ttft_ms = -1,
+        .unix_ms = ms,
+        .tenant_id = "t1",
+        .team_id = "team",
+        .key_id = key,
+        .route = NULL,
+        .provider_id = "p1",
+        .model_id = model,
+        .prompt_tokens = 10,
+        .completion_tokens = 5,
+        .cached_tokens = 2,
+        .cost_usd = 0.5,
+        .latency_ms = 30,
+        .ttft_ms = -1,
     };
     return s;
 }
