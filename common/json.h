@@ -15,7 +15,13 @@ void sy_json_parser_free(sy_json_parser_t *p);
 /* Parses exactly data[0..len) into *out (caller owns; json_object_put).
  * On failure returns SY_EINVAL and sets *why to a constant message
  * (e.g. "invalid JSON", "trailing bytes after JSON", "NaN or Infinity is not JSON",
- * "JSON nested too deeply"); *out is untouched. */
+ * "JSON nested too deeply", "JSON number out of range", "empty JSON document",
+ * "invalid UTF-8 in JSON"); *out is untouched. The messages are static strings
+ * (never freed; safe to keep).
+ * The document `null` parses to *out == NULL (json-c's null). Integers beyond
+ * int64/uint64 (which json-c would silently clamp) are refused, and so are
+ * the two clamp bounds INT64_MIN and UINT64_MAX themselves. Bodies over
+ * INT32_MAX bytes return SY_E2BIG. */
 int sy_json_parse(sy_json_parser_t *p, const char *data, size_t len, json_object **out,
                   const char **why);
 
