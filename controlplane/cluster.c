@@ -47,6 +47,7 @@ struct sy_cluster {
     sy_buf_t scratch;        /* owned; reply building */
     uint64_t send_seq;       /* envelope seq of this sender */
     bool usage_dirty;        /* usage applied since the last build */
+    bool has_budgets;        /* the current snapshot carries budgets (their spend moves) */
     uint64_t last_build_ms;  /* loop time of the last build */
     uint32_t live_workers;   /* in the current snapshot */
 
@@ -196,9 +197,12 @@ static int rebuild(sy_cluster_t *c, sy_err_t *err)
     }
     pb.len = switchyard__snapshot__pack(msg, (uint8_t *)pb.data);
     size_t keys = msg->n_keys;
+    bool budgets = msg->n_budgets > 0;
     sy_snapshot_build_free(b);
+    /* A snapshot's envelope seq is its version: readable before opening, so
+     * a worker skips a heartbeat repeat of what it has without decrypting. */
     rc = sy_envelope_seal(&c->key, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT, SENDER,
-                          ++c->send_seq, pb.data, pb.len, &sealed);
+                          version, pb.data, pb.len, &sealed);
     if (rc != 0) {
         explicit_bzero(pb.data, pb.len);
         sy_buf_free(&pb);
@@ -216,6 +220,7 @@ static int rebuild(sy_cluster_t *c, sy_err_t *err)
     c->version = version;
     c->live_workers = live;
     c->usage_dirty = false;
+    c->has_budgets = budgets;
     c->last_build_ms = uv_now(c->loop);
     c->snapshots_built++;
     c->snapshot_bytes = pb.len;
@@ -351,7 +356,9 @@ static void handle_report(sy_cluster_t *c, const sy_envelope_t *env)
     } else {
         c->reports_applied++;
         c->report_rows += r->n_rows;
-        if (r->n_rows > 0)
+        /* Spend only shows in the snapshot through budgets: without any,
+         * usage never changes it (and a large snapshot is not rebuilt). */
+        if (r->n_rows > 0 && c->has_budgets)
             c->usage_dirty = true;
     }
     Switchyard__Ack ack = SWITCHYARD__ACK__INIT;

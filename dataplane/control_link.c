@@ -192,6 +192,53 @@ static void take_snapshot(sy_control_link_t *l, const Switchyard__Snapshot *msg,
                strerror(errno));
 }
 
+/* Reads kind (field 2) and seq (field 4) of a packed Envelope without
+ * opening it. Returns false when the message does not parse that far. */
+static bool peek_envelope(const uint8_t *p, size_t n, uint64_t *kind, uint64_t *seq)
+{
+    const uint8_t *end = p + n;
+    bool have_kind = false, have_seq = false;
+    while (p < end && !(have_kind && have_seq)) {
+        uint64_t v = 0, tag = 0;
+        for (int shift = 0; p < end && shift < 64; shift += 7) {
+            tag |= (uint64_t)(*p & 0x7f) << shift;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        int type = (int)(tag & 7);
+        if (type == 0) {
+            for (int shift = 0;; shift += 7) {
+                if (p >= end || shift >= 64)
+                    return false;
+                v |= (uint64_t)(*p & 0x7f) << shift;
+                if (!(*p++ & 0x80))
+                    break;
+            }
+            if (tag >> 3 == 2) {
+                *kind = v;
+                have_kind = true;
+            } else if (tag >> 3 == 4) {
+                *seq = v;
+                have_seq = true;
+            }
+        } else if (type == 2) {
+            for (int shift = 0;; shift += 7) {
+                if (p >= end || shift >= 64)
+                    return false;
+                v |= (uint64_t)(*p & 0x7f) << shift;
+                if (!(*p++ & 0x80))
+                    break;
+            }
+            if (v > (uint64_t)(end - p))
+                return false;
+            p += v;
+        } else {
+            return false;
+        }
+    }
+    return have_kind && have_seq;
+}
+
 /* Opens a sealed SNAPSHOT, or an ACK carrying one, and applies it. */
 static int take_sealed_snapshot(sy_control_link_t *l, const void *data, size_t len,
                                 const char *where, bool persist)
@@ -263,7 +310,16 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
         int n = nn_recv(l->sub, &msg, NN_MSG, NN_DONTWAIT);
         if (n < 0)
             break;
-        take_sealed_snapshot(l, msg, (size_t)n, "snapshots", true);
+        /* A snapshot's seq is its version (authenticated once opened): a
+         * heartbeat repeat of the current one is skipped unopened. */
+        uint64_t kind = 0, seq = 0;
+        if (peek_envelope(msg, (size_t)n, &kind, &seq) &&
+            kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT && seq != 0 &&
+            seq <= l->st.version) {
+            l->st.snapshots_received++;
+        } else {
+            take_sealed_snapshot(l, msg, (size_t)n, "snapshots", true);
+        }
         nn_freemsg(msg);
     }
 }
