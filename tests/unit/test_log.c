@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -302,6 +303,57 @@ static void test_no_interleaving_across_processes(void **state)
     free(text);
 }
 
+static void *thread_logger(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 300; i++)
+        sy_log(SY_LOG_INFO, "thread", "t%d line %d %0500d", id, i, 0);
+    return NULL;
+}
+
+static size_t count_valid_lines(const char *path)
+{
+    size_t len;
+    char *text = slurp(path, &len);
+    if (text == NULL)
+        return 0;
+    size_t n = parse_lines(text, NULL, 0); /* asserts each line is whole JSON */
+    free(text);
+    return n;
+}
+
+static void test_threads_with_concurrent_reopen(void **state)
+{
+    fixture_t *f = *state;
+    enum { THREADS = 4 };
+    assert_int_equal(sy_log_open(f->path, SY_LOG_INFO, "dataplane"), 0);
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, thread_logger, (void *)(intptr_t)i), 0);
+    /* Rotate repeatedly while the threads write: no line may be lost or torn. */
+    char rotated[THREADS * 4][160];
+    int rotations = 0;
+    for (; rotations < THREADS * 4; rotations++) {
+        snprintf(rotated[rotations], sizeof(rotated[rotations]), "%s.%d", f->path, rotations);
+        assert_int_equal(rename(f->path, rotated[rotations]), 0);
+        if (rotations % 2)
+            assert_int_equal(sy_log_reopen(), 0);
+        else
+            sy_log_request_reopen();
+        /* This line performs a requested reopen if no thread did it first,
+         * so the path exists again for the next rename. */
+        sy_log(SY_LOG_INFO, "main", "rotation %d", rotations);
+        usleep(1000);
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    sy_log_close();
+    size_t total = count_valid_lines(f->path);
+    for (int r = 0; r < rotations; r++)
+        total += count_valid_lines(rotated[r]);
+    assert_int_equal(total, THREADS * 300 + rotations);
+}
+
 static void test_level_parse(void **state)
 {
     (void)state;
@@ -360,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_after_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors_and_stderr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_interleaving_across_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_with_concurrent_reopen, setup, teardown),
         cmocka_unit_test(test_level_parse),
         cmocka_unit_test(test_key_prefix),
     };
