@@ -25,7 +25,10 @@
 static pthread_rwlock_t g_lock = PTHREAD_RWLOCK_INITIALIZER;
 static int g_fd = -1; /* owned when >= 0; -1 means stderr */
 static char *g_path;  /* owned; NULL when logging to stderr */
-static sy_log_level_t g_level = SY_LOG_INFO;
+/* Read on every call without the lock, hence atomic. */
+static _Atomic int g_level = SY_LOG_INFO;
+/* Set by sy_log_open, which processes call at startup before logging from
+ * other threads; read without the lock. */
 static char g_component[64] = "switchyard";
 static volatile sig_atomic_t g_reopen; /* set by sy_log_request_reopen */
 
@@ -203,7 +206,7 @@ int sy_log_open(const char *path, sy_log_level_t level, const char *component)
     char *old_path = g_path;
     g_fd = fd;
     g_path = path_copy;
-    g_level = level;
+    g_level = (int)level;
     if (component)
         snprintf(g_component, sizeof(g_component), "%s", component);
     pthread_rwlock_unlock(&g_lock);
@@ -272,7 +275,7 @@ int sy_log_level_parse(const char *s, sy_log_level_t *out)
 
 bool sy_log_enabled(sy_log_level_t level)
 {
-    return level >= g_level;
+    return (int)level >= g_level;
 }
 
 void sy_log(sy_log_level_t level, const char *event, const char *fmt, ...)
