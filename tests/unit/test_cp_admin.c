@@ -620,6 +620,97 @@ static void test_openapi_matches_routes(void **state)
     json_object_put(doc);
 }
 
+/* Mutated bodies (deterministic byte flips, truncations, type swaps) against
+ * every write route: the answer is always JSON with a 2xx/4xx status, never
+ * a 500, and the database stays consistent. */
+static void test_mutated_bodies(void **state)
+{
+    fx_t *f = *state;
+    char *tid = expect(f, "POST", "/admin/v1/tenants", f->root, "{\"name\":\"seed\"}", 201, NULL);
+    char *pid =
+        expect(f, "POST", "/admin/v1/providers", f->root,
+               "{\"name\":\"seedp\",\"kind\":\"openai\",\"base_url\":\"http://h\"}", 201, NULL);
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"id\":\"seedm\",\"provider_id\":\"%s\",\"upstream_name\":\"u\"}", pid);
+    free(expect(f, "POST", "/admin/v1/models", f->root, body, 201, NULL));
+    struct {
+        const char *method;
+        char url[160];
+        char seed[512];
+    } cases[7];
+    size_t n = 0;
+#define CASE(m, u, b)                                                                              \
+    do {                                                                                           \
+        cases[n].method = m;                                                                       \
+        snprintf(cases[n].url, sizeof(cases[n].url), "%s", u);                                     \
+        snprintf(cases[n].seed, sizeof(cases[n].seed), "%s", b);                                   \
+        n++;                                                                                       \
+    } while (0)
+    char url[160];
+    CASE("POST", "/admin/v1/tenants",
+         "{\"name\":\"n\",\"tier\":\"free\",\"rpm\":5,\"blocked\":false}");
+    snprintf(url, sizeof(url), "/admin/v1/tenants/%s/keys", tid);
+    CASE("POST", url, "{\"name\":\"k\",\"allowed_models\":[\"a\",\"b\"],\"budget_usd\":1.5}");
+    snprintf(url, sizeof(url), "/admin/v1/tenants/%s/teams", tid);
+    CASE("POST", url, "{\"name\":\"t\",\"tpm\":100}");
+    CASE("POST", "/admin/v1/routes",
+         "{\"alias\":\"r\",\"rules\":[{\"task\":\"x\",\"targets\":[{\"model_id\":\"seedm\","
+         "\"weight\":2}]}]}");
+    CASE("POST", "/admin/v1/models/seedm/prices",
+         "{\"valid_from\":5,\"input_per_mtok\":1,\"output_per_mtok\":2}");
+    snprintf(url, sizeof(url), "/admin/v1/providers/%s", pid);
+    CASE("PATCH", url, "{\"headers\":{\"a\":\"b\"},\"api_key\":\"s\",\"total_timeout_ms\":5}");
+    snprintf(url, sizeof(url), "/admin/v1/tenants/%s", tid);
+    CASE("PATCH", url, "{\"time_zone\":\"UTC\",\"tpm\":1}");
+#undef CASE
+    static const char alphabet[] = "{}[]\":,0123456789.-eE truefalsnul\\\x01\xff";
+    uint32_t rng = 12345;
+    int counts[600] = {0};
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t c = (size_t)iter % n;
+        char m[600];
+        size_t len = strlen(cases[c].seed);
+        memcpy(m, cases[c].seed, len + 1);
+        int edits = 1 + (int)((rng = rng * 1103515245u + 12345u) >> 16) % 4;
+        for (int e = 0; e < edits; e++) {
+            rng = rng * 1103515245u + 12345u;
+            size_t pos = len ? (rng >> 8) % len : 0;
+            int op = (int)(rng >> 4) % 3;
+            if (op == 0 && len) /* replace a byte */
+                m[pos] = alphabet[(rng >> 20) % (sizeof(alphabet) - 1)];
+            else if (op == 1) /* truncate */
+                len = pos, m[len] = '\0';
+            else if (len + 1 < sizeof(m)) { /* insert a byte */
+                memmove(m + pos + 1, m + pos, len - pos + 1);
+                m[pos] = alphabet[(rng >> 20) % (sizeof(alphabet) - 1)];
+                len++;
+            }
+        }
+        int status;
+        json_object *o = call(f, cases[c].method, cases[c].url, f->root, m, &status);
+        if (status >= 500 || status < 200)
+            fail_msg("%s %s with %s -> %d %s", cases[c].method, cases[c].url, m, status,
+                     json_object_to_json_string(o));
+        if (status >= 400)
+            assert_non_null(get_s(o, "error.message"));
+        counts[status]++;
+        json_object_put(o);
+        assert_int_equal(sqlite3_get_autocommit(f->store->db), 1);
+    }
+    /* Both outcomes happen: the mutations are neither all fatal nor all benign. */
+    assert_true(counts[400] > 100);
+    int ok = counts[200] + counts[201] + counts[409];
+    print_message("mutations: %d rejected (400), %d accepted or conflicting\n", counts[400], ok);
+    assert_true(ok > 30);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM pragma_integrity_check WHERE "
+                              "integrity_check != 'ok'"),
+                     0);
+    free(pid);
+    free(tid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -631,6 +722,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_models_budgets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openapi_matches_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mutated_bodies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
