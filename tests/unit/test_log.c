@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -335,13 +336,22 @@ static void test_threads_with_concurrent_reopen(void **state)
     int rotations = 0;
     for (; rotations < THREADS * 4; rotations++) {
         snprintf(rotated[rotations], sizeof(rotated[rotations]), "%s.%d", f->path, rotations);
-        assert_int_equal(rename(f->path, rotated[rotations]), 0);
+        /* A requested reopen may still be in progress on a logging thread
+         * (it took the request first): wait, boundedly, for the new file. */
+        int rc = -1;
+        for (int tries = 0; tries < 2000 && rc != 0; tries++) {
+            rc = rename(f->path, rotated[rotations]);
+            if (rc != 0) {
+                assert_int_equal(errno, ENOENT);
+                usleep(500);
+            }
+        }
+        assert_int_equal(rc, 0);
         if (rotations % 2)
             assert_int_equal(sy_log_reopen(), 0);
         else
             sy_log_request_reopen();
-        /* This line performs a requested reopen if no thread did it first,
-         * so the path exists again for the next rename. */
+        /* This line performs a requested reopen if no thread took it first. */
         sy_log(SY_LOG_INFO, "main", "rotation %d", rotations);
         usleep(1000);
     }
