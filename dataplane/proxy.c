@@ -157,7 +157,14 @@ void sy_proxy_finish(sy_req_t *r)
         if (r->error != NULL)
             json_str(b, "error", r->error);
         sy_buf_append_str(b, "}");
-        sy_log_line(b->data, b->len);
+        /* Batched: one write per 32 KiB or per sweep (sy_worker_flush_access_log). */
+        if (sy_buf_append(&w->access_log, b->data, b->len) == 0 &&
+            sy_buf_append(&w->access_log, "\n", 1) == 0) {
+            if (w->access_log.len >= 32 * 1024)
+                sy_worker_flush_access_log(w);
+        } else {
+            sy_log_line(b->data, b->len);
+        }
     }
     release(r);
     r->key = NULL;

@@ -13,6 +13,7 @@ struct sy_upstream {
     uv_loop_t *loop;                /* borrowed */
     CURLM *multi;                   /* owned */
     uv_timer_t timer;               /* libcurl's single timeout */
+    uv_idle_t kick;                 /* a 0 ms timeout: runs on the next loop pass, no sleep */
     sy_upstream_xfer_t *active;     /* borrowed; list of active transfers */
     size_t n_active;                /* length of active */
     CURL *free_easy[FREE_EASY_MAX]; /* owned; reset handles ready for reuse */
@@ -93,6 +94,15 @@ static void on_timeout(uv_timer_t *t)
     check_done(pool);
 }
 
+static void on_kick(uv_idle_t *h)
+{
+    sy_upstream_t *pool = sy_container_of(h, sy_upstream_t, kick);
+    uv_idle_stop(h);
+    int running;
+    curl_multi_socket_action(pool->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(pool);
+}
+
 /* CURLMOPT_TIMERFUNCTION: only arms the timer (never calls libcurl). */
 static int start_timeout(CURLM *multi, long ms, void *userp)
 {
@@ -102,9 +112,16 @@ static int start_timeout(CURLM *multi, long ms, void *userp)
         return 0;
     if (ms < 0) {
         uv_timer_stop(&pool->timer);
+        uv_idle_stop(&pool->kick);
+    } else if (ms == 0) {
+        /* "Now": an idle handle runs on the next loop pass without sleeping
+         * (a 1 ms timer would add a millisecond to every request, and a 0 ms
+         * timer armed in a timer callback re-runs in the same pass in libuv
+         * 1.44). An idle handle started from the idle phase runs next pass. */
+        uv_timer_stop(&pool->timer);
+        uv_idle_start(&pool->kick, on_kick);
     } else {
-        if (ms == 0)
-            ms = 1; /* libuv 1.44 re-runs a 0 ms timer armed in a timer callback */
+        uv_idle_stop(&pool->kick);
         uv_timer_start(&pool->timer, on_timeout, (uint64_t)ms, 0);
     }
     return 0;
@@ -167,7 +184,8 @@ int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out)
         free(pool);
         return rc;
     }
-    pool->open_handles = 1;
+    uv_idle_init(loop, &pool->kick); /* cannot fail */
+    pool->open_handles = 2;
     curl_multi_setopt(pool->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
     curl_multi_setopt(pool->multi, CURLMOPT_SOCKETDATA, pool);
     curl_multi_setopt(pool->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
@@ -211,7 +229,7 @@ static void detach(sy_upstream_xfer_t *x)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    sy_upstream_t *pool = sy_container_of((uv_timer_t *)h, sy_upstream_t, timer);
+    sy_upstream_t *pool = h->data;
     pool->open_handles--;
     maybe_free_pool(pool);
 }
@@ -232,7 +250,10 @@ void sy_upstream_close(sy_upstream_t *pool)
     pool->multi = NULL;
     while (pool->socks != NULL)
         sock_close(pool, pool->socks);
+    pool->timer.data = pool;
+    pool->kick.data = pool;
     uv_close((uv_handle_t *)&pool->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&pool->kick, on_timer_closed);
 }
 
 static void check_done(sy_upstream_t *pool)

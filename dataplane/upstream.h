@@ -1,7 +1,8 @@
 /* Upstream HTTP client of a worker: one libcurl multi handle driven by the
  * worker's libuv loop (curl's multi-uv.c pattern with the corrections in
  * STYLE.md: no globals, poll errors passed as CURL_CSELECT_ERR, no libcurl
- * call from the timer function, 0 ms mapped to 1 ms). Connections are
+ * call from the timer function, and a 0 ms timeout never armed as a 0 ms
+ * timer: it runs from an idle handle on the next loop pass). Connections are
  * reused through the multi's connection cache, HTTP/2 is used where the
  * upstream offers it over TLS, and easy handles are recycled. */
 #ifndef SY_DP_UPSTREAM_H

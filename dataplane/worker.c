@@ -46,6 +46,13 @@ static void on_handle_closed(uv_handle_t *h)
 /* Closes every handle so that uv_run returns. Not called from inside a
  * libcurl callback or a connection's callback chain (only from the sweep
  * timer and signal handlers). */
+void sy_worker_flush_access_log(sy_worker_t *w)
+{
+    if (w->access_log.len > 1)
+        sy_log_line(w->access_log.data, w->access_log.len - 1); /* it adds the last newline */
+    sy_buf_reset(&w->access_log);
+}
+
 static void stop(sy_worker_t *w)
 {
     if (w->stopping)
@@ -76,6 +83,7 @@ static void on_sweep(uv_timer_t *t)
     uint64_t now = uv_now(&w->loop);
     if (w->upstream != NULL)
         sy_upstream_sweep(w->upstream, now);
+    sy_worker_flush_access_log(w);
     sy_server_sweep(w, now);
     if (w->draining) {
         sy_server_close_idle(w, false);
@@ -191,6 +199,7 @@ int sy_worker_run(const sy_worker_config_t *cfg)
     snprintf(w->id_prefix, sizeof(w->id_prefix), "%02x%02x%02x%02x%x_", rnd[0], rnd[1], rnd[2],
              rnd[3], (unsigned)cfg->worker_id & 0xf);
     sy_buf_init(&w->scratch);
+    sy_buf_init(&w->access_log);
     if (uv_loop_init(&w->loop) != 0) {
         free(w);
         return 1;
@@ -257,6 +266,8 @@ out:
     sy_snapshot_unref(w->snap);
     sy_usage_free(w->usage);
     sy_json_parser_free(w->json);
+    sy_worker_flush_access_log(w);
+    sy_buf_free(&w->access_log);
     sy_buf_free(&w->scratch);
     free(w);
     return exit_code;

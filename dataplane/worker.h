@@ -59,6 +59,7 @@ struct sy_worker {
     char id_prefix[16];         /* request id prefix, random per boot */
     uint64_t id_seq;            /* request id counter */
     sy_buf_t scratch;           /* owned; per-event output assembly */
+    sy_buf_t access_log;        /* owned; complete access-log lines not yet written */
     void *control_link;         /* owned by control_link.c when --control is set, else NULL */
     char read_buf[65536];       /* shared read buffer: parsed synchronously in on_read */
 };
@@ -75,6 +76,9 @@ void sy_worker_install_snapshot(sy_worker_t *w, sy_snapshot_t *snap);
 
 /* Writes the next request id into out (SY_REQ_ID_LEN bytes). */
 void sy_worker_next_id(sy_worker_t *w, char *out);
+
+/* Writes the batched access-log lines (each complete, in one write). */
+void sy_worker_flush_access_log(sy_worker_t *w);
 
 /* Called when a connection closed or a request finished while draining. */
 void sy_worker_check_drained(sy_worker_t *w);
