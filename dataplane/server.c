@@ -303,6 +303,8 @@ static int write_head(sy_req_t *r, int status, const char *ctype, size_t content
         return UV_EINVAL;
     r->status = status;
     r->headers_sent = true;
+    if (r->method == HTTP_HEAD)
+        body_len = 0; /* the head announces the length, no body follows */
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n),
                         uv_buf_init((char *)body, (unsigned)body_len)};
     return conn_write(c, bufs, body_len ? 2 : 1);
