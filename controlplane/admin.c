@@ -746,6 +746,11 @@ static int parse_body(rq_t *r)
         BAD_FIELD(r, NULL, "invalid_json", "request body: %s", why ? why : "invalid JSON");
         return -1;
     }
+    if (!json_object_is_type(r->body, json_type_object)) {
+        /* json-c gives NULL for a literal null: every body here is an object. */
+        BAD_FIELD(r, NULL, "invalid_body", "the request body must be a JSON object");
+        return -1;
+    }
     return 0;
 }
 
@@ -1552,14 +1557,13 @@ static void h_provider_get(rq_t *r)
 
 static void h_provider_patch(rq_t *r)
 {
-    if (check_access(r, &R_PROVIDER, NULL, true, r->p[0]) != 0 || r->body == NULL ||
-        check_base_url(r, r->body) != 0)
+    if (check_access(r, &R_PROVIDER, NULL, true, r->p[0]) != 0 ||
+        validate_obj(r, &R_PROVIDER, r->body, false, NULL) != 0 || check_base_url(r, r->body) != 0)
         return;
     sy_buf_t sealed;
     sy_buf_init(&sealed);
     bool has = false;
-    if (json_object_is_type(r->body, json_type_object) &&
-        seal_api_key(r, r->body, r->p[0], &sealed, &has) != 0)
+    if (seal_api_key(r, r->body, r->p[0], &sealed, &has) != 0)
         return;
     extra_t ex = {"credential", sealed.len ? sealed.data : NULL, (int)sealed.len, NULL};
     patch_obj(r, &R_PROVIDER, &ex, has ? 1 : 0, NULL);
@@ -2653,6 +2657,12 @@ void sy_admin_handle(void *ctx, const sy_httpd_request_t *req, sy_httpd_response
     found->fn(&r);
     if (r.body)
         json_object_put(r.body);
+    if (res->body.len == 0) {
+        /* Every handler answers; an empty answer is a bug, not a success. */
+        sy_log(SY_LOG_ERROR, "admin_no_answer", "%s %s produced no answer", found->method,
+               found->path);
+        reply_error(&r, 500, "api_error", NULL, "internal_error", "internal error");
+    }
     /* A handler that failed half-way never leaves a transaction open. */
     sy_store_rollback(r.a->store);
 }

@@ -179,6 +179,10 @@ static void test_validation_names_field(void **state)
     expect_error(f, "POST", T, f->root, NULL, 400, NULL, "invalid_body");
     expect_error(f, "POST", T, f->root, "{", 400, NULL, "invalid_json");
     expect_error(f, "POST", T, f->root, "[1]", 400, NULL, "invalid_body");
+    expect_error(f, "POST", T, f->root, "null", 400, NULL, "invalid_body");
+    expect_error(f, "POST", T, f->root, "\"x\"", 400, NULL, "invalid_body");
+    expect_error(f, "PATCH", "/admin/v1/providers/prov_x", f->root, "null", 400, NULL,
+                 "invalid_body");
     expect_error(f, "POST", T, f->root, "{}", 400, "name", "missing_field");
     expect_error(f, "POST", T, f->root, "{\"name\":5}", 400, "name", "invalid_type");
     expect_error(f, "POST", T, f->root, "{\"name\":\"\"}", 400, "name", "invalid_value");
