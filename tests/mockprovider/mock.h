@@ -156,7 +156,7 @@ typedef struct sy_mock_ep_stats {
     bool has_last;          /* last_* below are set */
     sy_buf_t last_method;   /* owned; method of the last request */
     sy_buf_t last_path;     /* owned; target of the last request */
-    sy_buf_t last_headers;  /* owned; JSON object of its headers */
+    sy_buf_t last_headers;  /* owned; its headers as "name:value\n" lines */
     sy_buf_t last_body;     /* owned; its body, up to SY_MOCK_STATS_BODY bytes */
     uint64_t last_body_len; /* full body length */
 } sy_mock_ep_stats_t;
@@ -227,6 +227,8 @@ int sy_mock_gemini_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
 /* Appends s as a quoted JSON string / escaped without quotes (usage.c). */
 int sy_mock_json_str(sy_buf_t *out, sy_str_t s);
 int sy_mock_json_escape(sy_buf_t *out, sy_str_t s);
+/* Appends v in decimal (the hot paths avoid printf). */
+int sy_mock_put_i64(sy_buf_t *out, int64_t v);
 
 /* ---- server.c ------------------------------------------------------------------ */
 

@@ -120,14 +120,19 @@ int sy_mock_openai_validate(const sy_mock_req_t *r, const char **why, const char
 static int usage_json(const sy_mock_req_t *r, sy_buf_t *out)
 {
     int64_t c = sy_mock_answer_tokens(&r->ans);
-    return sy_buf_appendf(
-        out,
-        "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-        "\"prompt_tokens_details\":{\"cached_tokens\":%lld,\"audio_tokens\":0},"
-        "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
-        "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}",
-        (long long)r->prompt_tokens, (long long)c, (long long)(r->prompt_tokens + c),
-        (long long)r->cached_tokens);
+    int rc = sy_buf_append_str(out, "{\"prompt_tokens\":");
+    rc = rc ? rc : sy_mock_put_i64(out, r->prompt_tokens);
+    rc = rc ? rc : sy_buf_append_str(out, ",\"completion_tokens\":");
+    rc = rc ? rc : sy_mock_put_i64(out, c);
+    rc = rc ? rc : sy_buf_append_str(out, ",\"total_tokens\":");
+    rc = rc ? rc : sy_mock_put_i64(out, r->prompt_tokens + c);
+    rc = rc ? rc : sy_buf_append_str(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    rc = rc ? rc : sy_mock_put_i64(out, r->cached_tokens);
+    return rc ? rc
+              : sy_buf_append_str(out, ",\"audio_tokens\":0},\"completion_tokens_details\":{"
+                                       "\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                                       "\"accepted_prediction_tokens\":0,"
+                                       "\"rejected_prediction_tokens\":0}}");
 }
 
 static int tool_call_head(const sy_mock_req_t *r, sy_buf_t *out)
@@ -139,10 +144,11 @@ static int tool_call_head(const sy_mock_req_t *r, sy_buf_t *out)
 
 int sy_mock_openai_chat(const sy_mock_req_t *r, sy_buf_t *out)
 {
-    int rc = sy_buf_appendf(out,
-                            "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,"
-                            "\"model\":",
-                            r->id, (long long)r->created);
+    int rc = sy_buf_append_str(out, "{\"id\":\"");
+    rc = rc ? rc : sy_buf_append_str(out, r->id);
+    rc = rc ? rc : sy_buf_append_str(out, "\",\"object\":\"chat.completion\",\"created\":");
+    rc = rc ? rc : sy_mock_put_i64(out, r->created);
+    rc = rc ? rc : sy_buf_append_str(out, ",\"model\":");
     rc = rc ? rc : sy_mock_json_str(out, r->model);
     rc = rc ? rc
             : sy_buf_append_str(out, ",\"choices\":[{\"index\":0,\"message\":{"
@@ -166,11 +172,9 @@ int sy_mock_openai_chat(const sy_mock_req_t *r, sy_buf_t *out)
     }
     rc = rc ? rc : usage_json(r, out);
     rc = rc ? rc
-            : sy_buf_appendf(out,
-                             ",\"service_tier\":\"default\",\"system_fingerprint\":"
-                             "\"fp_%s\"}",
-                             r->name);
-    return rc;
+            : sy_buf_append_str(out, ",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_");
+    rc = rc ? rc : sy_buf_append_str(out, r->name);
+    return rc ? rc : sy_buf_append_str(out, "\"}");
 }
 
 /* Streams. Events: role chunk; one chunk per word (text) or per argument

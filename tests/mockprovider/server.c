@@ -318,23 +318,31 @@ static int build_head(conn_t *c, int status, const char *ctype, int64_t content_
     sy_buf_t *h = &c->head;
     sy_mock_server_t *srv = c->srv;
     sy_buf_reset(h);
-    int rc =
-        sy_buf_appendf(h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason(status), ctype);
-    if (rc == 0 && content_length >= 0)
-        rc = sy_buf_appendf(h, "Content-Length: %lld\r\n", (long long)content_length);
-    else if (rc == 0)
-        rc = sy_buf_append_str(h, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
-    rc = rc ? rc : sy_buf_appendf(h, "x-mock-name: %s\r\n", srv->opts.name);
+    /* The hot path: plain appends, no printf. */
+    int rc = sy_buf_append_str(h, "HTTP/1.1 ");
+    rc = rc ? rc : sy_mock_put_i64(h, status);
+    rc = rc ? rc : sy_buf_append(h, " ", 1);
+    rc = rc ? rc : sy_buf_append_str(h, reason(status));
+    rc = rc ? rc : sy_buf_append_str(h, "\r\nContent-Type: ");
+    rc = rc ? rc : sy_buf_append_str(h, ctype);
+    if (rc == 0 && content_length >= 0) {
+        rc = sy_buf_append_str(h, "\r\nContent-Length: ");
+        rc = rc ? rc : sy_mock_put_i64(h, content_length);
+    } else if (rc == 0) {
+        rc = sy_buf_append_str(h, "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache");
+    }
+    rc = rc ? rc : sy_buf_append_str(h, "\r\nx-mock-name: ");
+    rc = rc ? rc : sy_buf_append_str(h, srv->opts.name);
+    rc = rc ? rc : sy_buf_append_str(h, "\r\n");
 
     sy_mock_provider_t prov = c->req.prov;
-    if (rc == 0 && c->ep != SY_MOCK_EP_OTHER) {
-        if (prov == SY_MOCK_OPENAI)
-            rc = sy_buf_appendf(h,
-                                "x-request-id: req_%llu\r\nopenai-processing-ms: 0\r\n"
-                                "openai-version: 2020-10-01\r\n",
-                                (unsigned long long)srv->seq);
-        else if (prov == SY_MOCK_ANTHROPIC)
-            rc = sy_buf_appendf(h, "request-id: req_%llu\r\n", (unsigned long long)srv->seq);
+    if (rc == 0 && c->ep != SY_MOCK_EP_OTHER && prov != SY_MOCK_GEMINI) {
+        rc = sy_buf_append_str(h,
+                               prov == SY_MOCK_OPENAI ? "x-request-id: req_" : "request-id: req_");
+        rc = rc ? rc : sy_mock_put_i64(h, (int64_t)srv->seq);
+        if (rc == 0 && prov == SY_MOCK_OPENAI)
+            rc = sy_buf_append_str(h, "\r\nopenai-processing-ms: 0\r\nopenai-version: 2020-10-01");
+        rc = rc ? rc : sy_buf_append_str(h, "\r\n");
     }
     const sy_mock_fault_t *f = &c->fault;
     int64_t retry = f->retry_after;
@@ -480,16 +488,20 @@ static void record(conn_t *c, sy_str_t method, sy_str_t target)
     sy_buf_reset(&e->last_body);
     sy_buf_append_view(&e->last_method, method);
     sy_buf_append_view(&e->last_path, target);
-    sy_buf_append(&e->last_headers, "{", 1);
+    /* Raw "name:value\n" lines (names lowercased, values never hold a
+     * newline); stats.c turns them into JSON only when asked. */
     for (size_t i = 0; i < c->nhdr; i++) {
         const header_t *h = &c->hdr[i];
-        if (i > 0)
-            sy_buf_append(&e->last_headers, ",", 1);
-        sy_buf_append_json_string(&e->last_headers, c->hbuf.data + h->name_off, h->name_len);
-        sy_buf_append(&e->last_headers, ":", 1);
-        sy_buf_append_json_string(&e->last_headers, c->hbuf.data + h->value_off, h->value_len);
+        if (sy_buf_reserve(&e->last_headers, h->name_len + h->value_len + 2) != 0)
+            break;
+        char *p = e->last_headers.data + e->last_headers.len;
+        memcpy(p, c->hbuf.data + h->name_off, h->name_len);
+        p[h->name_len] = ':';
+        memcpy(p + h->name_len + 1, c->hbuf.data + h->value_off, h->value_len);
+        p[h->name_len + 1 + h->value_len] = '\n';
+        e->last_headers.len += h->name_len + h->value_len + 2;
+        e->last_headers.data[e->last_headers.len] = '\0';
     }
-    sy_buf_append(&e->last_headers, "}", 1);
     size_t keep = c->body.len < SY_MOCK_STATS_BODY ? c->body.len : SY_MOCK_STATS_BODY;
     sy_buf_append(&e->last_body, c->body.data ? c->body.data : "", keep);
     e->last_body_len = c->body.len;

@@ -57,10 +57,22 @@ static int last_to_json(const sy_mock_ep_stats_t *e, sy_buf_t *out)
     rc = rc ? rc
             : sy_buf_append_json_string(out, e->last_path.data ? e->last_path.data : "",
                                         e->last_path.len);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"headers\":");
-    rc = rc ? rc
-            : sy_buf_append(out, e->last_headers.len ? e->last_headers.data : "{}",
-                            e->last_headers.len ? e->last_headers.len : 2);
+    rc = rc ? rc : sy_buf_append_str(out, ",\"headers\":{");
+    /* last_headers holds "name:value\n" lines. */
+    const char *p = e->last_headers.len ? e->last_headers.data : NULL;
+    const char *end = p ? p + e->last_headers.len : NULL;
+    for (bool first = true; rc == 0 && p != NULL && p < end; first = false) {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        const char *nl = colon ? memchr(colon, '\n', (size_t)(end - colon)) : NULL;
+        if (nl == NULL)
+            break;
+        rc = first ? 0 : sy_buf_append(out, ",", 1);
+        rc = rc ? rc : sy_buf_append_json_string(out, p, (size_t)(colon - p));
+        rc = rc ? rc : sy_buf_append(out, ":", 1);
+        rc = rc ? rc : sy_buf_append_json_string(out, colon + 1, (size_t)(nl - colon - 1));
+        p = nl + 1;
+    }
+    rc = rc ? rc : sy_buf_append(out, "}", 1);
     rc =
         rc ? rc : sy_buf_appendf(out, ",\"body_bytes\":%llu", (unsigned long long)e->last_body_len);
     if (rc)

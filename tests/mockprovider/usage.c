@@ -446,3 +446,17 @@ int sy_mock_answer_text_json(const sy_mock_answer_t *a, sy_buf_t *out)
     }
     return rc ? rc : sy_buf_append(out, "\"", 1);
 }
+
+int sy_mock_put_i64(sy_buf_t *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[sizeof(tmp) - 1 - n++] = '-';
+    return sy_buf_append(out, tmp + sizeof(tmp) - n, n);
+}
