@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "dataplane/providers/jscan.h"
 
 #define ANTHROPIC_VERSION "2023-06-01"
 
@@ -971,12 +972,77 @@ static int on_block_delta(sy_provider_stream_t *s, json_object *ev, sy_buf_t *ou
     return 0; /* thinking, signature, citations */
 }
 
+/* content_block_delta is most of a stream: it is translated from a scan of
+ * its bytes, copying the text or argument string verbatim (no tree, no
+ * unescape/escape). Returns 1 when the event needs the full parser. */
+static int fast_delta(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
+{
+    sy_str_t doc, key, val, type = SY_STR_NULL, index = SY_STR_NULL, delta = SY_STR_NULL;
+    sy_str_t dtype = SY_STR_NULL, text = SY_STR_NULL, pj = SY_STR_NULL;
+    sy_jscan_t it;
+    int r, rc;
+    if (!s->started || !sy_jscan_document(data.ptr, data.len, &doc) ||
+        !sy_jscan_begin(&it, doc, true))
+        return 1;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "type"))
+            type = val;
+        else if (sy_jscan_key_is(key, "index"))
+            index = val;
+        else if (sy_jscan_key_is(key, "delta"))
+            delta = val;
+    }
+    if (r < 0 || !sy_jscan_str_is(type, "content_block_delta") || !sy_jscan_begin(&it, delta, true))
+        return 1;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "type"))
+            dtype = val;
+        else if (sy_jscan_key_is(key, "text"))
+            text = val;
+        else if (sy_jscan_key_is(key, "partial_json"))
+            pj = val;
+    }
+    if (r < 0)
+        return 1;
+    sy_buf_reset(&s->scratch);
+    if (sy_jscan_str_is(dtype, "text_delta")) {
+        if (text.len < 2 || text.ptr[0] != '"')
+            return 1;
+        if (text.len == 2)
+            return 0; /* "" */
+        if ((rc = sy_buf_append(&s->scratch, "{\"content\":", 11)) < 0 ||
+            (rc = sy_buf_append(&s->scratch, text.ptr, text.len)) < 0 ||
+            (rc = sy_buf_append(&s->scratch, "}", 1)) < 0)
+            return rc;
+        return sy_provider__chunk(s, out, 0, s->scratch.data, s->scratch.len, NULL);
+    }
+    if (sy_jscan_str_is(dtype, "input_json_delta")) {
+        uint64_t bi;
+        if (pj.len < 2 || pj.ptr[0] != '"')
+            return 1;
+        if (!sy_jscan_u64(index, &bi) || bi >= (uint64_t)s->n_blocks ||
+            s->blocks[bi].tool_index < 0 || pj.len == 2)
+            return 0;
+        s->blocks[bi].got_args = true;
+        if ((rc = sy_buf_appendf(&s->scratch,
+                                 "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":",
+                                 s->blocks[bi].tool_index)) < 0 ||
+            (rc = sy_buf_append(&s->scratch, pj.ptr, pj.len)) < 0 ||
+            (rc = sy_buf_append(&s->scratch, "}}]}", 4)) < 0)
+            return rc;
+        return sy_provider__chunk(s, out, 0, s->scratch.data, s->scratch.len, NULL);
+    }
+    return dtype.len > 0 && dtype.ptr[0] == '"' ? 0 : 1; /* thinking, signature, citations */
+}
+
 static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_buf_t *out)
 {
     json_object *o = NULL;
     int rc;
     if (sy_str_eq_cstr(ev->event, "ping"))
         return 0; /* keep-alive, no need to parse it */
+    if (sy_str_eq_cstr(ev->event, "content_block_delta") && (rc = fast_delta(s, ev->data, out)) != 1)
+        return rc;
     if ((rc = sy_provider__parse_event(s, ev, out, &o)) < 0)
         return rc == SY_EINVAL ? 0 : rc;
     const char *type = sy_provider__str(o, "type", NULL);

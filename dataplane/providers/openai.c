@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "dataplane/providers/jscan.h"
 
 static const char *const known_types[] = {
     "invalid_request_error", "server_error", "rate_limit_error", "tokens", "requests",
@@ -179,6 +180,93 @@ static void map_error(int status, const char *body, size_t len, sy_provider_erro
 
 /* --- streaming ------------------------------------------------------------------ */
 
+static const char *const finish_reasons[] = {"stop", "length", "tool_calls", "content_filter",
+                                             "function_call", NULL};
+
+/* The usual chunk (choices with deltas, "usage" absent or null, no error) is
+ * forwarded from a scan of its bytes: the model value is replaced and a
+ * "usage":null member dropped by splicing, without building a tree.
+ * Returns 1 when the chunk needs the full parser. */
+static int fast_chunk(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
+{
+    sy_str_t doc, key, val, model = SY_STR_NULL, usage = SY_STR_NULL, choices = SY_STR_NULL;
+    size_t usage_from = 0, usage_to = 0;
+    sy_jscan_t it, ci, fi;
+    int r, rc;
+    if (!sy_jscan_document(data.ptr, data.len, &doc) || !sy_jscan_begin(&it, doc, true))
+        return 1;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "model")) {
+            model = val;
+        } else if (sy_jscan_key_is(key, "usage")) {
+            usage = val;
+            usage_from = it.prev_end; /* from the end of the previous member: its ',' too */
+            usage_to = it.last_end;
+            if (it.prev_end == 1)
+                return 1; /* usage as the first member: let the full path cut it */
+        } else if (sy_jscan_key_is(key, "choices")) {
+            choices = val;
+        } else if (sy_jscan_key_is(key, "error")) {
+            return 1;
+        }
+    }
+    bool usage_null = usage.len == 4 && memcmp(usage.ptr, "null", 4) == 0;
+    if (r < 0 || model.len < 2 || model.ptr[0] != '"' || (usage.len > 0 && !usage_null))
+        return 1;
+    if (!sy_jscan_begin(&ci, choices, false))
+        return 1;
+    size_t nc = 0;
+    while ((r = sy_jscan_next(&ci, &key, &val)) == 1) {
+        nc++;
+        if (!sy_jscan_begin(&fi, val, true))
+            return 1;
+        while ((r = sy_jscan_next(&fi, &key, &val)) == 1) {
+            if (!sy_jscan_key_is(key, "finish_reason") || (val.len == 4 && memcmp(val.ptr, "null", 4) == 0))
+                continue;
+            if (val.ptr[0] != '"')
+                return 1;
+            const char *fr = "stop";
+            for (size_t k = 0; finish_reasons[k] != NULL; k++)
+                if (sy_jscan_str_is(val, finish_reasons[k]))
+                    fr = finish_reasons[k];
+            s->finish_reason = fr;
+            s->finished = true;
+        }
+        if (r < 0)
+            return 1;
+    }
+    if (r < 0 || nc == 0)
+        return 1;
+    s->started = true;
+    bool rename = s->public_json.len > 0 &&
+                  (model.len != s->public_json.len ||
+                   memcmp(model.ptr, s->public_json.data, model.len) != 0);
+    bool strip = !s->include_usage && usage.len > 0;
+    size_t m_from = (size_t)(model.ptr - doc.ptr), m_to = m_from + model.len;
+    if ((rc = sy_buf_append(out, "data: ", 6)) < 0)
+        return rc;
+    /* Splice: at most one replacement (model) and one cut (usage), in order. */
+    size_t at = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        bool model_first = !strip || m_from < usage_from;
+        bool do_model = rename && (pass == 0 ? model_first : !model_first);
+        bool do_usage = strip && (pass == 0 ? !model_first : model_first);
+        if (do_model) {
+            if ((rc = sy_buf_append(out, doc.ptr + at, m_from - at)) < 0 ||
+                (rc = sy_buf_append(out, s->public_json.data, s->public_json.len)) < 0)
+                return rc;
+            at = m_to;
+        } else if (do_usage) {
+            if ((rc = sy_buf_append(out, doc.ptr + at, usage_from - at)) < 0)
+                return rc;
+            at = usage_to;
+        }
+    }
+    if ((rc = sy_buf_append(out, doc.ptr + at, doc.len - at)) < 0)
+        return rc;
+    return sy_buf_append(out, "\n\n", 2);
+}
+
 static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_buf_t *out)
 {
     int rc;
@@ -186,6 +274,8 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
         s->done = true;
         return sy_buf_append_str(out, "data: [DONE]\n\n");
     }
+    if ((rc = fast_chunk(s, ev->data, out)) != 1)
+        return rc;
     json_object *o = NULL;
     if ((rc = sy_provider__parse_event(s, ev, out, &o)) < 0)
         return rc == SY_EINVAL ? 0 : rc;
@@ -206,9 +296,7 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
         json_object *c = json_object_array_get_idx(choices, i);
         const char *fr = sy_provider__str(c, "finish_reason", NULL);
         if (fr != NULL) {
-            static const char *const reasons[] = {"stop", "length", "tool_calls",
-                                                  "content_filter", "function_call", NULL};
-            s->finish_reason = sy_provider__intern(fr, reasons, "stop");
+            s->finish_reason = sy_provider__intern(fr, finish_reasons, "stop");
             s->finished = true;
         }
         json_object *tcs = json_object_object_get(json_object_object_get(c, "delta"), "tool_calls");

@@ -351,8 +351,11 @@ void sy_provider_stream_init(sy_provider_stream_t *s, const sy_provider_ops_t *o
     sy_buf_init(&s->scratch);
     sy_buf_init(&s->public_model);
     /* The model name is copied so the stream does not depend on the request. */
-    if (o->public_model.len > 0)
+    sy_buf_init(&s->public_json);
+    if (o->public_model.len > 0) {
         (void)sy_buf_append(&s->public_model, o->public_model.ptr, o->public_model.len);
+        (void)sy_buf_append_json_string(&s->public_json, o->public_model.ptr, o->public_model.len);
+    }
     s->created = o->created;
     s->include_usage = o->include_usage;
     s->tool_count = -1;
@@ -368,6 +371,7 @@ void sy_provider_stream_free(sy_provider_stream_t *s)
     sy_buf_free(&s->prefix);
     sy_buf_free(&s->scratch);
     sy_buf_free(&s->public_model);
+    sy_buf_free(&s->public_json);
     s->out = NULL;
 }
 

@@ -127,6 +127,7 @@ struct sy_provider_stream {
     sy_buf_t prefix;               /* owned; chunk text up to the delta */
     sy_buf_t scratch;              /* owned; per-event scratch */
     sy_buf_t public_model;         /* owned copy of opts.public_model (raw) */
+    sy_buf_t public_json;          /* owned; public_model as a JSON string, quotes included */
     int64_t created;               /* unix seconds in every chunk */
     bool include_usage;            /* emit the usage chunk and "usage":null */
     bool started;                  /* the role chunk went out */

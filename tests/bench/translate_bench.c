@@ -1,0 +1,160 @@
+/* Micro-benchmark of the stream translators: upstream SSE events per second
+ * on one core, through each adapter (framing included), plus the Anthropic
+ * egress (OpenAI chunks -> Anthropic events). It is a benchmark, never a
+ * test: it asserts nothing about the figures.
+ *
+ * Build and run from the repository root:
+ *   cc -std=c11 -D_GNU_SOURCE -O2 -I. -Icommon tests/bench/translate_bench.c \
+ *       dataplane/providers/[a-z]*.c common/buf.c common/err.c common/json.c \
+ *      common/sse.c common/log.c $(pkg-config --cflags --libs json-c) -lm -o build/translate_bench
+ *   build/translate_bench [seconds per case, default 1]
+ * Fixtures come from $SY_FIXTURES_DIR or ../shared/providers/fixtures. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "json.h"
+#include "sse.h"
+#include "dataplane/providers/provider.h"
+#include "dataplane/providers/anthropic_ingress.h"
+
+static char *load(const char *name, size_t *len)
+{
+    const char *dir = getenv("SY_FIXTURES_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "../shared/providers/fixtures", name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
+        exit(1);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int count_event(void *ctx, const sy_sse_event_t *ev)
+{
+    (void)ev;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static size_t count_events(const char *p, size_t n)
+{
+    size_t count = 0;
+    sy_sse_framer_t f;
+    sy_sse_framer_init(&f, 1 << 20, count_event, &count);
+    sy_sse_framer_feed(&f, p, n);
+    sy_sse_framer_free(&f);
+    return count;
+}
+
+/* Translates whole streams again and again for `secs`; reports events/s. */
+static void bench_stream(const char *label, const sy_provider_ops_t *ops, const char *file,
+                         double secs, sy_json_parser_t *p)
+{
+    size_t len;
+    char *in = load(file, &len);
+    size_t events = count_events(in, len), streams = 0, out_bytes = 0;
+    sy_buf_t out;
+    sy_buf_init(&out);
+    sy_provider_resp_opts_t o = {.public_model = SY_STR("public-model"),
+                                 .created = 1760000000,
+                                 .include_usage = true};
+    double t0 = now(), t;
+    do {
+        for (int i = 0; i < 200; i++) {
+            sy_provider_stream_t s;
+            sy_provider_stream_init(&s, ops, p, &o);
+            sy_provider_stream_feed(&s, in, len, &out);
+            sy_provider_stream_end(&s, &out);
+            sy_provider_stream_free(&s);
+            out_bytes += out.len;
+            sy_buf_reset(&out);
+        }
+        streams += 200;
+        t = now() - t0;
+    } while (t < secs);
+    double eps = (double)(streams * events) / t;
+    printf("%-34s %6zu ev/stream %12.0f events/s  %7.2f us/event  %7.1f MB/s out\n", label, events,
+           eps, 1e6 / eps, (double)out_bytes / t / 1e6);
+    sy_buf_free(&out);
+    free(in);
+}
+
+/* upstream -> OpenAI chunks once, then chunks -> Anthropic events repeatedly. */
+static void bench_egress(const char *label, const sy_provider_ops_t *ops, const char *file,
+                         double secs, sy_json_parser_t *p)
+{
+    size_t len;
+    char *in = load(file, &len);
+    sy_buf_t chunks, out;
+    sy_buf_init(&chunks);
+    sy_buf_init(&out);
+    sy_provider_resp_opts_t o = {.public_model = SY_STR("m"), .include_usage = true};
+    sy_provider_stream_t s;
+    sy_provider_stream_init(&s, ops, p, &o);
+    sy_provider_stream_feed(&s, in, len, &chunks);
+    sy_provider_stream_end(&s, &chunks);
+    sy_provider_stream_free(&s);
+    size_t events = count_events(chunks.data, chunks.len), streams = 0;
+    double t0 = now(), t;
+    do {
+        for (int i = 0; i < 200; i++) {
+            sy_anthropic_egress_t e;
+            sy_anthropic_egress_init(&e, p, SY_STR("m"));
+            sy_anthropic_egress_feed(&e, chunks.data, chunks.len, &out);
+            sy_anthropic_egress_end(&e, &out);
+            sy_anthropic_egress_free(&e);
+            sy_buf_reset(&out);
+        }
+        streams += 200;
+        t = now() - t0;
+    } while (t < secs);
+    double eps = (double)(streams * events) / t;
+    printf("%-34s %6zu ev/stream %12.0f events/s  %7.2f us/event\n", label, events, eps,
+           1e6 / eps);
+    sy_buf_free(&chunks);
+    sy_buf_free(&out);
+    free(in);
+}
+
+int main(int argc, char **argv)
+{
+    double secs = argc > 1 ? atof(argv[1]) : 1.0;
+    if (secs <= 0)
+        secs = 1.0;
+    sy_json_parser_t *p = sy_json_parser_new();
+    printf("one core, whole streams fed at once (SSE framing + translation + chunk output)\n");
+    bench_stream("openai passthrough (text)", &sy_provider_openai, "openai_chat_stream.sse", secs, p);
+    bench_stream("openai passthrough (tool calls)", &sy_provider_openai,
+                 "openai_chat_stream_tool_calls.sse", secs, p);
+    bench_stream("anthropic -> openai (text)", &sy_provider_anthropic,
+                 "anthropic_messages_stream.sse", secs, p);
+    bench_stream("anthropic -> openai (tool use)", &sy_provider_anthropic,
+                 "anthropic_messages_stream_tool_use.sse", secs, p);
+    bench_stream("gemini -> openai (text)", &sy_provider_gemini, "gemini_stream.sse", secs, p);
+    bench_stream("gemini -> openai (function call)", &sy_provider_gemini,
+                 "gemini_stream_function_call.sse", secs, p);
+    bench_egress("openai chunks -> anthropic events", &sy_provider_anthropic,
+                 "anthropic_messages_stream_tool_use.sse", secs, p);
+    sy_json_parser_free(p);
+    return 0;
+}
