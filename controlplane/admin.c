@@ -1213,7 +1213,9 @@ static void get_obj(rq_t *r, const resource_t *res)
         reply_json(r, 200, o);
 }
 
-static void delete_obj(rq_t *r, const resource_t *res)
+/* Deletes object r->p[0] of res; `pre` (may be NULL) runs first inside the
+ * transaction and may refuse (answering) by returning -1. */
+static void delete_obj_with(rq_t *r, const resource_t *res, int (*pre)(rq_t *, const char *id))
 {
     json_object *before;
     char owner[MAX_ID + 1];
@@ -1221,7 +1223,7 @@ static void delete_obj(rq_t *r, const resource_t *res)
         return;
     char sql[128];
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", res->table);
-    if (tx_begin(r) != 0 || exec_id(r, sql, r->p[0]) != 0) {
+    if (tx_begin(r) != 0 || (pre && pre(r, r->p[0]) != 0) || exec_id(r, sql, r->p[0]) != 0) {
         tx_abort(r);
         json_object_put(before);
         return;
@@ -1234,6 +1236,11 @@ static void delete_obj(rq_t *r, const resource_t *res)
         reply_json(r, 200, o);
     }
     json_object_put(before);
+}
+
+static void delete_obj(rq_t *r, const resource_t *res)
+{
+    delete_obj_with(r, res, NULL);
 }
 
 /* Generic PATCH: validate, update columns (and extras), audit. */
@@ -1383,9 +1390,29 @@ static void h_team_patch(rq_t *r)
     patch_obj(r, &R_TEAM, NULL, 0, NULL);
 }
 
+/* A team with live keys is not deleted (the keys would vanish with it);
+ * revoked keys and the team's budgets go with the team. */
+static int team_delete_pre(rq_t *r, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(r, "SELECT count(*) FROM api_keys WHERE team_id = ? AND revoked_at = 0", &st) != 0)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    int64_t live = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (live != 0) {
+        reply_error(r, 409, "invalid_request_error", NULL, "team_has_keys",
+                    "the team still has %lld live API keys; revoke them or move them to another "
+                    "team first",
+                    (long long)live);
+        return -1;
+    }
+    return exec_id(r, "DELETE FROM budgets WHERE scope = 'team' AND scope_id = ?", id);
+}
+
 static void h_team_delete(rq_t *r)
 {
-    delete_obj(r, &R_TEAM);
+    delete_obj_with(r, &R_TEAM, team_delete_pre);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -349,6 +349,21 @@ static void test_secrets_once(void **state)
     json_object_put(o);
     assert_int_equal(q_int(f, "SELECT count(*) FROM providers WHERE credential IS NULL"), 1);
 
+    /* A team with a live key is not deleted; once the key is revoked it is,
+     * with its budgets. */
+    snprintf(sql, sizeof(sql), "/admin/v1/tenants/%s/teams", tid);
+    char *team = expect(f, "POST", sql, f->root, "{\"name\":\"t\"}", 201, NULL);
+    char tbody[200];
+    snprintf(tbody, sizeof(tbody), "{\"team_id\":\"%s\"}", team);
+    free(expect(f, "PATCH", url, f->root, tbody, 200, NULL));
+    snprintf(tbody, sizeof(tbody),
+             "{\"scope\":\"team\",\"scope_id\":\"%s\",\"period\":\"daily\",\"amount_usd\":1}",
+             team);
+    free(expect(f, "POST", "/admin/v1/budgets", f->root, tbody, 201, NULL));
+    char turl[160];
+    snprintf(turl, sizeof(turl), "/admin/v1/teams/%s", team);
+    expect_error(f, "DELETE", turl, f->root, NULL, 409, NULL, "team_has_keys");
+
     /* Revocation keeps the row, sets revoked_at, is audited as "revoke". */
     free(expect(f, "DELETE", url, f->root, NULL, 200, &o));
     assert_true(json_object_get_int64(json_object_object_get(o, "revoked_at")) > 0);
@@ -358,6 +373,10 @@ static void test_secrets_once(void **state)
              "before IS NOT NULL AND after IS NOT NULL",
              kid);
     assert_int_equal(q_int(f, sql), 1);
+    free(expect(f, "DELETE", turl, f->root, NULL, 200, NULL));
+    assert_int_equal(q_int(f, "SELECT count(*) FROM budgets"), 0);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM teams"), 0);
+    free(team);
     free(kid);
     free(tid);
 }
