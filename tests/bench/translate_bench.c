@@ -8,7 +8,7 @@
  *       dataplane/providers/[a-z]*.c common/buf.c common/err.c common/json.c \
  *      common/sse.c common/log.c $(pkg-config --cflags --libs json-c) -lm -o build/translate_bench
  *   build/translate_bench [seconds per case, default 1]
- * Fixtures come from $SY_FIXTURES_DIR or ../shared/providers/fixtures. */
+ * Fixtures come from $SY_FIXTURES_DIR or tests/fixtures/providers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +24,7 @@ static char *load(const char *name, size_t *len)
 {
     const char *dir = getenv("SY_FIXTURES_DIR");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "../shared/providers/fixtures", name);
+    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "tests/fixtures/providers", name);
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         fprintf(stderr, "cannot open %s\n", path);

@@ -7,6 +7,7 @@ set -u
 cd "$(dirname "$0")/../.."
 SUITES=${SUITES:-"unit e2e unit-asan fuzz-replay"}
 RESULTS=build/results
+export SY_FIXTURES_DIR=${SY_FIXTURES_DIR:-$PWD/tests/fixtures/providers}
 mkdir -p "$RESULTS"
 passed=0
 failed=0

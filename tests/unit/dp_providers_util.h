@@ -21,12 +21,12 @@
 #define FIXED_CREATED 1760000000
 
 /* Reads a fixture (NUL-terminated) from $SY_FIXTURES_DIR or
- * ../shared/providers/fixtures; fails the test when missing. */
+ * tests/fixtures/providers; fails the test when missing. */
 static inline char *fixture(const char *name, size_t *len)
 {
     const char *dir = getenv("SY_FIXTURES_DIR");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "../shared/providers/fixtures", name);
+    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "tests/fixtures/providers", name);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         fail_msg("cannot open fixture %s", path);

@@ -12,7 +12,7 @@
 #include "dataplane/openai.h"
 
 #ifndef FIXTURES
-#define FIXTURES "/work/shared/providers/fixtures"
+#define FIXTURES "tests/fixtures/providers"
 #endif
 
 static sy_json_parser_t *P;

@@ -165,7 +165,7 @@ static const char *fixtures_dir(void)
     const char *env = getenv("SY_FIXTURES_DIR");
     if (env != NULL && env[0] != '\0')
         return env;
-    return "../shared/providers/fixtures";
+    return "tests/fixtures/providers";
 }
 
 /* The semantic check that the framer found real events: each data is JSON
