@@ -926,13 +926,13 @@ static void dispatch(conn_t *c)
     record(c, method, target);
 
     if (c->parse_error) {
+        c->keep_alive = false; /* the rest of the request is not read */
         int st = c->parse_error;
         respond_error(c, st,
                       st == 413   ? "Request body too large."
                       : st == 414 ? "Request URI too long."
                                   : "Request headers too large.",
                       NULL, NULL);
-        c->keep_alive = false;
         return;
     }
     if (c->ep == SY_MOCK_EP_OTHER) {
@@ -1154,7 +1154,9 @@ static int on_headers_complete(llhttp_t *p)
         uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
         send_bufs(c, &b, 1);
     }
-    return 0;
+    /* Over a cap: answer now rather than read (and drop) a huge body; the
+     * connection closes after the error. */
+    return c->parse_error ? HPE_PAUSED : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
