@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
 import { startMock, tempDir } from './lib/procs.mjs';
 import {
   startControl, startDataplane, writeKey, createTenantWithKey, load, expectedCost, waitUsage,
@@ -81,17 +82,31 @@ test('kill -9 of a worker: its unacked reports come back with its successor', as
   // Freeze the control plane so nothing is acked, let the workers drain
   // their aggregates into spooled reports, then kill worker 0 outright.
   process.kill(cp.proc.pid, 'SIGSTOP');
+  let victim = null;
   try {
-    await sleep(1600);
-    const pids = workerPids(dp.proc);
-    assert.ok(pids[0] && pids[1], JSON.stringify(pids));
-    process.kill(pids[0], 'SIGKILL');
-    // The master restarts worker 0 under the same worker id; wait for it.
+    // Wait until a worker has spooled a report the control plane cannot ack.
+    const stateDir = path.join(dir, 'dp');
     const deadline = Date.now() + 5000;
-    while (workerPids(dp.proc)[0] === pids[0] && Date.now() < deadline) await sleep(50);
-    assert.notEqual(workerPids(dp.proc)[0], pids[0], 'worker 0 was not restarted');
-    await sleep(200);
-    assert.match(dp.proc.output(), /unacked usage reports|[1-9]\d* unacked reports/);
+    while (victim === null && Date.now() < deadline) {
+      await sleep(100);
+      for (const f of readdirSync(stateDir)) {
+        const m = /_(\d+)\.spool$/.exec(f);
+        if (m && statSync(path.join(stateDir, f)).size > 0) victim = Number(m[1]);
+      }
+    }
+    assert.notEqual(victim, null, 'no worker spooled a report');
+    const pids = workerPids(dp.proc);
+    assert.ok(pids[victim], JSON.stringify(pids));
+    process.kill(pids[victim], 'SIGKILL');
+    // The master restarts it under the same worker id; its successor finds
+    // the spooled reports.
+    const restartBy = Date.now() + 5000;
+    while (workerPids(dp.proc)[victim] === pids[victim] && Date.now() < restartBy) await sleep(50);
+    assert.notEqual(workerPids(dp.proc)[victim], pids[victim], `worker ${victim} was not restarted`);
+    const seenBy = Date.now() + 3000;
+    const replayed = () => /"usage_spool_reloaded"/.test(dp.proc.output());
+    while (!replayed() && Date.now() < seenBy) await sleep(50);
+    assert.ok(replayed(), 'the restarted worker did not reload its spool');
   } finally {
     process.kill(cp.proc.pid, 'SIGCONT');
   }
@@ -101,7 +116,7 @@ test('kill -9 of a worker: its unacked reports come back with its successor', as
     completion: before.completion_tokens + tally.completion,
     cached: 0,
   };
-  const totals = await waitUsage(cp.api, demo.key.id, { requests: want.ok, prompt_tokens: want.prompt }, 15000);
+  const totals = await waitUsage(cp.api, demo.key.id, { requests: want.ok, prompt_tokens: want.prompt }, 20000);
   assertTotals(totals, want, demo.price, 'after worker kill');
   // The restarted worker serves again.
   const again = await load(dp.url, demo.secret, demo.model.id, 50, 4);
