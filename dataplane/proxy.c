@@ -505,8 +505,18 @@ static int prepare_body(sy_req_t *r, json_object *root)
         if (json_object_object_add(so, "include_usage", json_object_new_boolean(1)) != 0)
             return SY_ENOMEM;
     }
-    r->up_body = sy_json_to_string(root, &r->up_body_len);
-    return r->up_body != NULL ? 0 : SY_ENOMEM;
+    size_t len = 0;
+    const char *text = sy_json_to_string(root, &len);
+    if (text == NULL)
+        return SY_ENOMEM;
+    /* Keep only the bytes: the parsed tree is much larger than its text and
+     * would stay alive for the whole stream. */
+    sy_buf_reset(&r->body);
+    if (sy_buf_append(&r->body, text, len) != 0)
+        return SY_ENOMEM;
+    r->up_body = r->body.data;
+    r->up_body_len = r->body.len;
+    return 0;
 }
 
 static void relay(sy_req_t *r, const char *endpoint)
@@ -580,6 +590,8 @@ static void relay(sy_req_t *r, const char *endpoint)
         sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
+    json_object_put(root);
+    r->json = NULL;
     /* URL: base_url (with its /v1) + the endpoint. */
     sy_buf_reset(&r->up_url);
     size_t bl = strlen(prov->base_url);

@@ -398,6 +398,7 @@ static int on_message_begin(llhttp_t *p)
     r->path_len = 0;
     r->path[0] = '\0';
     r->path_too_long = false;
+    r->in_query = false;
     r->auth_len = 0;
     r->auth[0] = '\0';
     r->auth_is_bearer = false;
@@ -429,6 +430,13 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     sy_req_t *r = &c->req;
     if (count_header(c, n) != 0)
         return -1;
+    if (r->in_query)
+        return 0; /* the query string is not kept (no endpoint reads it) */
+    const char *q = memchr(at, '?', n);
+    if (q != NULL) {
+        n = (size_t)(q - at);
+        r->in_query = true;
+    }
     if (r->path_len + n >= sizeof(r->path)) {
         r->path_too_long = true;
         return 0;

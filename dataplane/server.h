@@ -20,7 +20,7 @@
 typedef struct sy_worker sy_worker_t;
 typedef struct sy_conn sy_conn_t;
 
-#define SY_REQ_PATH_MAX 1024
+#define SY_REQ_PATH_MAX 256
 #define SY_REQ_AUTH_MAX 512
 #define SY_REQ_CTYPE_MAX 128
 #define SY_REQ_ID_LEN 32
@@ -41,6 +41,7 @@ typedef struct sy_req {
     char path[SY_REQ_PATH_MAX]; /* request target without the query, NUL-terminated */
     size_t path_len;
     bool path_too_long;
+    bool in_query;              /* the URL's '?' was seen: the rest is skipped */
     char auth[SY_REQ_AUTH_MAX]; /* Authorization or x-api-key value, NUL-terminated */
     size_t auth_len;
     bool auth_is_bearer; /* from Authorization (needs "Bearer ") */

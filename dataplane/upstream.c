@@ -413,7 +413,7 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
     /* A small receive buffer keeps memory per open stream low; non-stream
      * bodies use libcurl's default. */
     if (req->stream)
-        curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
+        curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 1024L);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(req->connect_timeout_ms ? req->connect_timeout_ms : 10000));
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,

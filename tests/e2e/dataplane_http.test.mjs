@@ -66,7 +66,7 @@ function parseResponses(buf) {
 
 // Sends chunks (strings or Buffers) with optional delays, collects the bytes
 // until `want` responses parsed, the server closes, or timeoutMs.
-function raw(chunks, { want = 1, delayMs = 0, timeoutMs = 5000 } = {}) {
+function raw(chunks, { want = 1, delayMs = 0, timeoutMs = 5000, yieldEach = false } = {}) {
   return new Promise((resolve, reject) => {
     const sock = connect(dp.port, '127.0.0.1');
     sock.setNoDelay(true);
@@ -92,6 +92,7 @@ function raw(chunks, { want = 1, delayMs = 0, timeoutMs = 5000 } = {}) {
         if (sock.destroyed) return;
         sock.write(c);
         if (delayMs) await sleep(delayMs);
+        else if (yieldEach) await new Promise((r) => setImmediate(r));
       }
     });
     sock.on('timeout', reject);
@@ -177,7 +178,9 @@ test('chunked request body and Expect: 100-continue', async () => {
 test('a request split into 1-byte TCP writes', async () => {
   const req = post(chatBody('byte by byte'));
   const bytes = [...Buffer.from(req)].map((b) => Buffer.from([b]));
-  const { responses } = await raw(bytes, { delayMs: 1, timeoutMs: 10000 });
+  // One write (one TCP segment, no Nagle) per byte, yielding to the event
+  // loop in between, so the server reads the request in many tiny pieces.
+  const { responses } = await raw(bytes, { yieldEach: true, timeoutMs: 10000 });
   assert.equal(responses[0].status, 200);
   assert.match(JSON.parse(responses[0].body).choices[0].message.content, /byte by byte/);
 });
