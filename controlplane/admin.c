@@ -270,9 +270,13 @@ static const field_t budget_fields[] = {
     {"hard", T_BOOL, F_UPD, NULL, 0, "block when exhausted"},
 };
 static const field_t user_fields[] = {
-    {"name", T_STR, F_REQ, NULL, 200, NULL},
+    {"name", T_STR, F_REQ | F_UPD, NULL, 200, NULL},
     {"role", T_ENUM, F_REQ, role_names, 0, NULL},
     {"tenant_id", T_STR, F_NULL, NULL, MAX_ID, "required for tenant roles, absent for platform"},
+    {"disabled", T_BOOL, F_UPD, NULL, 0, "a disabled user's tokens stop working"},
+};
+static const field_t token_fields[] = {
+    {"revoke_existing", T_BOOL, 0, NULL, 0, "revoke the user's other tokens (rotation)"},
 };
 
 #define RES(t, s, tab, pre, own, uniq, pol, f)                                                     \
@@ -295,7 +299,9 @@ static const resource_t R_BUDGET = RES("budget", "Budget", "budgets", "bud", "te
                                        "scope_id", P_TENANT_READ | P_TENANT_WRITE, budget_fields);
 static const resource_t R_USER = RES("user", "User", "admin_users", "user", "tenant_id", "name",
                                      P_TENANT_READ | P_TENANT_WRITE, user_fields);
-/* Sub-objects: only for validation and the OpenAPI document. */
+/* Sub-objects: only for validation, audit and the OpenAPI document. */
+static const resource_t R_TOKEN =
+    RES("admin_token", "AdminTokenCreate", NULL, NULL, NULL, NULL, 0, token_fields);
 static const resource_t R_PRICE = RES("price", "Price", NULL, NULL, NULL, NULL, 0, price_fields);
 static const resource_t R_RULE = RES("rule", "RouteRule", NULL, NULL, NULL, NULL, 0, rule_fields);
 static const resource_t R_TARGET =
@@ -303,7 +309,7 @@ static const resource_t R_TARGET =
 
 static const resource_t *const all_resources[] = {&R_TENANT, &R_TEAM,  &R_KEY,    &R_PROVIDER,
                                                   &R_MODEL,  &R_ROUTE, &R_BUDGET, &R_USER,
-                                                  &R_PRICE,  &R_RULE,  &R_TARGET};
+                                                  &R_PRICE,  &R_RULE,  &R_TARGET, &R_TOKEN};
 
 /* ------------------------------------------------------------------------ */
 /* Access control */
@@ -442,6 +448,19 @@ static int decorate(rq_t *r, const resource_t *res, json_object *o, const char *
             json_object_array_add(arr, row_json(st, NULL));
         sqlite3_finalize(st);
         json_object_object_add(o, "prices", arr);
+    } else if (res == &R_USER) {
+        /* The user's tokens, by prefix only. */
+        if (prepare(r,
+                    "SELECT id, prefix, created_at, expires_at, revoked_at, last_used_at "
+                    "FROM admin_tokens WHERE user_id = ? ORDER BY id",
+                    &st) != 0)
+            return -1;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        json_object *arr = json_object_new_array();
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_object_array_add(arr, row_json(st, "admin_token"));
+        sqlite3_finalize(st);
+        json_object_object_add(o, "tokens", arr);
     } else if (res == &R_ROUTE) {
         if (prepare(r,
                     "SELECT position, name, task, min_prompt_tokens, tenant_tier, latency_class, "
@@ -2045,7 +2064,7 @@ static void h_users_create(rq_t *r)
     }
     if (tx_begin(r) != 0)
         return;
-    if (insert_row(r, &R_USER, id, owner[0] ? owner : NULL, r->body, NULL, 0, false) != 0) {
+    if (insert_row(r, &R_USER, id, owner[0] ? owner : NULL, r->body, NULL, 0, true) != 0) {
         tx_abort(r);
         return;
     }
@@ -2063,9 +2082,130 @@ static void h_user_get(rq_t *r)
     get_obj(r, &R_USER);
 }
 
+/* True when user id is a platform admin and no other enabled one exists:
+ * disabling or deleting it would lock every operator out. (PATCH checks
+ * after its update, so the user's own disabled flag is not looked at.) */
+static bool last_platform_admin(rq_t *r, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT coalesce((SELECT role = 'platform_admin' FROM admin_users "
+                           "WHERE id = ?1), 0) AND NOT EXISTS (SELECT 1 FROM "
+                           "admin_users WHERE role = 'platform_admin' AND disabled = 0 AND "
+                           "id != ?1)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return true; /* when in doubt, keep the last admin */
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    bool last = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    return last;
+}
+
+static void refuse_last_admin(rq_t *r)
+{
+    reply_error(r, 409, "invalid_request_error", NULL, "last_platform_admin",
+                "this is the last enabled platform admin; create another one first");
+}
+
+static int user_delete_pre(rq_t *r, const char *id)
+{
+    if (last_platform_admin(r, id)) {
+        refuse_last_admin(r);
+        return -1;
+    }
+    return 0;
+}
+
 static void h_user_delete(rq_t *r)
 {
-    delete_obj(r, &R_USER);
+    delete_obj_with(r, &R_USER, user_delete_pre);
+}
+
+static int user_patch_more(rq_t *r, json_object *body, const char *id)
+{
+    bool disabled = false;
+    if (sy_json_get_bool(body, "disabled", &disabled) == 0 && disabled &&
+        last_platform_admin(r, id)) {
+        refuse_last_admin(r);
+        return -1;
+    }
+    return 0;
+}
+
+static void h_user_patch(rq_t *r)
+{
+    patch_obj(r, &R_USER, NULL, 0, user_patch_more);
+}
+
+/* POST /users/{id}/tokens: a new token for the user, shown once; with
+ * revoke_existing the user's other tokens stop working (rotation). */
+static void h_user_token_create(rq_t *r)
+{
+    json_object *user;
+    char owner[MAX_ID + 1];
+    if (load_checked(r, &R_USER, r->p[0], true, &user, owner) != 0)
+        return;
+    json_object_put(user);
+    if (validate_obj(r, &R_TOKEN, r->body, true, NULL) != 0)
+        return;
+    bool revoke = false;
+    sy_json_get_bool(r->body, "revoke_existing", &revoke);
+    char token[80];
+    if (sy_store_new_secret("sya-", token, sizeof(token)) != 0) {
+        reply_error(r, 500, "api_error", NULL, "internal_error", "no randomness available");
+        return;
+    }
+    if (tx_begin(r) != 0)
+        return;
+    sqlite3_stmt *st = NULL;
+    int64_t revoked = 0;
+    if (revoke) {
+        if (prepare(r,
+                    "UPDATE admin_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0",
+                    &st) != 0) {
+            tx_abort(r);
+            return;
+        }
+        sqlite3_bind_int64(st, 1, sy_store_now());
+        sqlite3_bind_text(st, 2, r->p[0], -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sqlite3_finalize(st);
+            db_error(r);
+            tx_abort(r);
+            return;
+        }
+        revoked = sqlite3_changes(r->db);
+        sqlite3_finalize(st);
+    }
+    if (add_token(r->db, r->p[0], token) != 0 ||
+        prepare(r,
+                "SELECT id, user_id, prefix, created_at, expires_at, revoked_at, last_used_at "
+                "FROM admin_tokens WHERE user_id = ? ORDER BY id DESC LIMIT 1",
+                &st) != 0) {
+        if (st == NULL)
+            db_error(r);
+        tx_abort(r);
+        explicit_bzero(token, sizeof(token));
+        return;
+    }
+    sqlite3_bind_text(st, 1, r->p[0], -1, SQLITE_TRANSIENT);
+    json_object *after = sqlite3_step(st) == SQLITE_ROW ? row_json(st, "admin_token") : NULL;
+    sqlite3_finalize(st);
+    if (after == NULL) {
+        db_error(r);
+        tx_abort(r);
+        explicit_bzero(token, sizeof(token));
+        return;
+    }
+    json_object_object_add(after, "revoked_others", json_object_new_int64(revoked));
+    char tid[MAX_ID + 1];
+    snprintf(tid, sizeof(tid), "%s", str_member(after, "id"));
+    if (tx_commit(r, "create", &R_TOKEN, tid, owner, NULL, after) == 0) {
+        json_object_object_add(after, "token", json_object_new_string(token));
+        reply_json(r, 201, json_object_get(after));
+    }
+    json_object_put(after);
+    explicit_bzero(token, sizeof(token));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2529,6 +2669,11 @@ static const route_t routes[] = {
     {"POST", "/users", h_users_create, K_CREATE, &R_USER, NULL, A_BODY,
      "Create an admin user; its token is returned once", "createUser"},
     {"GET", "/users/{id}", h_user_get, K_GET, &R_USER, NULL, 0, "Get an admin user", "getUser"},
+    {"PATCH", "/users/{id}", h_user_patch, K_UPDATE, &R_USER, NULL, A_BODY,
+     "Update an admin user (rename, disable)", "updateUser"},
+    {"POST", "/users/{id}/tokens", h_user_token_create, K_OTHER, &R_TOKEN, "AdminToken", A_BODY,
+     "Issue a new admin token for a user (shown once), optionally revoking the others",
+     "createUserToken"},
     {"DELETE", "/users/{id}", h_user_delete, K_DELETE, &R_USER, NULL, 0,
      "Delete an admin user and its tokens", "deleteUser"},
     {"GET", "/usage", h_usage, K_OTHER, NULL, "Usage", 0,
@@ -2629,6 +2774,16 @@ static int authenticate(rq_t *r)
     const char *t = (const char *)sqlite3_column_text(st, 2);
     snprintf(r->actor.tenant_id, sizeof(r->actor.tenant_id), "%s", t ? t : "");
     sqlite3_finalize(st);
+    /* Record use at most once a minute per token, so reads stay reads. */
+    if (sqlite3_prepare_v2(r->db,
+                           "UPDATE admin_tokens SET last_used_at = ?1 WHERE sha256 = ?2 AND "
+                           "last_used_at < ?1 - 60",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, sy_store_now());
+        sqlite3_bind_blob(st, 2, hash, 32, SQLITE_TRANSIENT);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
     return 0;
 }
 
@@ -3223,6 +3378,10 @@ int sy_admin_openapi(sy_buf_t *out)
                       "tenant_id, action, object_type, object_id, before, after"));
     json_object_object_add(schemas, "Stats", simple_object("cluster counters and object counts"));
     json_object_object_add(schemas, "Me", simple_object("{user_id, role, tenant_id}"));
+    json_object_object_add(schemas, "AdminToken",
+                           simple_object("{object:\"admin_token\", id, user_id, prefix, "
+                                         "created_at, revoked_others, token}: the token is shown "
+                                         "only here"));
     json_object_object_add(schemas, "OpenAPI", simple_object("this document"));
     json_object_object_add(schemas, "Health", simple_object("{status: \"ok\"}"));
     json_object_object_add(comp, "schemas", schemas);

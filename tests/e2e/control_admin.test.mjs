@@ -221,7 +221,7 @@ test('OpenAPI 3.1 document matches the routes the server serves', async () => {
   }
   assert.ok(ops >= 40, `only ${ops} operations`);
   // Paths the document lacks are unknown to the server.
-  for (const p of ['/tenant', '/keys', '/tenants/x/y', '/admin', '/users/x/tokens']) {
+  for (const p of ['/tenant', '/keys', '/tenants/x/y', '/admin', '/users/x/roles']) {
     const r = await cp.api('GET', p);
     assert.equal(r.status, 404, p);
     assert.equal(r.body.error.code, 'unknown_route', p);

@@ -118,6 +118,8 @@ function table() {
       x('/users', { name: 'evil2', role: 'platform_admin' }, [403]),
     ],
     'GET /users/{id}': [x(`/users/${b.admin.id}`, undefined, [404])],
+    'PATCH /users/{id}': [x(`/users/${b.admin.id}`, { disabled: true }, [404])],
+    'POST /users/{id}/tokens': [x(`/users/${b.admin.id}/tokens`, { revoke_existing: true }, [404])],
     'DELETE /users/{id}': [x(`/users/${b.admin.id}`, undefined, [404])],
     'GET /usage': [
       x(`/usage?tenant=${b.tenant.id}`, undefined, [404]),
@@ -190,6 +192,8 @@ for (const role of ['admin', 'viewer']) {
     // Nothing of B (or of the platform) changed, and A's role left no audit
     // record on B.
     assert.equal(await snapshotB(), before);
+    // B's own admin is unaffected (not disabled, token not rotated away).
+    assert.equal((await adminClient(cp.url, B.admin.token)('GET', '/me')).status, 200);
     const audit = await must(cp.api, 'GET', `/audit?tenant_id=${B.tenant.id}&limit=1000`);
     assert.ok(audit.data.every((e) => e.actor_role === 'platform_admin'), JSON.stringify(audit.data[0]));
   });

@@ -7,7 +7,7 @@ CREATE TABLE admin_tokens (
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL DEFAULT 0,
     revoked_at  INTEGER NOT NULL DEFAULT 0
-);
+, last_used_at INTEGER NOT NULL DEFAULT 0);
 
 -- table admin_users
 CREATE TABLE admin_users (
@@ -16,7 +16,7 @@ CREATE TABLE admin_users (
     role        TEXT NOT NULL CHECK (role IN ('platform_admin', 'tenant_admin', 'tenant_viewer')),
     tenant_id   TEXT REFERENCES tenants(id) ON DELETE CASCADE,
     disabled    INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
-    created_at  INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL, updated_at INTEGER NOT NULL DEFAULT 0,
     CHECK ((role = 'platform_admin') = (tenant_id IS NULL))
 );
 

@@ -450,6 +450,76 @@ static void test_roles(void **state)
     free(tb);
 }
 
+static const char *user_id_of(fx_t *f, const char *token, char *out, size_t size)
+{
+    json_object *o;
+    free(expect(f, "GET", "/admin/v1/me", token, NULL, 200, &o));
+    snprintf(out, size, "%s", get_s(o, "user_id"));
+    json_object_put(o);
+    return out;
+}
+
+static void test_users_and_tokens(void **state)
+{
+    fx_t *f = *state;
+    char root_id[64], url[160];
+    user_id_of(f, f->root, root_id, sizeof(root_id));
+    /* The last enabled platform admin can be neither disabled nor deleted. */
+    snprintf(url, sizeof(url), "/admin/v1/users/%s", root_id);
+    expect_error(f, "PATCH", url, f->root, "{\"disabled\":true}", 409, NULL, "last_platform_admin");
+    expect_error(f, "DELETE", url, f->root, NULL, 409, NULL, "last_platform_admin");
+    expect_error(f, "PATCH", url, f->root, "{\"role\":\"tenant_viewer\"}", 400, "role",
+                 "immutable_field");
+    /* A second platform admin; rotate its token. */
+    json_object *o;
+    char *uid = expect(f, "POST", "/admin/v1/users", f->root,
+                       "{\"name\":\"ops\",\"role\":\"platform_admin\"}", 201, &o);
+    char first[96];
+    snprintf(first, sizeof(first), "%s", get_s(o, "token"));
+    json_object_put(o);
+    snprintf(url, sizeof(url), "/admin/v1/users/%s/tokens", uid);
+    free(expect(f, "POST", url, first, "{}", 201, &o));
+    char second[96];
+    snprintf(second, sizeof(second), "%s", get_s(o, "token"));
+    assert_string_not_equal(first, second);
+    assert_string_equal(get_s(o, "revoked_others"), "0");
+    json_object_put(o);
+    free(expect(f, "GET", "/admin/v1/me", first, NULL, 200, NULL));
+    free(expect(f, "POST", url, second, "{\"revoke_existing\":true}", 201, &o));
+    char third[96];
+    snprintf(third, sizeof(third), "%s", get_s(o, "token"));
+    assert_string_equal(get_s(o, "revoked_others"), "2");
+    json_object_put(o);
+    expect_error(f, "GET", "/admin/v1/me", first, NULL, 401, NULL, "invalid_token");
+    expect_error(f, "GET", "/admin/v1/me", second, NULL, 401, NULL, "invalid_token");
+    free(expect(f, "GET", "/admin/v1/me", third, NULL, 200, NULL));
+    /* The user shows its tokens by prefix only; the audit has no token. */
+    snprintf(url, sizeof(url), "/admin/v1/users/%s", uid);
+    free(expect(f, "GET", url, f->root, NULL, 200, &o));
+    json_object *toks = json_object_object_get(o, "tokens");
+    assert_int_equal(json_object_array_length(toks), 3);
+    const char *oj = json_object_to_json_string(o);
+    assert_null(strstr(oj, first + 4));
+    assert_null(strstr(oj, third + 4));
+    json_object_put(o);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit_log WHERE instr(after, '%s') > 0",
+             third + 4);
+    assert_int_equal(q_int(f, sql), 0);
+    /* The bootstrap token and the two issued here. */
+    assert_int_equal(q_int(f, "SELECT count(*) FROM audit_log WHERE object_type = 'admin_token'"),
+                     3);
+    /* Disabling a user stops its tokens at once; now root may be disabled too. */
+    free(expect(f, "PATCH", url, f->root, "{\"disabled\":true}", 200, NULL));
+    expect_error(f, "GET", "/admin/v1/me", third, NULL, 401, NULL, "invalid_token");
+    free(expect(f, "PATCH", url, f->root, "{\"disabled\":false,\"name\":\"ops2\"}", 200, NULL));
+    free(expect(f, "GET", "/admin/v1/me", third, NULL, 200, NULL));
+    snprintf(url, sizeof(url), "/admin/v1/users/%s", root_id);
+    free(expect(f, "PATCH", url, third, "{\"disabled\":true}", 200, NULL));
+    expect_error(f, "GET", "/admin/v1/me", f->root, NULL, 401, NULL, "invalid_token");
+    free(uid);
+}
+
 static void exec_ok(fx_t *f, const char *sql)
 {
     char *msg = NULL;
@@ -746,6 +816,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routes_models_budgets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openapi_matches_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mutated_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users_and_tokens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
