@@ -19,6 +19,7 @@ struct sy_httpd {
     void *ctx;                   /* borrowed; passed to handler */
     llhttp_settings_t settings;  /* shared by every connection's parser */
     conn_t *conns;               /* borrowed list heads; each conn owns itself */
+    size_t nconns;               /* connections in the list */
     int port;                    /* bound port */
 };
 
@@ -108,6 +109,7 @@ static void conn_close(conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
+    c->server->nconns--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -397,7 +399,10 @@ static void on_connection(uv_stream_t *server, int status)
     if (h->conns)
         h->conns->prev = c;
     h->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    h->nconns++;
+    /* Past the cap the connection is accepted and closed at once, so the
+     * backlog drains instead of piling up. */
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || h->nconns > SY_HTTPD_MAX_CONNS) {
         conn_close(c);
         return;
     }

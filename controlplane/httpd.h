@@ -12,6 +12,7 @@
 #define SY_HTTPD_MAX_HEADER_BYTES (32 * 1024)
 #define SY_HTTPD_MAX_BODY (1024 * 1024)
 #define SY_HTTPD_IDLE_MS 60000
+#define SY_HTTPD_MAX_CONNS 1024 /* open connections; more are closed at once */
 
 typedef struct sy_httpd sy_httpd_t;
 
