@@ -49,3 +49,47 @@ test('a slow client pauses the upstream; closing it cancels the transfer', async
     await mock.stop();
   }
 });
+
+test('upstream timeouts and failures: first byte 504, idle mid-stream error event, refused 502', async () => {
+  const mock = await startMock();
+  const { demoSnapshot, freePort } = await import('./lib/procs.mjs');
+  const key = 'sk-timeouts-test';
+  const snap = demoSnapshot(mock.url, key, { provider: { first_byte_timeout_ms: 400 } });
+  const deadPort = await freePort();
+  snap.providers.push({ id: 'dead', kind: 'PROVIDER_KIND_OPENAI', base_url: `http://127.0.0.1:${deadPort}/v1`, api_key: 'x' });
+  snap.models.push({ id: 'dead-model', provider_id: 'dead' });
+  const dp = await startDataplane(mock.url, { key, snapshot: snap, args: ['--upstream-idle-timeout', '400ms'] });
+  const fault = (f) => fetch(`${mock.url}/_mock/faults`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fault: f, count: 1 }),
+  });
+  const chat = (model, stream) => fetch(`${dp.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, stream, messages: [{ role: 'user', content: 'one two three four five' }] }),
+  });
+  try {
+    await fault('latency_ms=3000');
+    let t0 = Date.now();
+    let res = await chat('gpt-4o-mini', false);
+    assert.equal(res.status, 504);
+    assert.equal((await res.json()).error.code, 'upstream_timeout');
+    assert.ok(Date.now() - t0 < 2000, 'first-byte timeout, not the mock latency');
+
+    await fault('chunk_delay_ms=3000');
+    t0 = Date.now();
+    res = await chat('gpt-4o-mini', true);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.ok(Date.now() - t0 < 2500, 'idle timeout ends the stream');
+    const events = text.split('\n\n').filter(Boolean);
+    const last = JSON.parse(events.at(-1).replace(/^data: /, ''));
+    assert.equal(last.error.code, 'upstream_timeout');
+
+    res = await chat('dead-model', false);
+    assert.equal(res.status, 502);
+    assert.equal((await res.json()).error.code, 'upstream_unavailable');
+  } finally {
+    await dp.stop();
+    await mock.stop();
+  }
+});
