@@ -73,7 +73,7 @@ test('a new key works within 1 s, a revoked key gets 401 within 1 s', async (t) 
   }
 });
 
-test('usage through 2 workers: exact tokens and cost in the usage API', async () => {
+test('usage through 2 workers: exact tokens and cost in the usage API', async (tc) => {
   const n = Number(process.env.SY_E2E_REQUESTS || 2000);
   const t = await load(dp.url, demo.secret, demo.model.id, n, 16);
   assert.equal(t.failed, 0, t.errors.join('\n'));
@@ -86,6 +86,7 @@ test('usage through 2 workers: exact tokens and cost in the usage API', async ()
   assert.equal(totals.completion_tokens, t.completion);
   const want = expectedCost(t, demo.price);
   assert.ok(Math.abs(totals.cost_usd - want) < 1e-9, `cost ${totals.cost_usd} != ${want}`);
+  tc.diagnostic(`${n} requests: ${t.prompt} prompt + ${t.completion} completion tokens, $${want.toFixed(6)}; usage API ${JSON.stringify(totals)}`);
 
   // Both workers reported (each has its own worker id), and nothing was rejected.
   const stats = await must(cp.api, 'GET', '/stats');
