@@ -231,6 +231,10 @@ int main(int argc, char **argv)
     sy_log_fields(SY_LOG_INFO, "master_started", fields, (size_t)fl);
 
     bool draining = false;
+    /* A configuration failure while starting up stops the master; later
+     * (say a snapshot file broken before a restart) the worker is retried
+     * with backoff instead, so the surviving workers keep serving. */
+    int64_t boot_until = now_ms() + 5000;
     int exit_code = 0;
     int64_t kill_at = 0;
     for (;;) {
@@ -283,7 +287,7 @@ int main(int argc, char **argv)
                            (int)pid, code);
                     break;
                 }
-                if (code == EXIT_CONFIG) {
+                if (code == EXIT_CONFIG && now < boot_until) {
                     sy_log(SY_LOG_ERROR, "worker_failed",
                            "worker %d cannot start (configuration); stopping", i);
                     exit_code = 1;

@@ -186,3 +186,28 @@ test('client abort mid-stream cancels the upstream transfer', async () => {
   const res = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'still here' }] });
   assert.match(res.choices[0].message.content, /still here/);
 });
+
+test('key policy: expired 401, blocked 403, allowed_models filters models and requests', async () => {
+  const { demoSnapshot } = await import('./lib/procs.mjs');
+  const snap = demoSnapshot(mock.url, 'sk-policy-main', {
+    keys: [
+      { id: 'expired', secret: 'sk-policy-expired', expires_at: 1000 },
+      { id: 'blocked', secret: 'sk-policy-blocked', blocked: true },
+      { id: 'narrow', secret: 'sk-policy-narrow', allowed_models: ['mock-fast'] },
+    ],
+  });
+  const dp2 = await startDataplane(mock.url, { snapshot: snap });
+  try {
+    const c = (key) => new OpenAI({ baseURL: dp2.baseURL, apiKey: key, maxRetries: 0 });
+    const ask = (key, model) => c(key).chat.completions.create({ model, messages: [{ role: 'user', content: 'x' }] });
+    await assert.rejects(ask('sk-policy-expired', 'mock-fast'), (e) => e.status === 401 && e.code === 'expired_api_key');
+    await assert.rejects(ask('sk-policy-blocked', 'mock-fast'), (e) => e.status === 403);
+    await assert.rejects(ask('sk-policy-narrow', 'gpt-4o-mini'), (e) => e.status === 404 && e.code === 'model_not_found');
+    assert.match((await ask('sk-policy-narrow', 'mock-fast')).choices[0].message.content, /^Echo/);
+    const ids = [];
+    for await (const m of c('sk-policy-narrow').models.list()) ids.push(m.id);
+    assert.deepEqual(ids, ['mock-fast']);
+  } finally {
+    await dp2.stop();
+  }
+});

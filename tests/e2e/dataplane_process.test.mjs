@@ -100,3 +100,26 @@ test('SIGTERM during a stream: the stream completes and the master exits 0', asy
     await mock.stop();
   }
 });
+
+test('SIGHUP reloads the snapshot file in every worker', async () => {
+  const { demoSnapshot } = await import('./lib/procs.mjs');
+  const { writeFileSync } = await import('node:fs');
+  const mock = await startMock();
+  const dp = await startDataplane(mock.url, { workers: 2 });
+  try {
+    const version = async () => (await (await fetch(`${dp.url}/readyz`)).json()).snapshot_version;
+    assert.equal(await version(), 1);
+    // Version 2 replaces the key: the old one stops working, the new one works.
+    writeFileSync(dp.snapshotPath, JSON.stringify(demoSnapshot(mock.url, 'sk-rotated-key', { version: 2 })));
+    process.kill(dp.proc.pid, 'SIGHUP');
+    await waitFor(() => (dp.proc.output().match(/"snapshot_installed"[^\n]*"version":2/g) || []).length === 2, 5000, 'both workers reloaded');
+    for (let i = 0; i < 4; i++) assert.equal(await version(), 2);
+    const res = await fetch(`${dp.baseURL}/models`, { headers: { authorization: `Bearer ${dp.key}` } });
+    assert.equal(res.status, 401);
+    const ok = await fetch(`${dp.baseURL}/models`, { headers: { authorization: 'Bearer sk-rotated-key' } });
+    assert.equal(ok.status, 200);
+  } finally {
+    await dp.stop();
+    await mock.stop();
+  }
+});
