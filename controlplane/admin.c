@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <json-c/json.h>
 
@@ -154,6 +155,8 @@ typedef enum ftype {
 #define F_VIRT 4u /* not a column: the resource's code handles it */
 #define F_NULL 8u /* null accepted (stored as NULL) */
 #define F_WO 16u  /* write-only: never returned (secrets) */
+#define F_IDC 32u /* letters, digits and - _ . : only (names clients send) */
+#define F_TZ 64u  /* an IANA time zone known to the system */
 
 typedef struct field {
     const char *name;         /* JSON member and column name */
@@ -191,7 +194,7 @@ static const char *const periods[] = {"daily", "monthly", NULL};
 static const field_t tenant_fields[] = {
     {"name", T_STR, F_REQ | F_UPD, NULL, 200, "unique display name"},
     {"tier", T_STR, F_UPD, NULL, 64, "free, standard, enterprise... (matched by route rules)"},
-    {"time_zone", T_STR, F_UPD, NULL, 64, "IANA time zone for budget windows"},
+    {"time_zone", T_STR, F_UPD | F_TZ, NULL, 64, "IANA time zone for budget windows"},
     {"blocked", T_BOOL, F_UPD, NULL, 0, "operator block"},
     {"rpm", T_INT, F_UPD, NULL, 0, "requests per minute, 0 = unlimited"},
     {"tpm", T_INT, F_UPD, NULL, 0, "tokens per minute, 0 = unlimited"},
@@ -223,7 +226,7 @@ static const field_t provider_fields[] = {
     {"total_timeout_ms", T_INT, F_UPD, NULL, 3600000, NULL},
 };
 static const field_t model_fields[] = {
-    {"id", T_STR, F_REQ | F_VIRT, NULL, MAX_ID, "the name clients use, e.g. gpt-4o"},
+    {"id", T_STR, F_REQ | F_VIRT | F_IDC, NULL, MAX_ID, "the name clients use, e.g. gpt-4o"},
     {"provider_id", T_STR, F_REQ | F_UPD, NULL, MAX_ID, NULL},
     {"upstream_name", T_STR, F_REQ | F_UPD, NULL, 200, NULL},
     {"context_window", T_INT, F_UPD, NULL, 0, NULL},
@@ -240,7 +243,7 @@ static const field_t price_fields[] = {
     {"cache_write_per_mtok", T_NUM, 0, NULL, 0, NULL},
 };
 static const field_t route_fields[] = {
-    {"alias", T_STR, F_REQ | F_UPD, NULL, MAX_ID, "auto, reasoning, fast, ..."},
+    {"alias", T_STR, F_REQ | F_UPD | F_IDC, NULL, MAX_ID, "auto, reasoning, fast, ..."},
     {"tenant_id", T_STR, F_NULL, NULL, MAX_ID, "null = every tenant (platform admins only)"},
     {"max_attempts", T_INT, F_UPD, NULL, 10, NULL},
     {"deadline_ms", T_INT, F_UPD, NULL, 3600000, NULL},
@@ -580,6 +583,23 @@ static bool valid_id_chars(const char *s, size_t len)
     return true;
 }
 
+/* "UTC" or a zone file under /usr/share/zoneinfo ("Europe/Paris"). */
+static bool valid_time_zone(const char *tz)
+{
+    if (strcmp(tz, "UTC") == 0)
+        return true;
+    if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL)
+        return false;
+    for (const char *p = tz; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '/' || *p == '_' || *p == '-' || *p == '+'))
+            return false;
+    char path[160];
+    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 /* Checks one value against f; the error names path (the field's full name). */
 static int check_value(rq_t *r, const field_t *f, json_object *v, const char *path)
 {
@@ -602,8 +622,18 @@ static int check_value(rq_t *r, const field_t *f, json_object *v, const char *pa
             BAD_FIELD(r, path, "invalid_value", "%s must be 1 to %zu characters", path, max);
             return -1;
         }
-        if (strlen(json_object_get_string(v)) != len) {
+        const char *str = json_object_get_string(v);
+        if (strlen(str) != len) {
             BAD_FIELD(r, path, "invalid_value", "%s must not contain NUL characters", path);
+            return -1;
+        }
+        if ((f->flags & F_IDC) && !valid_id_chars(str, len)) {
+            BAD_FIELD(r, path, "invalid_value", "%s may hold letters, digits and - _ . : only",
+                      path);
+            return -1;
+        }
+        if ((f->flags & F_TZ) && !valid_time_zone(str)) {
+            BAD_FIELD(r, path, "invalid_value", "%s is not a known IANA time zone", path);
             return -1;
         }
         return 0;
@@ -1694,10 +1724,6 @@ static void h_models_create(rq_t *r)
         check_model_provider(r, r->body) != 0)
         return;
     const char *id = str_member(r->body, "id");
-    if (!valid_id_chars(id, strlen(id))) {
-        BAD_FIELD(r, "id", "invalid_value", "id may hold letters, digits and - _ . : only");
-        return;
-    }
     char idc[MAX_ID + 1];
     snprintf(idc, sizeof(idc), "%s", id);
     if (tx_begin(r) != 0)
