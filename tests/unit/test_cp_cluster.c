@@ -426,6 +426,35 @@ static void test_control_refuses_tampered_requests(void **state)
     wait_stat_t w2 = {f, "reports_applied", 1};
     assert_true(run_until(f, stat_reaches, &w2, 3000));
     assert_int_equal(q_int(f->store->db, "SELECT sum(prompt_tokens) FROM usage_minute"), 1000000);
+    /* The same report again (its ack was lost, say): acked, not applied. */
+    int s5 = raw_request(f->rep_url, flipped.data, flipped.len);
+    wait_stat_t w3 = {f, "reports_duplicate", 1};
+    assert_true(run_until(f, stat_reaches, &w3, 3000));
+    int tmo = 2000;
+    nn_setsockopt(s5, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+    void *reply = NULL;
+    int rn = -1;
+    for (int i = 0; i < 100 && rn < 0; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        rn = nn_recv(s5, &reply, NN_MSG, NN_DONTWAIT);
+        if (rn < 0)
+            usleep(10000);
+    }
+    assert_true(rn > 0);
+    sy_envelope_t env;
+    assert_int_equal(sy_envelope_open(&f->key, reply, (size_t)rn, &env), 0);
+    assert_int_equal(env.kind, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_ACK);
+    Switchyard__Ack *ack = switchyard__ack__unpack(NULL, env.payload.len,
+                                                   (const uint8_t *)env.payload.data);
+    assert_non_null(ack);
+    assert_true(ack->duplicate);
+    assert_int_equal(ack->seq, 1);
+    assert_string_equal(ack->boot_id, "evilboot");
+    switchyard__ack__free_unpacked(ack, NULL);
+    sy_envelope_free(&env);
+    nn_freemsg(reply);
+    nn_close(s5);
+    assert_int_equal(q_int(f->store->db, "SELECT sum(prompt_tokens) FROM usage_minute"), 1000000);
     nn_close(s1);
     nn_close(s2);
     nn_close(s3);
