@@ -17,8 +17,8 @@
 #include "log.h"
 
 #define SENDER "control"
-#define MAX_WORKERS 4096           /* distinct workers remembered for live_workers */
-#define WORKER_LIVE_MS 10000       /* a worker counts as live this long after it spoke */
+#define MAX_WORKERS 4096     /* distinct workers remembered for live_workers */
+#define WORKER_LIVE_MS 10000 /* a worker counts as live this long after it spoke */
 #define MAX_REQUEST_BYTES (64 << 20)
 
 typedef struct worker_seen {
@@ -41,17 +41,17 @@ struct sy_cluster {
     sy_reports_t *reports;               /* owned */
     int64_t heartbeat_ms, debounce_ms, usage_refresh_ms;
 
-    uint64_t version;        /* of the current snapshot */
-    sy_buf_t snapshot_pb;    /* owned; the current Snapshot, serialized */
-    sy_buf_t sealed;         /* owned; the current Snapshot, sealed for PUB */
-    sy_buf_t scratch;        /* owned; reply building */
-    uint64_t send_seq;       /* envelope seq of this sender */
-    bool usage_dirty;        /* usage applied since the last build */
-    bool has_budgets;        /* the current snapshot carries budgets (their spend moves) */
-    uint64_t last_build_ms;  /* loop time of the last build */
-    uint32_t live_workers;   /* in the current snapshot */
+    uint64_t version;       /* of the current snapshot */
+    sy_buf_t snapshot_pb;   /* owned; the current Snapshot, serialized */
+    sy_buf_t sealed;        /* owned; the current Snapshot, sealed for PUB */
+    sy_buf_t scratch;       /* owned; reply building */
+    uint64_t send_seq;      /* envelope seq of this sender */
+    bool usage_dirty;       /* usage applied since the last build */
+    bool has_budgets;       /* the current snapshot carries budgets (their spend moves) */
+    uint64_t last_build_ms; /* loop time of the last build */
+    uint32_t live_workers;  /* in the current snapshot */
 
-    worker_seen_t *workers;  /* owned; MAX_WORKERS entries */
+    worker_seen_t *workers; /* owned; MAX_WORKERS entries */
     size_t n_workers;
 
     /* Counters (GET /admin/v1/stats). */
@@ -201,8 +201,8 @@ static int rebuild(sy_cluster_t *c, sy_err_t *err)
     sy_snapshot_build_free(b);
     /* A snapshot's envelope seq is its version: readable before opening, so
      * a worker skips a heartbeat repeat of what it has without decrypting. */
-    rc = sy_envelope_seal(&c->key, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT, SENDER,
-                          version, pb.data, pb.len, &sealed);
+    rc = sy_envelope_seal(&c->key, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT, SENDER, version,
+                          pb.data, pb.len, &sealed);
     if (rc != 0) {
         explicit_bzero(pb.data, pb.len);
         sy_buf_free(&pb);
@@ -250,8 +250,8 @@ static void on_debounce(uv_timer_t *t)
 static void on_heartbeat(uv_timer_t *t)
 {
     sy_cluster_t *c = sy_container_of(t, sy_cluster_t, heartbeat);
-    bool stale = c->usage_dirty &&
-                 uv_now(c->loop) - c->last_build_ms >= (uint64_t)c->usage_refresh_ms;
+    bool stale =
+        c->usage_dirty && uv_now(c->loop) - c->last_build_ms >= (uint64_t)c->usage_refresh_ms;
     if (stale || count_live(c) != c->live_workers || c->sealed.len == 0)
         rebuild_logged(c);
     else
@@ -317,8 +317,8 @@ static void handle_hello(sy_cluster_t *c, const sy_envelope_t *env)
     }
     c->hellos++;
     if (saw_worker(c, h->worker_id != NULL ? h->worker_id : env->sender))
-        sy_log(SY_LOG_INFO, "worker_hello", "worker %s (boot %s) has version %llu",
-               h->worker_id, h->boot_id, (unsigned long long)h->have_version);
+        sy_log(SY_LOG_INFO, "worker_hello", "worker %s (boot %s) has version %llu", h->worker_id,
+               h->boot_id, (unsigned long long)h->have_version);
     Switchyard__Ack ack = SWITCHYARD__ACK__INIT;
     ack.current_version = c->version;
     bool with = h->have_version < c->version && c->snapshot_pb.len > 0;
@@ -518,9 +518,8 @@ int sy_cluster_start(uv_loop_t *loop, sqlite3 *db, const sy_cluster_options_t *o
                    (uint64_t)c->heartbeat_ms);
     sy_log(SY_LOG_INFO, "cluster_started",
            "snapshots on %s, reports on %s, version %llu (%llu keys, %llu bytes, %llu us)",
-           pub_addr, rep_addr, (unsigned long long)c->version,
-           (unsigned long long)c->snapshot_keys, (unsigned long long)c->snapshot_bytes,
-           (unsigned long long)c->snapshot_build_us);
+           pub_addr, rep_addr, (unsigned long long)c->version, (unsigned long long)c->snapshot_keys,
+           (unsigned long long)c->snapshot_bytes, (unsigned long long)c->snapshot_build_us);
     *out = c;
     return 0;
 fail:

@@ -18,15 +18,15 @@
 typedef struct sy_cluster sy_cluster_t;
 
 typedef struct sy_cluster_options {
-    const char *data_dir;         /* borrowed; where default ipc sockets and cluster.key live */
-    const char *snapshot_bind;    /* borrowed; NN_PUB address, NULL = ipc://<data_dir>/snapshots.ipc */
-    const char *report_bind;      /* borrowed; NN_REP address, NULL = ipc://<data_dir>/reports.ipc */
-    const char *cluster_key_file; /* borrowed; NULL = SWITCHYARD_CLUSTER_KEY, else
-                                   * <data_dir>/cluster.key (generated on first start) */
+    const char *data_dir;      /* borrowed; where default ipc sockets and cluster.key live */
+    const char *snapshot_bind; /* borrowed; NN_PUB address, NULL = ipc://<data_dir>/snapshots.ipc */
+    const char *report_bind;   /* borrowed; NN_REP address, NULL = ipc://<data_dir>/reports.ipc */
+    const char *cluster_key_file;        /* borrowed; NULL = SWITCHYARD_CLUSTER_KEY, else
+                                          * <data_dir>/cluster.key (generated on first start) */
     const sy_envelope_key_t *master_key; /* borrowed; decrypts provider credentials */
-    int64_t heartbeat_ms;         /* republish interval, 0 = 1000 */
-    int64_t debounce_ms;          /* delay between a change and its snapshot, 0 = 50 */
-    int64_t usage_refresh_ms;     /* rebuild after applied usage (budget spend), 0 = 5000 */
+    int64_t heartbeat_ms;                /* republish interval, 0 = 1000 */
+    int64_t debounce_ms;                 /* delay between a change and its snapshot, 0 = 50 */
+    int64_t usage_refresh_ms;            /* rebuild after applied usage (budget spend), 0 = 5000 */
 } sy_cluster_options_t;
 
 /* Loads (or generates) the cluster key, binds both sockets, builds and

@@ -11,20 +11,19 @@ static const char *const rollup_tables[3] = {"usage_minute", "usage_hour", "usag
 static const int64_t rollup_widths[3] = {60, 3600, 86400};
 
 struct sy_reports {
-    sqlite3 *db;                 /* borrowed; the store's writing connection */
-    sqlite3_stmt *begin;         /* owned; BEGIN IMMEDIATE */
-    sqlite3_stmt *commit;        /* owned; COMMIT */
-    sqlite3_stmt *rollback;      /* owned; ROLLBACK */
-    sqlite3_stmt *record;        /* owned; INSERT OR IGNORE INTO applied_reports */
-    sqlite3_stmt *price;         /* owned; the price valid at a minute */
-    sqlite3_stmt *upsert[3];     /* owned; one per rollup table */
+    sqlite3 *db;             /* borrowed; the store's writing connection */
+    sqlite3_stmt *begin;     /* owned; BEGIN IMMEDIATE */
+    sqlite3_stmt *commit;    /* owned; COMMIT */
+    sqlite3_stmt *rollback;  /* owned; ROLLBACK */
+    sqlite3_stmt *record;    /* owned; INSERT OR IGNORE INTO applied_reports */
+    sqlite3_stmt *price;     /* owned; the price valid at a minute */
+    sqlite3_stmt *upsert[3]; /* owned; one per rollup table */
 };
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, sy_err_t *err)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
-        return sy_err_set(err, SY_EIO, "reports: preparing \"%.60s\": %s", sql,
-                          sqlite3_errmsg(db));
+        return sy_err_set(err, SY_EIO, "reports: preparing \"%.60s\": %s", sql, sqlite3_errmsg(db));
     return 0;
 }
 
@@ -38,10 +37,11 @@ int sy_reports_open(sqlite3 *db, sy_reports_t **out, sy_err_t *err)
     if ((rc = prepare(db, "BEGIN IMMEDIATE", &r->begin, err)) != 0 ||
         (rc = prepare(db, "COMMIT", &r->commit, err)) != 0 ||
         (rc = prepare(db, "ROLLBACK", &r->rollback, err)) != 0 ||
-        (rc = prepare(db,
-                      "INSERT OR IGNORE INTO applied_reports"
-                      " (boot_id, seq, worker_id, applied_at, row_count) VALUES (?1, ?2, ?3, ?4, ?5)",
-                      &r->record, err)) != 0 ||
+        (rc = prepare(
+             db,
+             "INSERT OR IGNORE INTO applied_reports"
+             " (boot_id, seq, worker_id, applied_at, row_count) VALUES (?1, ?2, ?3, ?4, ?5)",
+             &r->record, err)) != 0 ||
         (rc = prepare(db,
                       "SELECT input_per_mtok, output_per_mtok, cached_input_per_mtok,"
                       " cache_write_per_mtok FROM model_prices WHERE model_id = ?1 AND"

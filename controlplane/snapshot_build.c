@@ -99,12 +99,12 @@ static int vec_push(sy_snapshot_build_t *b, vec_t *v, void *item)
 /* --- helpers ---------------------------------------------------------------- */
 
 typedef struct ctx {
-    sqlite3 *db;                          /* borrowed */
-    sy_snapshot_build_t *b;               /* the build being filled */
-    const sy_envelope_key_t *master_key;  /* borrowed; NULL = no credentials */
-    int64_t now;                          /* unix seconds */
-    sy_err_t *err;                        /* where messages go */
-    vec_t blocked[4];                     /* per BudgetScope: ids with an exhausted hard budget */
+    sqlite3 *db;                         /* borrowed */
+    sy_snapshot_build_t *b;              /* the build being filled */
+    const sy_envelope_key_t *master_key; /* borrowed; NULL = no credentials */
+    int64_t now;                         /* unix seconds */
+    sy_err_t *err;                       /* where messages go */
+    vec_t blocked[4];                    /* per BudgetScope: ids with an exhausted hard budget */
 } ctx_t;
 
 static int sql_fail(ctx_t *c, const char *what)
@@ -126,8 +126,7 @@ static int prepare(ctx_t *c, const char *sql, sqlite3_stmt **st)
 
 static Switchyard__RateLimit *limits(ctx_t *c, sqlite3_stmt *st, int rpm_col)
 {
-    Switchyard__RateLimit *l =
-        NEW_MSG(c->b, Switchyard__RateLimit, switchyard__rate_limit__init);
+    Switchyard__RateLimit *l = NEW_MSG(c->b, Switchyard__RateLimit, switchyard__rate_limit__init);
     if (l != NULL) {
         l->rpm = (uint64_t)sqlite3_column_int64(st, rpm_col);
         l->tpm = (uint64_t)sqlite3_column_int64(st, rpm_col + 1);
@@ -236,8 +235,8 @@ static int spent(ctx_t *c, sqlite3_stmt *q[4], int scope, const char *tenant, co
 }
 
 static int add_budget(ctx_t *c, vec_t *out, sqlite3_stmt *q[4], const char *id, int scope,
-                      const char *scope_id, const char *tenant, const char *period,
-                      double amount, double soft, bool hard)
+                      const char *scope_id, const char *tenant, const char *period, double amount,
+                      double soft, bool hard)
 {
     Switchyard__Budget *bg = NEW_MSG(c->b, Switchyard__Budget, switchyard__budget__init);
     if (bg == NULL)
@@ -253,8 +252,8 @@ static int add_budget(ctx_t *c, vec_t *out, sqlite3_stmt *q[4], const char *id, 
     int rc = spent(c, q, scope, tenant, scope_id, bg->window_start, bg->window_end, &bg->spent_usd);
     if (rc != 0)
         return rc;
-    if (hard && amount > 0 && bg->spent_usd >= amount && vec_push(c->b, &c->blocked[scope],
-                                                                  (void *)scope_id) != 0)
+    if (hard && amount > 0 && bg->spent_usd >= amount &&
+        vec_push(c->b, &c->blocked[scope], (void *)scope_id) != 0)
         return oom(c);
     if (vec_push(c->b, out, bg) != 0)
         return oom(c);
@@ -342,8 +341,9 @@ static int build_tenants(ctx_t *c)
 {
     sqlite3_stmt *st = NULL;
     vec_t out = {0};
-    int rc = prepare(c, "SELECT id, name, tier, time_zone, blocked, rpm, tpm FROM tenants"
-                        " ORDER BY id",
+    int rc = prepare(c,
+                     "SELECT id, name, tier, time_zone, blocked, rpm, tpm FROM tenants"
+                     " ORDER BY id",
                      &st);
     if (rc != 0)
         return rc;
@@ -376,8 +376,8 @@ static int build_teams(ctx_t *c)
 {
     sqlite3_stmt *st = NULL;
     vec_t out = {0};
-    int rc = prepare(c, "SELECT id, tenant_id, name, blocked, rpm, tpm FROM teams ORDER BY id",
-                     &st);
+    int rc =
+        prepare(c, "SELECT id, tenant_id, name, blocked, rpm, tpm FROM teams ORDER BY id", &st);
     if (rc != 0)
         return rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -486,8 +486,8 @@ static int provider_headers(ctx_t *c, sqlite3_stmt *st, int col, Switchyard__Pro
     {
         if (!json_object_is_type(val, json_type_string))
             continue;
-        Switchyard__Provider__HeadersEntry *e = NEW_MSG(
-            c->b, Switchyard__Provider__HeadersEntry, switchyard__provider__headers_entry__init);
+        Switchyard__Provider__HeadersEntry *e = NEW_MSG(c->b, Switchyard__Provider__HeadersEntry,
+                                                        switchyard__provider__headers_entry__init);
         if (e == NULL || (e->key = dup_n(c->b, key, strlen(key))) == NULL ||
             (e->value = dup_n(c->b, json_object_get_string(val),
                               (size_t)json_object_get_string_len(val))) == NULL ||

@@ -17,8 +17,8 @@
 #include "log.h"
 
 #define TICK_MS 250
-#define RESEND_MS 1000               /* nanomsg REQ resends an unanswered request this often */
-#define STUCK_MS 10000               /* give up on a request and issue it anew */
+#define RESEND_MS 1000                /* nanomsg REQ resends an unanswered request this often */
+#define STUCK_MS 10000                /* give up on a request and issue it anew */
 #define MAX_MESSAGE_BYTES (512 << 20) /* a snapshot of millions of keys still fits */
 #define BOOT_ID_LEN 32
 
@@ -35,37 +35,37 @@ typedef struct pending {
 } pending_t;
 
 struct sy_control_link {
-    uv_loop_t *loop;                   /* borrowed */
-    sy_envelope_key_t key;             /* the cluster key */
+    uv_loop_t *loop;       /* borrowed */
+    sy_envelope_key_t key; /* the cluster key */
     char worker_id[SY_ENVELOPE_MAX_SENDER + 1];
     char host[128];
-    char boot_id[BOOT_ID_LEN + 1];     /* random, new at every start */
-    char *snap_path;                   /* owned; NULL = no snapshot cache */
-    char *spool_path;                  /* owned; NULL = no spool */
-    int spool_fd;                      /* append-only, -1 = none */
-    int sub, req;                      /* nanomsg sockets, -1 = none */
-    uv_poll_t sub_poll;                /* sub's NN_RCVFD */
-    uv_poll_t req_rpoll;               /* req's NN_RCVFD: a reply arrived */
-    uv_poll_t req_wpoll;               /* req's NN_SNDFD: a request can go */
-    uv_timer_t tick;                   /* drains usage, unsticks requests */
-    int open_handles;                  /* freed when it reaches 0 after stop */
+    char boot_id[BOOT_ID_LEN + 1]; /* random, new at every start */
+    char *snap_path;               /* owned; NULL = no snapshot cache */
+    char *spool_path;              /* owned; NULL = no spool */
+    int spool_fd;                  /* append-only, -1 = none */
+    int sub, req;                  /* nanomsg sockets, -1 = none */
+    uv_poll_t sub_poll;            /* sub's NN_RCVFD */
+    uv_poll_t req_rpoll;           /* req's NN_RCVFD: a reply arrived */
+    uv_poll_t req_wpoll;           /* req's NN_SNDFD: a request can go */
+    uv_timer_t tick;               /* drains usage, unsticks requests */
+    int open_handles;              /* freed when it reaches 0 after stop */
     bool stopping;
-    sy_usage_t *usage;                 /* borrowed */
+    sy_usage_t *usage; /* borrowed */
     sy_control_link_install_fn install;
     void *install_arg;
     int64_t report_interval_ms;
     size_t max_pending;
-    uint64_t last_drain;               /* loop ms */
-    uint64_t next_seq;                 /* last report seq used in this boot */
-    uint64_t env_seq;                  /* envelope seq */
-    pending_t *head, *tail;            /* owned; in-memory unacked reports, oldest first */
-    size_t n_mem;                      /* reports in the list */
-    size_t n_spilled;                  /* unacked reports only in the spool file */
-    int inflight;                      /* REQ_* */
-    uint64_t inflight_since;           /* loop ms */
-    bool hello_needed;                 /* ask for the current snapshot */
-    sy_buf_t scratch;                  /* owned; sealing */
-    uint64_t stop_deadline;            /* loop ms; non-zero once a graceful stop began */
+    uint64_t last_drain;     /* loop ms */
+    uint64_t next_seq;       /* last report seq used in this boot */
+    uint64_t env_seq;        /* envelope seq */
+    pending_t *head, *tail;  /* owned; in-memory unacked reports, oldest first */
+    size_t n_mem;            /* reports in the list */
+    size_t n_spilled;        /* unacked reports only in the spool file */
+    int inflight;            /* REQ_* */
+    uint64_t inflight_since; /* loop ms */
+    bool hello_needed;       /* ask for the current snapshot */
+    sy_buf_t scratch;        /* owned; sealing */
+    uint64_t stop_deadline;  /* loop ms; non-zero once a graceful stop began */
     sy_control_link_stats_t st;
 };
 
@@ -160,8 +160,8 @@ static void log_rejected(sy_control_link_t *l, const char *where, size_t len, in
     l->st.rejected_messages++;
     if (l->st.rejected_messages % 100 == 1)
         sy_log(SY_LOG_WARN, "control_message_rejected",
-               "%s: dropped a %zu-byte message that failed to open (%s); %llu so far", where,
-               len, sy_err_name(rc), (unsigned long long)l->st.rejected_messages);
+               "%s: dropped a %zu-byte message that failed to open (%s); %llu so far", where, len,
+               sy_err_name(rc), (unsigned long long)l->st.rejected_messages);
 }
 
 /* Applies a snapshot that opened under the cluster key. sealed/len is the
@@ -188,8 +188,7 @@ static void take_snapshot(sy_control_link_t *l, const Switchyard__Snapshot *msg,
     else
         sy_snapshot_unref(snap);
     if (persist && l->snap_path != NULL && write_file_atomic(l->snap_path, sealed, len) != 0)
-        sy_log(SY_LOG_WARN, "snapshot_cache", "cannot write %s: %s", l->snap_path,
-               strerror(errno));
+        sy_log(SY_LOG_WARN, "snapshot_cache", "cannot write %s: %s", l->snap_path, strerror(errno));
 }
 
 /* Reads kind (field 2) and seq (field 4) of a packed Envelope without
@@ -291,8 +290,7 @@ static void load_cached_snapshot(sy_control_link_t *l)
             sy_log(SY_LOG_WARN, "snapshot_cache_rejected", "%s refused (%s)", l->snap_path,
                    sy_err_name(rc));
     } else if (rc != SY_ENOENT) {
-        sy_log(SY_LOG_WARN, "snapshot_cache", "cannot read %s: %s", l->snap_path,
-               sy_err_name(rc));
+        sy_log(SY_LOG_WARN, "snapshot_cache", "cannot read %s: %s", l->snap_path, sy_err_name(rc));
     }
     if (b.data != NULL)
         explicit_bzero(b.data, b.len);
@@ -456,8 +454,7 @@ static int spool_reload(sy_control_link_t *l)
         for (size_t i = 0; i < n && l->spool_fd >= 0; i++) {
             if (e[i].acked)
                 continue;
-            if (spool_append(l, SPOOL_REPORT, e[i].boot_id, e[i].seq, e[i].data, e[i].len) !=
-                0) {
+            if (spool_append(l, SPOOL_REPORT, e[i].boot_id, e[i].seq, e[i].data, e[i].len) != 0) {
                 rc = SY_EIO;
                 break;
             }
@@ -496,8 +493,7 @@ static void on_req_writable(uv_poll_t *h, int status, int events);
 static bool send_request(sy_control_link_t *l, uint32_t kind, const void *data, size_t len)
 {
     sy_buf_reset(&l->scratch);
-    if (sy_envelope_seal(&l->key, kind, l->worker_id, ++l->env_seq, data, len, &l->scratch) !=
-        0)
+    if (sy_envelope_seal(&l->key, kind, l->worker_id, ++l->env_seq, data, len, &l->scratch) != 0)
         return false;
     if (nn_send(l->req, l->scratch.data, l->scratch.len, NN_DONTWAIT) < 0) {
         if (nn_errno() == EAGAIN && !uv_is_active((uv_handle_t *)&l->req_wpoll))
@@ -531,9 +527,8 @@ static void pump(sy_control_link_t *l)
         }
         return;
     }
-    if (l->head != NULL &&
-        send_request(l, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT, l->head->data,
-                     l->head->len)) {
+    if (l->head != NULL && send_request(l, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT,
+                                        l->head->data, l->head->len)) {
         l->inflight = REQ_REPORT;
         l->inflight_since = uv_now(l->loop);
         l->st.reports_sent++;
@@ -991,8 +986,7 @@ int sy_control_link_attach(sy_worker_t *w, sy_err_t *err)
     int rc = sy_control_link_check(&w->cfg, err);
     if (rc != 0)
         return rc;
-    sy_control_link_parse_endpoint(w->cfg.control, snaps, sizeof(snaps), reports,
-                                   sizeof(reports));
+    sy_control_link_parse_endpoint(w->cfg.control, snaps, sizeof(snaps), reports, sizeof(reports));
     sy_envelope_key_t key;
     if ((rc = load_key(&w->cfg, &key, err)) != 0)
         return rc;

@@ -32,18 +32,18 @@ typedef struct sy_control_link sy_control_link_t;
 typedef void (*sy_control_link_install_fn)(void *arg, sy_snapshot_t *snap);
 
 typedef struct sy_control_link_options {
-    const char *snapshots_url;       /* borrowed; NN_SUB connect address, NULL = no snapshots */
-    const char *reports_url;         /* borrowed; NN_REQ connect address, NULL = no reports */
-    const sy_envelope_key_t *key;    /* borrowed for the call (copied); the cluster key */
-    const char *worker_id;           /* borrowed (copied); stable across restarts, e.g. host/3 */
-    const char *host;                /* borrowed (copied); for Hello, NULL = gethostname */
-    const char *state_dir;           /* borrowed (copied); snapshot cache and spool, NULL = none */
-    sy_usage_t *usage;               /* borrowed; drained into reports, NULL = none */
+    const char *snapshots_url;    /* borrowed; NN_SUB connect address, NULL = no snapshots */
+    const char *reports_url;      /* borrowed; NN_REQ connect address, NULL = no reports */
+    const sy_envelope_key_t *key; /* borrowed for the call (copied); the cluster key */
+    const char *worker_id;        /* borrowed (copied); stable across restarts, e.g. host/3 */
+    const char *host;             /* borrowed (copied); for Hello, NULL = gethostname */
+    const char *state_dir;        /* borrowed (copied); snapshot cache and spool, NULL = none */
+    sy_usage_t *usage;            /* borrowed; drained into reports, NULL = none */
     sy_control_link_install_fn install; /* called on every newer valid snapshot */
-    void *install_arg;               /* passed to install */
-    uint64_t have_version;           /* version the worker already serves (0 = none) */
-    int64_t report_interval_ms;      /* 0 = 1000 */
-    size_t max_pending;              /* reports kept in memory, 0 = 64 */
+    void *install_arg;                  /* passed to install */
+    uint64_t have_version;              /* version the worker already serves (0 = none) */
+    int64_t report_interval_ms;         /* 0 = 1000 */
+    size_t max_pending;                 /* reports kept in memory, 0 = 64 */
 } sy_control_link_options_t;
 
 /* Connects the sockets (nanomsg connects in the background and keeps
@@ -79,15 +79,15 @@ int sy_control_link_parse_endpoint(const char *control, char *snapshots, size_t 
                                    char *reports, size_t reports_size);
 
 typedef struct sy_control_link_stats {
-    uint64_t version;              /* of the last installed snapshot */
-    uint64_t snapshots_received;   /* valid snapshot messages (any version) */
-    uint64_t snapshots_installed;  /* newer ones handed to install */
-    uint64_t rejected_messages;    /* failed to open: wrong key or tampered */
-    uint64_t invalid_messages;     /* opened but malformed or of an unexpected kind */
-    uint64_t reports_sent;         /* sends, resends included */
+    uint64_t version;             /* of the last installed snapshot */
+    uint64_t snapshots_received;  /* valid snapshot messages (any version) */
+    uint64_t snapshots_installed; /* newer ones handed to install */
+    uint64_t rejected_messages;   /* failed to open: wrong key or tampered */
+    uint64_t invalid_messages;    /* opened but malformed or of an unexpected kind */
+    uint64_t reports_sent;        /* sends, resends included */
     uint64_t reports_acked;
-    uint64_t reports_pending;      /* not yet acked */
-    uint64_t reports_spilled;      /* of those, only in the spool file */
+    uint64_t reports_pending; /* not yet acked */
+    uint64_t reports_spilled; /* of those, only in the spool file */
     uint64_t hellos_sent;
 } sy_control_link_stats_t;
 

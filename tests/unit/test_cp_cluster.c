@@ -30,11 +30,11 @@ typedef struct fixture {
     char dir[256];
     char pub_url[300], rep_url[300];
     uv_loop_t loop;
-    uv_timer_t wake;               /* keeps uv_run(UV_RUN_ONCE) returning */
+    uv_timer_t wake; /* keeps uv_run(UV_RUN_ONCE) returning */
     sy_store_t *store;
     sy_envelope_key_t key, master;
     sy_cluster_t *cluster;
-    sy_snapshot_t *snap;           /* the last snapshot installed by a link */
+    sy_snapshot_t *snap; /* the last snapshot installed by a link */
     int installs;
 } fixture_t;
 
@@ -444,8 +444,8 @@ static void test_control_refuses_tampered_requests(void **state)
     sy_envelope_t env;
     assert_int_equal(sy_envelope_open(&f->key, reply, (size_t)rn, &env), 0);
     assert_int_equal(env.kind, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_ACK);
-    Switchyard__Ack *ack = switchyard__ack__unpack(NULL, env.payload.len,
-                                                   (const uint8_t *)env.payload.data);
+    Switchyard__Ack *ack =
+        switchyard__ack__unpack(NULL, env.payload.len, (const uint8_t *)env.payload.data);
     assert_non_null(ack);
     assert_true(ack->duplicate);
     assert_int_equal(ack->seq, 1);

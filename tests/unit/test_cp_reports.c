@@ -59,14 +59,13 @@ static int setup(void **state)
     sy_err_clear(&err);
     if (sy_migrate_apply(f->db, "migrations", NULL, &err) != 0)
         fail_msg("migrations: %s", err.msg);
-    exec_ok(f->db,
-            "INSERT INTO providers (id, name, kind, base_url, created_at, updated_at)"
-            " VALUES ('prv_1', 'mock', 'openai', 'http://127.0.0.1:1', 0, 0);"
-            "INSERT INTO models (id, provider_id, upstream_name, created_at, updated_at)"
-            " VALUES ('gpt-x', 'prv_1', 'gpt-x', 0, 0);"
-            /* $2/$8 per Mtok until T0 + 1 h, then $1/$4, cached $0.5, writes $3. */
-            "INSERT INTO model_prices VALUES ('gpt-x', 0, 2.0, 8.0, 0, 0);"
-            "INSERT INTO model_prices VALUES ('gpt-x', 1795258800, 1.0, 4.0, 0.5, 3.0);");
+    exec_ok(f->db, "INSERT INTO providers (id, name, kind, base_url, created_at, updated_at)"
+                   " VALUES ('prv_1', 'mock', 'openai', 'http://127.0.0.1:1', 0, 0);"
+                   "INSERT INTO models (id, provider_id, upstream_name, created_at, updated_at)"
+                   " VALUES ('gpt-x', 'prv_1', 'gpt-x', 0, 0);"
+                   /* $2/$8 per Mtok until T0 + 1 h, then $1/$4, cached $0.5, writes $3. */
+                   "INSERT INTO model_prices VALUES ('gpt-x', 0, 2.0, 8.0, 0, 0);"
+                   "INSERT INTO model_prices VALUES ('gpt-x', 1795258800, 1.0, 4.0, 0.5, 3.0);");
     if (sy_reports_open(f->db, &f->r, &err) != 0)
         fail_msg("open: %s", err.msg);
     *state = f;
@@ -155,10 +154,10 @@ static void test_rollups_and_buckets(void **state)
     assert_int_equal(q_int(f->db, "SELECT prompt_tokens FROM usage_minute WHERE bucket = "
                                   "1795255260"),
                      20);
-    assert_int_equal(
-        q_int(f->db, "SELECT prompt_tokens FROM usage_hour WHERE bucket = 1795255200 AND "
-                     "key_id = 'key_1'"),
-        30);
+    assert_int_equal(q_int(f->db,
+                           "SELECT prompt_tokens FROM usage_hour WHERE bucket = 1795255200 AND "
+                           "key_id = 'key_1'"),
+                     30);
     assert_int_equal(q_int(f->db, "SELECT prompt_tokens FROM usage_day WHERE key_id = 'key_1'"),
                      70);
     assert_int_equal(q_int(f->db, "SELECT bucket FROM usage_day LIMIT 1"), 1795219200);
@@ -246,8 +245,8 @@ static void test_many_reports_sum_exactly(void **state)
     uint64_t want_prompt = 0;
     for (uint64_t seq = 1; seq <= 250; seq++) {
         for (int w = 0; w < 2; w++) {
-            Switchyard__UsageRow a = make_row(T0 + (int64_t)seq, w ? "key_2" : "key_1",
-                                              seq + (uint64_t)w, 3);
+            Switchyard__UsageRow a =
+                make_row(T0 + (int64_t)seq, w ? "key_2" : "key_1", seq + (uint64_t)w, 3);
             Switchyard__UsageRow *rows[] = {&a};
             bool dup;
             const char *boot = w ? "boot-w1" : "boot-w0";

@@ -69,20 +69,21 @@ static int setup(void **state)
     char hex[80];
     assert_int_equal(sy_envelope_key_generate_hex(hex, sizeof(hex)), 0);
     assert_int_equal(sy_envelope_key_from_hex(hex, 64, &f->master), 0);
-    exec_ok(f->db,
-            "INSERT INTO tenants (id, name, tier, created_at, updated_at, rpm)"
-            " VALUES ('ten_a', 'A', 'enterprise', 0, 0, 100), ('ten_b', 'B', 'free', 0, 0, 0);"
-            "INSERT INTO teams (id, tenant_id, name, created_at, updated_at)"
-            " VALUES ('team_a', 'ten_a', 'T', 0, 0), ('team_b', 'ten_b', 'T', 0, 0);"
-            "INSERT INTO api_keys (id, tenant_id, team_id, name, sha256, prefix, created_at,"
-            " updated_at, expires_at, revoked_at, allowed_models, tpm) VALUES"
-            " ('key_live', 'ten_a', 'team_a', 'live', randomblob(32), 'sk-1', 0, 0, 0, 0,"
-            "  '[\"m1\",\"auto\"]', 5000),"
-            " ('key_revoked', 'ten_a', NULL, 'revoked', randomblob(32), 'sk-2', 0, 0, 0, 5, '[]', 0),"
-            " ('key_expired', 'ten_a', NULL, 'expired', randomblob(32), 'sk-3', 0, 0, 100, 0, '[]', 0),"
-            " ('key_later', 'ten_a', NULL, 'expires later', randomblob(32), 'sk-4', 0, 0,"
-            "  1895255200, 0, '[]', 0),"
-            " ('key_b', 'ten_b', 'team_b', 'b', randomblob(32), 'sk-5', 0, 0, 0, 0, '[]', 0);");
+    exec_ok(
+        f->db,
+        "INSERT INTO tenants (id, name, tier, created_at, updated_at, rpm)"
+        " VALUES ('ten_a', 'A', 'enterprise', 0, 0, 100), ('ten_b', 'B', 'free', 0, 0, 0);"
+        "INSERT INTO teams (id, tenant_id, name, created_at, updated_at)"
+        " VALUES ('team_a', 'ten_a', 'T', 0, 0), ('team_b', 'ten_b', 'T', 0, 0);"
+        "INSERT INTO api_keys (id, tenant_id, team_id, name, sha256, prefix, created_at,"
+        " updated_at, expires_at, revoked_at, allowed_models, tpm) VALUES"
+        " ('key_live', 'ten_a', 'team_a', 'live', randomblob(32), 'sk-1', 0, 0, 0, 0,"
+        "  '[\"m1\",\"auto\"]', 5000),"
+        " ('key_revoked', 'ten_a', NULL, 'revoked', randomblob(32), 'sk-2', 0, 0, 0, 5, '[]', 0),"
+        " ('key_expired', 'ten_a', NULL, 'expired', randomblob(32), 'sk-3', 0, 0, 100, 0, '[]', 0),"
+        " ('key_later', 'ten_a', NULL, 'expires later', randomblob(32), 'sk-4', 0, 0,"
+        "  1895255200, 0, '[]', 0),"
+        " ('key_b', 'ten_b', 'team_b', 'b', randomblob(32), 'sk-5', 0, 0, 0, 0, '[]', 0);");
     add_provider(f, "prv_1", "sk-ant-secret", &f->master);
     exec_ok(f->db,
             "INSERT INTO models (id, provider_id, upstream_name, capabilities, created_at,"
@@ -229,13 +230,12 @@ static void add_spend(fixture_t *f, int64_t day, const char *tenant, const char 
 static void test_budgets_block_when_exhausted(void **state)
 {
     fixture_t *f = *state;
-    exec_ok(f->db,
-            "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, amount_usd,"
-            " soft_threshold, hard, created_at, updated_at) VALUES"
-            " ('bud_1', 'ten_a', 'tenant', 'ten_a', 'daily', 10, 0.8, 1, 0, 0),"
-            " ('bud_2', 'ten_b', 'team', 'team_b', 'monthly', 5, 0.5, 1, 0, 0),"
-            " ('bud_3', 'ten_a', 'key', 'key_live', 'daily', 1, 0.8, 0, 0, 0);"
-            "UPDATE api_keys SET budget_usd = 2 WHERE id = 'key_b'");
+    exec_ok(f->db, "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, amount_usd,"
+                   " soft_threshold, hard, created_at, updated_at) VALUES"
+                   " ('bud_1', 'ten_a', 'tenant', 'ten_a', 'daily', 10, 0.8, 1, 0, 0),"
+                   " ('bud_2', 'ten_b', 'team', 'team_b', 'monthly', 5, 0.5, 1, 0, 0),"
+                   " ('bud_3', 'ten_a', 'key', 'key_live', 'daily', 1, 0.8, 0, 0, 0);"
+                   "UPDATE api_keys SET budget_usd = 2 WHERE id = 'key_b'");
     /* ten_a: 9.5 today (under 10), 50 yesterday (another window). */
     add_spend(f, DAY0, "ten_a", "team_a", "key_live", 9.5);
     add_spend(f, DAY0 - 86400, "ten_a", "team_a", "key_live", 50);

@@ -117,8 +117,8 @@ static void test_snapshot_scale(void **state)
     /* The worker side: open, unpack, index. */
     sy_envelope_t opened;
     assert_int_equal(sy_envelope_open(&key, sealed.data, sealed.len, &opened), 0);
-    Switchyard__Snapshot *got =
-        switchyard__snapshot__unpack(NULL, opened.payload.len, (const uint8_t *)opened.payload.data);
+    Switchyard__Snapshot *got = switchyard__snapshot__unpack(NULL, opened.payload.len,
+                                                             (const uint8_t *)opened.payload.data);
     assert_non_null(got);
     sy_snapshot_t *snap = NULL;
     if (sy_snapshot_from_proto(got, &snap, &err) != 0)
