@@ -13,6 +13,7 @@
  *   streamclient --port P [--host 127.0.0.1] [--path /v1/chat/completions]
  *                [--header "K: V"]... [--body-file F] --streams N
  *                [--ramp 256] [--timeout 120] [--tree PID] [--per-proc 8000]
+ *                [--src-ips N]
  *   streamclient --probe PID
  *
  * Both modes print one JSON object on stdout; progress goes to stderr.
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -89,6 +91,7 @@ typedef struct client {
     int started;         /* streams started so far */
     int pending;         /* streams connecting or writing their request */
     int ramp;            /* cap on pending */
+    int nsrc;            /* source addresses 127.0.0.2.. to spread over; 0 = kernel's choice */
     char rbuf[65536];    /* one read buffer for all streams: parsed at once */
 } client_t;
 
@@ -237,6 +240,25 @@ static void on_connect(uv_connect_t *req, int status)
         stream_end(s, 0);
 }
 
+/* Binds the stream's socket to its source address, 127.0.0.(2 + index % nsrc),
+ * leaving the port to connect(). A single source address makes the kernel
+ * search the whole ephemeral range for a free port on every connect once
+ * tens of thousands of connections go to one gateway port (perf shows the
+ * client then spends its time in __inet_check_established); spreading the
+ * sources keeps the search short. Returns 0 or a libuv error. */
+static int bind_source(stream_t *s, client_t *c)
+{
+    uv_os_fd_t fd;
+    int one = 1, rc = uv_fileno((uv_handle_t *)&s->tcp, &fd);
+    if (rc < 0)
+        return rc;
+    if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0)
+        return uv_translate_sys_error(errno);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(s->index % (uint32_t)c->nsrc));
+    return uv_tcp_bind(&s->tcp, (const struct sockaddr *)&src, 0);
+}
+
 /* Starts streams until the ramp cap of pending ones or the total is reached. */
 static void start_more(client_t *c)
 {
@@ -256,7 +278,7 @@ static void start_more(client_t *c)
         if (c->live)
             c->live->prev = s;
         c->live = s;
-        int rc = uv_tcp_init(c->loop, &s->tcp);
+        int rc = uv_tcp_init_ex(c->loop, &s->tcp, AF_INET);
         if (rc < 0) {
             /* Not initialised: count and free without uv_close. */
             c->live = s->next;
@@ -267,7 +289,11 @@ static void start_more(client_t *c)
             free(s);
             continue;
         }
-        rc = uv_tcp_connect(&s->connect, &s->tcp, (const struct sockaddr *)&c->addr, on_connect);
+        if (c->nsrc > 0)
+            rc = bind_source(s, c);
+        if (rc == 0)
+            rc =
+                uv_tcp_connect(&s->connect, &s->tcp, (const struct sockaddr *)&c->addr, on_connect);
         if (rc < 0)
             stream_end(s, 0);
     }
@@ -470,6 +496,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: streamclient --port P [--host H] [--path P] [--header 'K: V']... "
             "[--body-file F] --streams N [--ramp N] [--timeout S] [--tree PID] [--per-proc N]\n"
+            "                    [--src-ips N]\n"
             "       streamclient --probe PID\n");
     exit(2);
 }
@@ -478,7 +505,8 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *path = "/v1/chat/completions", *body_files[MAX_BODIES];
     const char *headers[MAX_HEADERS];
-    int nbodies = 0, nheaders = 0, port = 0, streams = 0, ramp = 256, tree = 0, per_proc = 8000;
+    int nbodies = 0, nheaders = 0, port = 0, streams = 0, ramp = 256, tree = 0, per_proc = 8000,
+        nsrc = -1;
     double timeout_s = 120;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -515,6 +543,8 @@ int main(int argc, char **argv)
             timeout_s = atof(v);
         else if (strcmp(a, "--tree") == 0)
             tree = atoi(v);
+        else if (strcmp(a, "--src-ips") == 0)
+            nsrc = atoi(v);
         else if (strcmp(a, "--per-proc") == 0)
             per_proc = atoi(v);
         else
@@ -523,6 +553,10 @@ int main(int argc, char **argv)
     }
     if (port <= 0 || streams <= 0 || ramp <= 0 || per_proc <= 0)
         usage();
+    if (nsrc < 0) /* default: one source address per 2,000 streams past the first 4,000 */
+        nsrc = streams > 4000 ? (streams + 1999) / 2000 : 0;
+    if (nsrc > 250)
+        nsrc = 250;
 
     /* The requests are built once and shared, read-only, by every stream;
      * with several bodies the streams take them in turn. */
@@ -603,6 +637,7 @@ int main(int argc, char **argv)
             c.addr = addr;
             memcpy(c.requests, requests, sizeof(requests));
             c.nrequests = nrequests;
+            c.nsrc = nsrc;
             c.slot = &slots[k];
             c.total = share;
             c.ramp = ramp / nprocs > 0 ? ramp / nprocs : 1;
