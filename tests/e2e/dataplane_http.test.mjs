@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startMock, startDataplane, sleep } from './lib/procs.mjs';
 
-let mock, dp;
+let mock, dp, workerPid;
 
 before(async () => {
   mock = await startMock();
   dp = await startDataplane(mock.url, {
     args: ['--max-body-size', '64k', '--max-header-size', '8k', '--header-timeout', '1s', '--body-timeout', '1s'],
   });
+  workerPid = Number(/"worker_started".*?"pid":(\d+)/.exec(dp.proc.output())[1]);
 });
 
 after(async () => {
@@ -211,4 +212,30 @@ test('slowloris gets 408 and the worker keeps serving others', async () => {
   assert.equal(responses[0]?.status, 408);
   assert.equal(errorOf(responses[0]).code, 'request_timeout');
   assert.ok(closed || responses[0].headers.connection === 'close');
+});
+
+test('garbage and truncated requests never crash the worker', async () => {
+  // Deterministic pseudo-random inputs: mutations of a valid request plus raw noise.
+  let seed = 12345;
+  const rnd = (n) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  const valid = Buffer.from(post(chatBody('fuzz')));
+  const inputs = [];
+  for (let i = 0; i < 120; i++) {
+    const b = Buffer.from(valid);
+    const flips = 1 + rnd(8);
+    for (let j = 0; j < flips; j++) b[rnd(b.length)] = rnd(256);
+    inputs.push(i % 3 === 0 ? b.subarray(0, rnd(b.length)) : b);
+  }
+  for (let i = 0; i < 30; i++) inputs.push(Buffer.from(Array.from({ length: 1 + rnd(300) }, () => rnd(256))));
+  const results = await Promise.all(inputs.map((b) => raw([b], { timeoutMs: 2000 })));
+  for (const r of results) {
+    for (const resp of r.responses) {
+      assert.ok(resp.status >= 100 && resp.status < 600);
+      if (resp.status >= 400 && resp.headers['content-type'] === 'application/json') assert.ok(JSON.parse(resp.body).error);
+    }
+  }
+  const res = await fetch(`${dp.url}/healthz`);
+  assert.equal(res.status, 200);
+  process.kill(workerPid, 0); // throws if the worker died (it would have been replaced)
+  assert.ok(!/"worker_died"/.test(dp.proc.output()), 'no worker died');
 });
