@@ -47,6 +47,7 @@ struct sy_cluster {
     sy_buf_t scratch;       /* owned; reply building */
     uint64_t send_seq;      /* envelope seq of this sender */
     bool usage_dirty;       /* usage applied since the last build */
+    bool changed;            /* a change is not in a snapshot yet (retried on failure) */
     bool has_budgets;       /* the current snapshot carries budgets (their spend moves) */
     uint64_t last_build_ms; /* loop time of the last build */
     uint32_t live_workers;  /* in the current snapshot */
@@ -220,6 +221,7 @@ static int rebuild(sy_cluster_t *c, sy_err_t *err)
     c->version = version;
     c->live_workers = live;
     c->usage_dirty = false;
+    c->changed = false;
     c->has_budgets = budgets;
     c->last_build_ms = uv_now(c->loop);
     c->snapshots_built++;
@@ -252,7 +254,10 @@ static void on_heartbeat(uv_timer_t *t)
     sy_cluster_t *c = sy_container_of(t, sy_cluster_t, heartbeat);
     bool stale =
         c->usage_dirty && uv_now(c->loop) - c->last_build_ms >= (uint64_t)c->usage_refresh_ms;
-    if (stale || count_live(c) != c->live_workers || c->sealed.len == 0)
+    /* c->changed still set here means the debounced rebuild failed (e.g. the
+     * database was busy): retry it rather than leave workers stale. */
+    bool retry = c->changed && !uv_is_active((uv_handle_t *)&c->debounce);
+    if (stale || retry || count_live(c) != c->live_workers || c->sealed.len == 0)
         rebuild_logged(c);
     else
         publish(c);
@@ -260,7 +265,10 @@ static void on_heartbeat(uv_timer_t *t)
 
 void sy_cluster_notify_change(sy_cluster_t *c)
 {
-    if (c == NULL || c->stopping || uv_is_active((uv_handle_t *)&c->debounce))
+    if (c == NULL || c->stopping)
+        return;
+    c->changed = true;
+    if (uv_is_active((uv_handle_t *)&c->debounce))
         return;
     uv_timer_start(&c->debounce, on_debounce, (uint64_t)c->debounce_ms, 0);
 }
