@@ -287,8 +287,15 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
         json_object_put(o);
         return rc;
     }
-    s->started = true;
     json_object *choices = json_object_object_get(o, "choices");
+    json_object *u = NULL;
+    bool has_usage_key = json_object_object_get_ex(o, "usage", &u); /* also "usage":null */
+    if ((choices == NULL || !json_object_is_type(choices, json_type_array)) &&
+        (u == NULL || !json_object_is_type(u, json_type_object))) {
+        json_object_put(o); /* not a chunk (a server's extension): nothing for the client */
+        return 0;
+    }
+    s->started = true;
     size_t nc = choices != NULL && json_object_is_type(choices, json_type_array)
                     ? json_object_array_length(choices)
                     : 0;
@@ -310,8 +317,6 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
                 s->tool_count = (int)ti;
         }
     }
-    json_object *u = NULL;
-    bool has_usage_key = json_object_object_get_ex(o, "usage", &u); /* also "usage":null */
     if (u != NULL && json_object_is_type(u, json_type_object))
         extract_usage(o, &s->usage);
     if (!s->include_usage && nc == 0 && u != NULL && json_object_is_type(u, json_type_object)) {
@@ -324,13 +329,17 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
                   (model == NULL || ml != s->public_model.len ||
                    memcmp(model, s->public_model.data, ml) != 0);
     bool strip = !s->include_usage && has_usage_key;
+    bool no_choices = choices == NULL || !json_object_is_type(choices, json_type_array);
     if ((rc = sy_buf_append(out, "data: ", 6)) < 0)
         goto out;
-    if (!rename && !strip) {
+    if (!rename && !strip && !no_choices) {
         rc = sy_buf_append(out, ev->data.ptr, ev->data.len); /* untouched: forward the bytes */
     } else {
         if (strip)
             json_object_object_del(o, "usage");
+        /* A usage chunk must carry "choices":[] for clients. */
+        if (no_choices && (rc = sy_provider__add(o, "choices", json_object_new_array())) < 0)
+            goto out;
         if (rename && (rc = sy_provider__add(o, "model", json_object_new_string_len(
                                                              s->public_model.data,
                                                              (int)s->public_model.len))) < 0)
