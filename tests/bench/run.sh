@@ -24,7 +24,8 @@
 #   BENCH_WORKERS [nproc]     worker processes of nginx and Switchyard alike
 #   BENCH_STREAMS [2000]      concurrent streams (BENCH_STREAMS=20000 for the full run; 0 skips)
 #   BENCH_STREAM_TARGETS [switchyard nginx]           (empty: none)
-#   BENCH_STREAM_DELAY_MS [2000]  mock delay between the ~12 SSE events of each stream
+#   BENCH_STREAM_DELAY_MS [max(2000, streams/5)]  mock delay between the 12 SSE events of each
+#                             stream: long enough for every stream to open before the first ends
 #   BENCH_STREAM_WORKERS      nginx and Switchyard workers of the stream run [BENCH_WORKERS, or
 #                             more when one worker's client+upstream sockets would not fit
 #                             under the fd limit]
@@ -50,7 +51,7 @@ TARGETS=${BENCH_TARGETS-"direct nginx switchyard portkey"}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
 STREAMS=${BENCH_STREAMS:-2000}
 STREAM_TARGETS=${BENCH_STREAM_TARGETS-"switchyard nginx"}
-STREAM_DELAY_MS=${BENCH_STREAM_DELAY_MS:-2000}
+STREAM_DELAY_MS=${BENCH_STREAM_DELAY_MS:-$((STREAMS / 5 > 2000 ? STREAMS / 5 : 2000))}
 MOCK_STREAMS=${BENCH_MOCK_STREAMS:-12000}
 RAMP=${BENCH_RAMP:-512}
 ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
@@ -432,7 +433,8 @@ for b in wrk nginx curl node cc ss setsid; do
 done
 [ -x "$BIN/switchyard-mockprovider" ] || die "$BIN/switchyard-mockprovider is missing (make)"
 build_streamclient
-log "workers $WORKERS ($STREAM_WORKERS for streams), wrk ${DURATION}s (+${WARMUP}s warm-up) at $CONNS and 1 connections, $STREAMS streams, fd limit $NOFILE"
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average $LOAD; workers $WORKERS ($STREAM_WORKERS for streams), wrk ${DURATION}s (+${WARMUP}s warm-up) at $CONNS and 1 connections, $STREAMS streams, fd limit $NOFILE"
 start_mocks
 for target in $TARGETS; do
     if [ "$target" = switchyard ] && [ ! -x "$BIN/switchyard-dataplane" ]; then
@@ -449,7 +451,8 @@ if [ "$STREAMS" -gt 0 ]; then
 fi
 for i in $(seq 0 $((NMOCKS - 1))); do stop "mock$i"; done
 {
-    printf 'Machine: %s cores, Linux %s; %s\n' "$(nproc)" "$(uname -r)" "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    printf 'Machine: %s cores, Linux %s; %s; load average before the run %s (other work on the machine skews every figure)\n' \
+        "$(nproc)" "$(uname -r)" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$LOAD"
     printf 'Workers: %s (nginx and Switchyard; %s in the stream run); wrk %ss per run after %ss warm-up; ' \
         "$WORKERS" "$STREAM_WORKERS" "$DURATION" "$WARMUP"
     printf 'access log %s; fd limit %s; mock delay between stream events %s ms\n' \
