@@ -47,7 +47,7 @@ struct sy_cluster {
     sy_buf_t scratch;       /* owned; reply building */
     uint64_t send_seq;      /* envelope seq of this sender */
     bool usage_dirty;       /* usage applied since the last build */
-    bool changed;            /* a change is not in a snapshot yet (retried on failure) */
+    bool changed;           /* a change is not in a snapshot yet (retried on failure) */
     bool has_budgets;       /* the current snapshot carries budgets (their spend moves) */
     uint64_t last_build_ms; /* loop time of the last build */
     uint32_t live_workers;  /* in the current snapshot */

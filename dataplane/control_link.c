@@ -18,6 +18,7 @@
 
 #define TICK_MS 250
 #define RESEND_MS 1000                /* nanomsg REQ resends an unanswered request this often */
+#define BEHIND_GRACE_MS 1500          /* then a missed snapshot is fetched with a Hello */
 #define STUCK_MS 10000                /* give up on a request and issue it anew */
 #define MAX_MESSAGE_BYTES (512 << 20) /* a snapshot of millions of keys still fits */
 #define BOOT_ID_LEN 32
@@ -64,6 +65,9 @@ struct sy_control_link {
     int inflight;            /* REQ_* */
     uint64_t inflight_since; /* loop ms */
     bool hello_needed;       /* ask for the current snapshot */
+    uint64_t want_version;   /* newest version an Ack announced */
+    uint64_t behind_since;   /* loop ms since an Ack announced a version SUB has not delivered */
+    uint64_t bad_version;    /* last version refused as malformed (not retried) */
     sy_buf_t scratch;        /* owned; sealing */
     uint64_t stop_deadline;  /* loop ms; non-zero once a graceful stop began */
     sy_control_link_stats_t st;
@@ -170,12 +174,14 @@ static void take_snapshot(sy_control_link_t *l, const Switchyard__Snapshot *msg,
                           size_t len, bool persist)
 {
     l->st.snapshots_received++;
-    if (msg->version <= l->st.version)
+    if (msg->version <= l->st.version || msg->version == l->bad_version)
         return;
     sy_snapshot_t *snap = NULL;
     sy_err_t err;
     sy_err_clear(&err);
     if (sy_snapshot_from_proto(msg, &snap, &err) != 0) {
+        /* Logged once per version; heartbeat repeats of it are skipped. */
+        l->bad_version = msg->version;
         l->st.invalid_messages++;
         sy_log(SY_LOG_ERROR, "snapshot_invalid", "version %llu refused: %s",
                (unsigned long long)msg->version, err.msg);
@@ -183,6 +189,8 @@ static void take_snapshot(sy_control_link_t *l, const Switchyard__Snapshot *msg,
     }
     l->st.version = msg->version;
     l->st.snapshots_installed++;
+    if (l->st.version >= l->want_version)
+        l->behind_since = 0;
     if (l->install != NULL)
         l->install(l->install_arg, snap);
     else
@@ -313,7 +321,7 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
         uint64_t kind = 0, seq = 0;
         if (peek_envelope(msg, (size_t)n, &kind, &seq) &&
             kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT && seq != 0 &&
-            seq <= l->st.version) {
+            (seq <= l->st.version || seq == l->bad_version)) {
             l->st.snapshots_received++;
         } else {
             take_sealed_snapshot(l, msg, (size_t)n, "snapshots", true);
@@ -579,8 +587,15 @@ static void handle_ack(sy_control_link_t *l, const Switchyard__Ack *a, const voi
                a->boot_id != NULL && strcmp(a->boot_id, l->head->boot_id) == 0) {
         report_acked(l);
     }
-    if (a->current_version > l->st.version)
-        l->hello_needed = true;
+    /* The control plane has a newer snapshot than this worker. It is
+     * normally on its way over SUB already; only when it has not arrived
+     * within a grace period is it fetched with a Hello. */
+    if (a->current_version > l->st.version && a->current_version != l->bad_version) {
+        if (a->current_version > l->want_version)
+            l->want_version = a->current_version;
+        if (l->behind_since == 0)
+            l->behind_since = uv_now(l->loop);
+    }
 }
 
 static void on_req_readable(uv_poll_t *h, int status, int events)
@@ -673,6 +688,11 @@ static void on_tick(uv_timer_t *t)
         /* nanomsg resends by itself; this only covers a request it lost
          * track of. A new request cancels the old one. */
         l->inflight = REQ_IDLE;
+    }
+    if (l->behind_since != 0 && now - l->behind_since >= BEHIND_GRACE_MS) {
+        l->behind_since = 0;
+        if (l->want_version > l->st.version)
+            l->hello_needed = true;
     }
     pump(l);
     if (l->stop_deadline != 0 && (l->n_mem + l->n_spilled == 0 || now >= l->stop_deadline))
