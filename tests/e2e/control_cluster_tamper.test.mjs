@@ -101,3 +101,30 @@ test('the cached snapshot serves while the control plane is away; a flipped byte
   assert.match(d.proc.output(), /snapshot_cache_rejected/);
   assert.match(d.proc.output(), /control_message_rejected/);
 });
+
+test('a worker started before the control plane keeps retrying and connects when it comes up', async () => {
+  const later = tempDir('sy-later-');
+  const w = await plane({ controlDir: later, clusterKeyFile: keyFile, stateDir: path.join(later, 'dp') });
+  await sleep(300);
+  assert.equal((await readyz(w.url)).status, 503);
+  // Now the control plane appears, with the same cluster key, and a key is made.
+  const cp2 = await startControl(later, { clusterKeyFile: keyFile });
+  try {
+    const d2 = await createTenantWithKey(cp2.api, mock.url, 'late');
+    const r = await waitKeyWorks(w.url, d2.secret, d2.model.id, 5000);
+    assert.equal(r.status, 200);
+    assert.equal((await readyz(w.url)).status, 200);
+    // Its usage reaches the new control plane.
+    const deadline = Date.now() + 5000;
+    let totals = null;
+    while (Date.now() < deadline) {
+      totals = (await must(cp2.api, 'GET', `/usage?key=${d2.key.id}`)).totals;
+      if (totals.requests >= 1) break;
+      await sleep(100);
+    }
+    assert.equal(totals.requests, 1);
+    assert.equal(totals.prompt_tokens, r.body.usage.prompt_tokens);
+  } finally {
+    await cp2.proc.stop();
+  }
+});
