@@ -51,7 +51,7 @@ int sy_mock_anthropic_error(int status, const char *message, sy_buf_t *out)
     int rc =
         sy_buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", type);
     rc = rc ? rc : sy_buf_append_json_string(out, msg, strlen(msg));
-    return rc ? rc : sy_buf_append_str(out, "},\"request_id\":\"req_mock\"}");
+    return rc ? rc : SY_MOCK_LIT(out, "},\"request_id\":\"req_mock\"}");
 }
 
 int sy_mock_anthropic_validate(const sy_mock_req_t *r, const char **why)
@@ -116,11 +116,11 @@ static int usage_json(const sy_mock_req_t *r, int64_t output, bool full, sy_buf_
                             (long long)(r->prompt_tokens - r->cached_tokens),
                             (long long)r->cached_tokens);
     if (rc == 0 && full)
-        rc = sy_buf_append_str(out, "\"cache_creation\":{\"ephemeral_5m_input_tokens\":0,"
-                                    "\"ephemeral_1h_input_tokens\":0},");
+        rc = SY_MOCK_LIT(out, "\"cache_creation\":{\"ephemeral_5m_input_tokens\":0,"
+                              "\"ephemeral_1h_input_tokens\":0},");
     rc = rc ? rc : sy_buf_appendf(out, "\"output_tokens\":%lld", (long long)output);
     if (rc == 0 && full)
-        rc = sy_buf_append_str(out, ",\"service_tier\":\"standard\"");
+        rc = SY_MOCK_LIT(out, ",\"service_tier\":\"standard\"");
     return rc ? rc : sy_buf_append(out, "}", 1);
 }
 
@@ -143,20 +143,20 @@ static int tool_block_head(const sy_mock_req_t *r, sy_buf_t *out)
 int sy_mock_anthropic_message(const sy_mock_req_t *r, sy_buf_t *out)
 {
     int rc = message_head(r, out);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"content\":[");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"content\":[");
     if (rc)
         return rc;
     if (r->ans.tool) {
         rc = tool_block_head(r, out);
-        rc = rc ? rc : sy_buf_append_str(out, ",\"input\":");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"input\":");
         rc = rc ? rc : sy_buf_append(out, r->ans.args.data, r->ans.args.len);
-        rc = rc ? rc : sy_buf_append_str(out, "}],\"stop_reason\":\"tool_use\"");
+        rc = rc ? rc : SY_MOCK_LIT(out, "}],\"stop_reason\":\"tool_use\"");
     } else {
-        rc = sy_buf_append_str(out, "{\"type\":\"text\",\"text\":");
+        rc = SY_MOCK_LIT(out, "{\"type\":\"text\",\"text\":");
         rc = rc ? rc : sy_mock_answer_text_json(&r->ans, out);
-        rc = rc ? rc : sy_buf_append_str(out, "}],\"stop_reason\":\"end_turn\"");
+        rc = rc ? rc : SY_MOCK_LIT(out, "}],\"stop_reason\":\"end_turn\"");
     }
-    rc = rc ? rc : sy_buf_append_str(out, ",\"stop_sequence\":null,\"usage\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"stop_sequence\":null,\"usage\":");
     rc = rc ? rc : usage_json(r, sy_mock_answer_tokens(&r->ans), true, out);
     return rc ? rc : sy_buf_append(out, "}", 1);
 }
@@ -185,35 +185,35 @@ int sy_mock_anthropic_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *o
     int rc;
     if (i == 0) {
         rc = event(out, "message_start");
-        rc = rc ? rc : sy_buf_append_str(out, ",\"message\":");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"message\":");
         rc = rc ? rc : message_head(r, out);
         rc = rc ? rc
-                : sy_buf_append_str(out, ",\"content\":[],\"stop_reason\":null,"
-                                         "\"stop_sequence\":null,\"usage\":");
+                : SY_MOCK_LIT(out, ",\"content\":[],\"stop_reason\":null,"
+                                   "\"stop_sequence\":null,\"usage\":");
         rc = rc ? rc : usage_json(r, 1, true, out);
         rc = rc ? rc : sy_buf_append(out, "}", 1);
     } else if (i == 1) {
         rc = event(out, "content_block_start");
-        rc = rc ? rc : sy_buf_append_str(out, ",\"index\":0,\"content_block\":");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"index\":0,\"content_block\":");
         if (rc == 0 && r->ans.tool) {
             rc = tool_block_head(r, out);
-            rc = rc ? rc : sy_buf_append_str(out, ",\"input\":{}}");
+            rc = rc ? rc : SY_MOCK_LIT(out, ",\"input\":{}}");
         } else if (rc == 0) {
-            rc = sy_buf_append_str(out, "{\"type\":\"text\",\"text\":\"\"}");
+            rc = SY_MOCK_LIT(out, "{\"type\":\"text\",\"text\":\"\"}");
         }
     } else if (i == 2) {
         rc = event(out, "ping");
     } else if (i < 3 + nd) {
         size_t d = i - 3;
         rc = event(out, "content_block_delta");
-        rc = rc ? rc : sy_buf_append_str(out, ",\"index\":0,\"delta\":");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"index\":0,\"delta\":");
         if (rc == 0 && r->ans.tool) {
-            rc = sy_buf_append_str(out, "{\"type\":\"input_json_delta\",\"partial_json\":");
+            rc = SY_MOCK_LIT(out, "{\"type\":\"input_json_delta\",\"partial_json\":");
             rc = rc ? rc
                     : sy_mock_json_str(out, d == 0 ? SY_STR("")
                                                    : sy_mock_answer_fragment(&r->ans, d - 1));
         } else if (rc == 0) {
-            rc = sy_buf_append_str(out, "{\"type\":\"text_delta\",\"text\":\"");
+            rc = SY_MOCK_LIT(out, "{\"type\":\"text_delta\",\"text\":\"");
             if (rc == 0 && d > 0)
                 rc = sy_buf_append(out, " ", 1);
             rc = rc ? rc : sy_mock_json_escape(out, sy_mock_answer_word(&r->ans, (int64_t)d));
@@ -222,7 +222,7 @@ int sy_mock_anthropic_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *o
         rc = rc ? rc : sy_buf_append(out, "}", 1);
     } else if (i == 3 + nd) {
         rc = event(out, "content_block_stop");
-        rc = rc ? rc : sy_buf_append_str(out, ",\"index\":0");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"index\":0");
     } else if (i == 4 + nd) {
         rc = event(out, "message_delta");
         rc = rc ? rc
@@ -234,5 +234,5 @@ int sy_mock_anthropic_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *o
     } else {
         rc = event(out, "message_stop");
     }
-    return rc ? rc : sy_buf_append_str(out, "}\n\n");
+    return rc ? rc : SY_MOCK_LIT(out, "}\n\n");
 }

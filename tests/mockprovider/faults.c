@@ -320,7 +320,7 @@ bool sy_mock_faults_take(sy_mock_faults_t *fs, sy_mock_endpoint_t ep, sy_mock_fa
 
 int sy_mock_faults_to_json(const sy_mock_faults_t *fs, sy_buf_t *out)
 {
-    int rc = sy_buf_append_str(out, "[");
+    int rc = SY_MOCK_LIT(out, "[");
     for (size_t i = 0; i < fs->n && rc == 0; i++) {
         const sy_mock_rule_t *r = &fs->rules[i];
         rc = sy_buf_appendf(out, "%s{\"count\":%lld,\"endpoint\":", i ? "," : "",
@@ -328,10 +328,10 @@ int sy_mock_faults_to_json(const sy_mock_faults_t *fs, sy_buf_t *out)
         if (rc == 0 && r->endpoint >= 0)
             rc = sy_buf_appendf(out, "\"%s\"", sy_mock_endpoint_name(r->endpoint));
         else if (rc == 0)
-            rc = sy_buf_append_str(out, "null");
-        rc = rc ? rc : sy_buf_append_str(out, ",\"fault\":");
+            rc = SY_MOCK_LIT(out, "null");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"fault\":");
         rc = rc ? rc : sy_mock_fault_to_json(&r->fault, out);
-        rc = rc ? rc : sy_buf_append_str(out, "}");
+        rc = rc ? rc : SY_MOCK_LIT(out, "}");
     }
-    return rc ? rc : sy_buf_append_str(out, "]");
+    return rc ? rc : SY_MOCK_LIT(out, "]");
 }

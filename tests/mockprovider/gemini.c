@@ -66,7 +66,7 @@ int sy_mock_gemini_error(int status, const char *message, const char *reason, in
                             "\"retryDelay\":\"%llds\"}]",
                             (long long)(retry_after >= 0 ? retry_after : 1));
     }
-    return rc ? rc : sy_buf_append_str(out, "}}");
+    return rc ? rc : SY_MOCK_LIT(out, "}}");
 }
 
 int sy_mock_gemini_validate(const sy_mock_req_t *r, const char **why)
@@ -116,26 +116,26 @@ static int usage_json(const sy_mock_req_t *r, int64_t completion, sy_buf_t *out)
 
 static int function_call(const sy_mock_req_t *r, sy_buf_t *out)
 {
-    int rc = sy_buf_append_str(out, "{\"functionCall\":{\"name\":");
+    int rc = SY_MOCK_LIT(out, "{\"functionCall\":{\"name\":");
     rc = rc ? rc : sy_mock_json_str(out, r->ans.tool_name);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"args\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"args\":");
     rc = rc ? rc : sy_buf_append(out, r->ans.args.data, r->ans.args.len);
-    return rc ? rc : sy_buf_append_str(out, "}}");
+    return rc ? rc : SY_MOCK_LIT(out, "}}");
 }
 
 int sy_mock_gemini_generate(const sy_mock_req_t *r, sy_buf_t *out)
 {
-    int rc = sy_buf_append_str(out, "{\"candidates\":[{\"content\":{\"parts\":[");
+    int rc = SY_MOCK_LIT(out, "{\"candidates\":[{\"content\":{\"parts\":[");
     if (rc == 0 && r->ans.tool) {
         rc = function_call(r, out);
     } else if (rc == 0) {
-        rc = sy_buf_append_str(out, "{\"text\":");
+        rc = SY_MOCK_LIT(out, "{\"text\":");
         rc = rc ? rc : sy_mock_answer_text_json(&r->ans, out);
         rc = rc ? rc : sy_buf_append(out, "}", 1);
     }
     rc = rc ? rc
-            : sy_buf_append_str(out, "],\"role\":\"model\"},\"finishReason\":\"STOP\","
-                                     "\"index\":0}]");
+            : SY_MOCK_LIT(out, "],\"role\":\"model\"},\"finishReason\":\"STOP\","
+                               "\"index\":0}]");
     return rc ? rc : usage_json(r, sy_mock_answer_tokens(&r->ans), out);
 }
 
@@ -151,26 +151,26 @@ int sy_mock_gemini_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
 {
     size_t n = sy_mock_gemini_stream_count(r);
     bool last = i + 1 == n;
-    int rc = sy_buf_append_str(out, "data: {\"candidates\":[{\"content\":{\"parts\":[");
+    int rc = SY_MOCK_LIT(out, "data: {\"candidates\":[{\"content\":{\"parts\":[");
     int64_t completion;
     if (rc == 0 && r->ans.tool) {
         rc = function_call(r, out);
         completion = sy_mock_answer_tokens(&r->ans);
     } else if (rc == 0 && last) {
-        rc = sy_buf_append_str(out, "{\"text\":\"\"}");
+        rc = SY_MOCK_LIT(out, "{\"text\":\"\"}");
         completion = r->ans.nwords;
     } else {
-        rc = rc ? rc : sy_buf_append_str(out, "{\"text\":\"");
+        rc = rc ? rc : SY_MOCK_LIT(out, "{\"text\":\"");
         if (rc == 0 && i > 0)
             rc = sy_buf_append(out, " ", 1);
         rc = rc ? rc : sy_mock_json_escape(out, sy_mock_answer_word(&r->ans, (int64_t)i));
-        rc = rc ? rc : sy_buf_append_str(out, "\"}");
+        rc = rc ? rc : SY_MOCK_LIT(out, "\"}");
         completion = (int64_t)i + 1;
     }
-    rc = rc ? rc : sy_buf_append_str(out, "],\"role\":\"model\"}");
+    rc = rc ? rc : SY_MOCK_LIT(out, "],\"role\":\"model\"}");
     if (rc == 0 && last)
-        rc = sy_buf_append_str(out, ",\"finishReason\":\"STOP\"");
-    rc = rc ? rc : sy_buf_append_str(out, ",\"index\":0}]");
+        rc = SY_MOCK_LIT(out, ",\"finishReason\":\"STOP\"");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"index\":0}]");
     rc = rc ? rc : usage_json(r, completion, out);
-    return rc ? rc : sy_buf_append_str(out, "\r\n\r\n");
+    return rc ? rc : SY_MOCK_LIT(out, "\r\n\r\n");
 }

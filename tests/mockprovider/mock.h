@@ -227,6 +227,8 @@ int sy_mock_gemini_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
 /* Appends s as a quoted JSON string / escaped without quotes (usage.c). */
 int sy_mock_json_str(sy_buf_t *out, sy_str_t s);
 int sy_mock_json_escape(sy_buf_t *out, sy_str_t s);
+/* Appends a string literal (its length known at compile time). */
+#define SY_MOCK_LIT(b, lit) sy_buf_append((b), (lit), sizeof(lit) - 1)
 /* Appends v in decimal (the hot paths avoid printf). */
 int sy_mock_put_i64(sy_buf_t *out, int64_t v);
 

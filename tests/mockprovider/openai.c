@@ -47,19 +47,19 @@ int sy_mock_openai_error(int status, const char *message, const char *param, con
         }
     }
     const char *msg = message ? message : def;
-    int rc = sy_buf_append_str(out, "{\"error\":{\"message\":");
+    int rc = SY_MOCK_LIT(out, "{\"error\":{\"message\":");
     rc = rc ? rc : sy_buf_append_json_string(out, msg, strlen(msg));
     rc = rc ? rc : sy_buf_appendf(out, ",\"type\":\"%s\",\"param\":", type);
     if (rc == 0 && param != NULL)
         rc = sy_buf_append_json_string(out, param, strlen(param));
     else if (rc == 0)
-        rc = sy_buf_append_str(out, "null");
-    rc = rc ? rc : sy_buf_append_str(out, ",\"code\":");
+        rc = SY_MOCK_LIT(out, "null");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"code\":");
     if (rc == 0 && code != NULL)
         rc = sy_buf_append_json_string(out, code, strlen(code));
     else if (rc == 0)
-        rc = sy_buf_append_str(out, "null");
-    return rc ? rc : sy_buf_append_str(out, "}}");
+        rc = SY_MOCK_LIT(out, "null");
+    return rc ? rc : SY_MOCK_LIT(out, "}}");
 }
 
 int sy_mock_openai_validate(const sy_mock_req_t *r, const char **why, const char **param)
@@ -120,19 +120,19 @@ int sy_mock_openai_validate(const sy_mock_req_t *r, const char **why, const char
 static int usage_json(const sy_mock_req_t *r, sy_buf_t *out)
 {
     int64_t c = sy_mock_answer_tokens(&r->ans);
-    int rc = sy_buf_append_str(out, "{\"prompt_tokens\":");
+    int rc = SY_MOCK_LIT(out, "{\"prompt_tokens\":");
     rc = rc ? rc : sy_mock_put_i64(out, r->prompt_tokens);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"completion_tokens\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"completion_tokens\":");
     rc = rc ? rc : sy_mock_put_i64(out, c);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"total_tokens\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"total_tokens\":");
     rc = rc ? rc : sy_mock_put_i64(out, r->prompt_tokens + c);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
     rc = rc ? rc : sy_mock_put_i64(out, r->cached_tokens);
     return rc ? rc
-              : sy_buf_append_str(out, ",\"audio_tokens\":0},\"completion_tokens_details\":{"
-                                       "\"reasoning_tokens\":0,\"audio_tokens\":0,"
-                                       "\"accepted_prediction_tokens\":0,"
-                                       "\"rejected_prediction_tokens\":0}}");
+              : SY_MOCK_LIT(out, ",\"audio_tokens\":0},\"completion_tokens_details\":{"
+                                 "\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                                 "\"accepted_prediction_tokens\":0,"
+                                 "\"rejected_prediction_tokens\":0}}");
 }
 
 static int tool_call_head(const sy_mock_req_t *r, sy_buf_t *out)
@@ -144,37 +144,36 @@ static int tool_call_head(const sy_mock_req_t *r, sy_buf_t *out)
 
 int sy_mock_openai_chat(const sy_mock_req_t *r, sy_buf_t *out)
 {
-    int rc = sy_buf_append_str(out, "{\"id\":\"");
+    int rc = SY_MOCK_LIT(out, "{\"id\":\"");
     rc = rc ? rc : sy_buf_append_str(out, r->id);
-    rc = rc ? rc : sy_buf_append_str(out, "\",\"object\":\"chat.completion\",\"created\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, "\",\"object\":\"chat.completion\",\"created\":");
     rc = rc ? rc : sy_mock_put_i64(out, r->created);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"model\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"model\":");
     rc = rc ? rc : sy_mock_json_str(out, r->model);
     rc = rc ? rc
-            : sy_buf_append_str(out, ",\"choices\":[{\"index\":0,\"message\":{"
-                                     "\"role\":\"assistant\",\"content\":");
+            : SY_MOCK_LIT(out, ",\"choices\":[{\"index\":0,\"message\":{"
+                               "\"role\":\"assistant\",\"content\":");
     if (rc)
         return rc;
     if (r->ans.tool) {
-        rc = sy_buf_append_str(out, "null,\"refusal\":null,\"annotations\":[],\"tool_calls\":[{");
+        rc = SY_MOCK_LIT(out, "null,\"refusal\":null,\"annotations\":[],\"tool_calls\":[{");
         rc = rc ? rc : tool_call_head(r, out);
-        rc = rc ? rc : sy_buf_append_str(out, ",\"arguments\":");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"arguments\":");
         rc = rc ? rc : sy_buf_append_json_string(out, r->ans.args.data, r->ans.args.len);
         rc = rc ? rc
-                : sy_buf_append_str(out, "}}]},\"logprobs\":null,"
-                                         "\"finish_reason\":\"tool_calls\"}],\"usage\":");
+                : SY_MOCK_LIT(out, "}}]},\"logprobs\":null,"
+                                   "\"finish_reason\":\"tool_calls\"}],\"usage\":");
     } else {
         rc = sy_mock_answer_text_json(&r->ans, out);
         rc = rc ? rc
-                : sy_buf_append_str(out, ",\"refusal\":null,\"annotations\":[]},"
-                                         "\"logprobs\":null,\"finish_reason\":\"stop\"}],"
-                                         "\"usage\":");
+                : SY_MOCK_LIT(out, ",\"refusal\":null,\"annotations\":[]},"
+                                   "\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+                                   "\"usage\":");
     }
     rc = rc ? rc : usage_json(r, out);
-    rc = rc ? rc
-            : sy_buf_append_str(out, ",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_");
     rc = rc ? rc : sy_buf_append_str(out, r->name);
-    return rc ? rc : sy_buf_append_str(out, "\"}");
+    return rc ? rc : SY_MOCK_LIT(out, "\"}");
 }
 
 /* Streams. Events: role chunk; one chunk per word (text) or per argument
@@ -190,7 +189,7 @@ int sy_mock_openai_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
 {
     size_t n = sy_mock_openai_stream_count(r);
     if (i + 1 == n)
-        return sy_buf_append_str(out, "data: [DONE]\n\n");
+        return SY_MOCK_LIT(out, "data: [DONE]\n\n");
     int rc = sy_buf_appendf(out,
                             "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
                             "\"created\":%lld,\"model\":",
@@ -205,45 +204,45 @@ int sy_mock_openai_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
         return rc;
     size_t body = n - 3 - (r->include_usage ? 1 : 0);
     if (r->include_usage && i + 2 == n) {
-        rc = sy_buf_append_str(out, "[],\"usage\":");
+        rc = SY_MOCK_LIT(out, "[],\"usage\":");
         rc = rc ? rc : usage_json(r, out);
-        return rc ? rc : sy_buf_append_str(out, "}\n\n");
+        return rc ? rc : SY_MOCK_LIT(out, "}\n\n");
     }
-    rc = sy_buf_append_str(out, "[{\"index\":0,\"delta\":");
+    rc = SY_MOCK_LIT(out, "[{\"index\":0,\"delta\":");
     if (rc)
         return rc;
     const char *finish = "null";
     if (i == 0) {
         if (r->ans.tool) {
-            rc = sy_buf_append_str(out, "{\"role\":\"assistant\",\"content\":null,"
-                                        "\"tool_calls\":[{\"index\":0,");
+            rc = SY_MOCK_LIT(out, "{\"role\":\"assistant\",\"content\":null,"
+                                  "\"tool_calls\":[{\"index\":0,");
             rc = rc ? rc : tool_call_head(r, out);
-            rc = rc ? rc : sy_buf_append_str(out, ",\"arguments\":\"\"}}],\"refusal\":null}");
+            rc = rc ? rc : SY_MOCK_LIT(out, ",\"arguments\":\"\"}}],\"refusal\":null}");
         } else {
-            rc = sy_buf_append_str(out, "{\"role\":\"assistant\",\"content\":\"\","
-                                        "\"refusal\":null}");
+            rc = SY_MOCK_LIT(out, "{\"role\":\"assistant\",\"content\":\"\","
+                                  "\"refusal\":null}");
         }
     } else if (i <= body) {
         if (r->ans.tool) {
-            rc = sy_buf_append_str(out, "{\"tool_calls\":[{\"index\":0,\"function\":"
-                                        "{\"arguments\":");
+            rc = SY_MOCK_LIT(out, "{\"tool_calls\":[{\"index\":0,\"function\":"
+                                  "{\"arguments\":");
             rc = rc ? rc : sy_mock_json_str(out, sy_mock_answer_fragment(&r->ans, i - 1));
-            rc = rc ? rc : sy_buf_append_str(out, "}}]}");
+            rc = rc ? rc : SY_MOCK_LIT(out, "}}]}");
         } else {
-            rc = sy_buf_append_str(out, "{\"content\":\"");
+            rc = SY_MOCK_LIT(out, "{\"content\":\"");
             if (rc == 0 && i > 1)
                 rc = sy_buf_append(out, " ", 1);
             rc = rc ? rc : sy_mock_json_escape(out, sy_mock_answer_word(&r->ans, (int64_t)i - 1));
-            rc = rc ? rc : sy_buf_append_str(out, "\"}");
+            rc = rc ? rc : SY_MOCK_LIT(out, "\"}");
         }
     } else {
-        rc = sy_buf_append_str(out, "{}");
+        rc = SY_MOCK_LIT(out, "{}");
         finish = r->ans.tool ? "\"tool_calls\"" : "\"stop\"";
     }
     rc = rc ? rc : sy_buf_appendf(out, ",\"logprobs\":null,\"finish_reason\":%s}]", finish);
     if (rc == 0 && r->include_usage)
-        rc = sy_buf_append_str(out, ",\"usage\":null");
-    return rc ? rc : sy_buf_append_str(out, "}\n\n");
+        rc = SY_MOCK_LIT(out, ",\"usage\":null");
+    return rc ? rc : SY_MOCK_LIT(out, "}\n\n");
 }
 
 /* Embeddings: a deterministic vector per input from an FNV-1a hash of its
@@ -302,14 +301,14 @@ int sy_mock_openai_embeddings(const sy_mock_req_t *r, sy_buf_t *out)
     bool many = json_object_is_type(in, json_type_array) && json_object_array_length(in) > 0 &&
                 !json_object_is_type(json_object_array_get_idx(in, 0), json_type_int);
     size_t n = many ? json_object_array_length(in) : 1;
-    int rc = sy_buf_append_str(out, "{\"object\":\"list\",\"data\":[");
+    int rc = SY_MOCK_LIT(out, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = sy_buf_appendf(
             out, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
         rc = rc ? rc : embedding(many ? json_object_array_get_idx(in, i) : in, dims, b64, out);
         rc = rc ? rc : sy_buf_append(out, "}", 1);
     }
-    rc = rc ? rc : sy_buf_append_str(out, "],\"model\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, "],\"model\":");
     rc = rc ? rc : sy_mock_json_str(out, r->model);
     return rc ? rc
               : sy_buf_appendf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
@@ -323,15 +322,15 @@ int sy_mock_openai_models(const char *name, sy_str_t id, sy_buf_t *out)
 {
     int rc = 0;
     if (id.len > 0) {
-        rc = sy_buf_append_str(out, "{\"id\":");
+        rc = SY_MOCK_LIT(out, "{\"id\":");
         rc = rc ? rc : sy_mock_json_str(out, id);
         rc = rc ? rc
-                : sy_buf_append_str(out, ",\"object\":\"model\",\"created\":1715367049,"
-                                         "\"owned_by\":");
+                : SY_MOCK_LIT(out, ",\"object\":\"model\",\"created\":1715367049,"
+                                   "\"owned_by\":");
         rc = rc ? rc : sy_buf_append_json_string(out, name, strlen(name));
         return rc ? rc : sy_buf_append(out, "}", 1);
     }
-    rc = sy_buf_append_str(out, "{\"object\":\"list\",\"data\":[");
+    rc = SY_MOCK_LIT(out, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < SY_ARRAY_LEN(model_ids) && rc == 0; i++) {
         rc = sy_buf_appendf(out,
                             "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":1715367049,"
@@ -340,5 +339,5 @@ int sy_mock_openai_models(const char *name, sy_str_t id, sy_buf_t *out)
         rc = rc ? rc : sy_buf_append_json_string(out, name, strlen(name));
         rc = rc ? rc : sy_buf_append(out, "}", 1);
     }
-    return rc ? rc : sy_buf_append_str(out, "]}");
+    return rc ? rc : SY_MOCK_LIT(out, "]}");
 }

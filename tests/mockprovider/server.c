@@ -40,6 +40,32 @@ typedef struct header {
     uint32_t value_off, value_len; /* in hbuf */
 } header_t;
 
+/* Headers the mock looks at, indexed once per request. */
+typedef enum known_header {
+    H_AUTHORIZATION = 0,
+    H_X_API_KEY,
+    H_ANTHROPIC_VERSION,
+    H_X_GOOG_API_KEY,
+    H_X_MOCK_FAULT,
+    H_X_MOCK_WORDS,
+    H_X_MOCK_CHUNKS,
+    H_X_MOCK_CACHED_TOKENS,
+    H_EXPECT,
+    H_COUNT,
+} known_header_t;
+
+static const sy_str_t known_names[H_COUNT] = {
+    [H_AUTHORIZATION] = SY_STR("authorization"),
+    [H_X_API_KEY] = SY_STR("x-api-key"),
+    [H_ANTHROPIC_VERSION] = SY_STR("anthropic-version"),
+    [H_X_GOOG_API_KEY] = SY_STR("x-goog-api-key"),
+    [H_X_MOCK_FAULT] = SY_STR("x-mock-fault"),
+    [H_X_MOCK_WORDS] = SY_STR("x-mock-words"),
+    [H_X_MOCK_CHUNKS] = SY_STR("x-mock-chunks"),
+    [H_X_MOCK_CACHED_TOKENS] = SY_STR("x-mock-cached-tokens"),
+    [H_EXPECT] = SY_STR("expect"),
+};
+
 typedef struct conn conn_t;
 
 struct sy_mock_server {
@@ -78,6 +104,7 @@ struct conn {
     sy_buf_t hbuf;             /* owned; header names and values */
     header_t hdr[MAX_HEADERS]; /* views into hbuf */
     size_t nhdr;               /* headers in use */
+    int16_t known[H_COUNT];    /* index in hdr of each known header, -1 = absent */
     sy_buf_t body;             /* owned; request body */
     sy_buf_t pending;          /* owned; bytes received while busy */
     sy_buf_t spare;            /* owned; swapped with pending when resuming */
@@ -319,21 +346,21 @@ static int build_head(conn_t *c, int status, const char *ctype, int64_t content_
     sy_mock_server_t *srv = c->srv;
     sy_buf_reset(h);
     /* The hot path: plain appends, no printf. */
-    int rc = sy_buf_append_str(h, "HTTP/1.1 ");
+    int rc = SY_MOCK_LIT(h, "HTTP/1.1 ");
     rc = rc ? rc : sy_mock_put_i64(h, status);
     rc = rc ? rc : sy_buf_append(h, " ", 1);
     rc = rc ? rc : sy_buf_append_str(h, reason(status));
-    rc = rc ? rc : sy_buf_append_str(h, "\r\nContent-Type: ");
+    rc = rc ? rc : SY_MOCK_LIT(h, "\r\nContent-Type: ");
     rc = rc ? rc : sy_buf_append_str(h, ctype);
     if (rc == 0 && content_length >= 0) {
-        rc = sy_buf_append_str(h, "\r\nContent-Length: ");
+        rc = SY_MOCK_LIT(h, "\r\nContent-Length: ");
         rc = rc ? rc : sy_mock_put_i64(h, content_length);
     } else if (rc == 0) {
-        rc = sy_buf_append_str(h, "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache");
+        rc = SY_MOCK_LIT(h, "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache");
     }
-    rc = rc ? rc : sy_buf_append_str(h, "\r\nx-mock-name: ");
+    rc = rc ? rc : SY_MOCK_LIT(h, "\r\nx-mock-name: ");
     rc = rc ? rc : sy_buf_append_str(h, srv->opts.name);
-    rc = rc ? rc : sy_buf_append_str(h, "\r\n");
+    rc = rc ? rc : SY_MOCK_LIT(h, "\r\n");
 
     sy_mock_provider_t prov = c->req.prov;
     if (rc == 0 && c->ep != SY_MOCK_EP_OTHER && prov != SY_MOCK_GEMINI) {
@@ -341,8 +368,8 @@ static int build_head(conn_t *c, int status, const char *ctype, int64_t content_
                                prov == SY_MOCK_OPENAI ? "x-request-id: req_" : "request-id: req_");
         rc = rc ? rc : sy_mock_put_i64(h, (int64_t)srv->seq);
         if (rc == 0 && prov == SY_MOCK_OPENAI)
-            rc = sy_buf_append_str(h, "\r\nopenai-processing-ms: 0\r\nopenai-version: 2020-10-01");
-        rc = rc ? rc : sy_buf_append_str(h, "\r\n");
+            rc = SY_MOCK_LIT(h, "\r\nopenai-processing-ms: 0\r\nopenai-version: 2020-10-01");
+        rc = rc ? rc : SY_MOCK_LIT(h, "\r\n");
     }
     const sy_mock_fault_t *f = &c->fault;
     int64_t retry = f->retry_after;
@@ -375,9 +402,9 @@ static int build_head(conn_t *c, int status, const char *ctype, int64_t content_
                             (long long)f->rl_tokens + 1000, (long long)f->rl_tokens, reset);
     }
     if (rc == 0 && !c->keep_alive)
-        rc = sy_buf_append_str(h, "Connection: close\r\n");
+        rc = SY_MOCK_LIT(h, "Connection: close\r\n");
     else if (rc == 0 && llhttp_get_http_minor(&c->parser) == 0)
-        rc = sy_buf_append_str(h, "Connection: keep-alive\r\n");
+        rc = SY_MOCK_LIT(h, "Connection: keep-alive\r\n");
     return rc ? rc : sy_buf_append(h, "\r\n", 2);
 }
 
@@ -427,24 +454,33 @@ static void respond_error(conn_t *c, int status, const char *msg, const char *pa
 
 /* ---- request helpers ---------------------------------------------------------------- */
 
-static sy_str_t header(const conn_t *c, const char *lname)
+static sy_str_t header(const conn_t *c, known_header_t k)
 {
-    size_t n = strlen(lname);
-    for (size_t i = 0; i < c->nhdr; i++) {
-        const header_t *h = &c->hdr[i];
-        if (h->name_len == n && memcmp(c->hbuf.data + h->name_off, lname, n) == 0)
-            return (sy_str_t){c->hbuf.data + h->value_off, h->value_len};
-    }
-    return SY_STR_NULL;
+    if (c->known[k] < 0)
+        return SY_STR_NULL;
+    const header_t *h = &c->hdr[c->known[k]];
+    return (sy_str_t){c->hbuf.data + h->value_off, h->value_len};
 }
 
-static bool has_header(const conn_t *c, const char *lname)
+static bool has_header(const conn_t *c, known_header_t k)
 {
-    size_t n = strlen(lname);
-    for (size_t i = 0; i < c->nhdr; i++)
-        if (c->hdr[i].name_len == n && memcmp(c->hbuf.data + c->hdr[i].name_off, lname, n) == 0)
-            return true;
-    return false;
+    return c->known[k] >= 0;
+}
+
+/* Fills c->known (the first occurrence of each known header wins). */
+static void index_headers(conn_t *c)
+{
+    for (int k = 0; k < H_COUNT; k++)
+        c->known[k] = -1;
+    for (size_t i = 0; i < c->nhdr; i++) {
+        sy_str_t name = {c->hbuf.data + c->hdr[i].name_off, c->hdr[i].name_len};
+        for (int k = 0; k < H_COUNT; k++) {
+            if (c->known[k] < 0 && sy_str_eq(name, known_names[k])) {
+                c->known[k] = (int16_t)i;
+                break;
+            }
+        }
+    }
 }
 
 /* Value of query parameter key in the target (no percent-decoding). */
@@ -465,9 +501,9 @@ static sy_str_t query_param(sy_str_t target, const char *key)
     return SY_STR_NULL;
 }
 
-static int64_t header_int(const conn_t *c, const char *lname, int64_t def)
+static int64_t header_int(const conn_t *c, known_header_t k, int64_t def)
 {
-    sy_str_t v = sy_str_trim(header(c, lname));
+    sy_str_t v = sy_str_trim(header(c, k));
     uint64_t u;
     if (v.len == 0 || sy_str_to_u64(v, &u) != 0 || u > INT64_MAX)
         return def;
@@ -515,7 +551,7 @@ static bool check_auth(conn_t *c, sy_str_t target)
     size_t klen = strlen(key);
     sy_mock_provider_t prov = c->req.prov;
 
-    if (prov == SY_MOCK_ANTHROPIC && !has_header(c, "anthropic-version")) {
+    if (prov == SY_MOCK_ANTHROPIC && !has_header(c, H_ANTHROPIC_VERSION)) {
         respond_error(c, 400, "anthropic-version: header is required", NULL, NULL);
         return false;
     }
@@ -525,17 +561,17 @@ static bool check_auth(conn_t *c, sy_str_t target)
     sy_str_t got = SY_STR_NULL;
     bool present = false;
     if (prov == SY_MOCK_OPENAI || prov == SY_MOCK_ANTHROPIC) {
-        sy_str_t auth = sy_str_trim(header(c, "authorization"));
-        if (prov == SY_MOCK_ANTHROPIC && has_header(c, "x-api-key")) {
-            got = sy_str_trim(header(c, "x-api-key"));
+        sy_str_t auth = sy_str_trim(header(c, H_AUTHORIZATION));
+        if (prov == SY_MOCK_ANTHROPIC && has_header(c, H_X_API_KEY)) {
+            got = sy_str_trim(header(c, H_X_API_KEY));
             present = true;
         } else if (auth.len >= 7 && sy_str_case_eq_cstr((sy_str_t){auth.ptr, 7}, "bearer ")) {
             got = sy_str_trim((sy_str_t){auth.ptr + 7, auth.len - 7});
             present = true;
         }
     } else {
-        if (has_header(c, "x-goog-api-key")) {
-            got = sy_str_trim(header(c, "x-goog-api-key"));
+        if (has_header(c, H_X_GOOG_API_KEY)) {
+            got = sy_str_trim(header(c, H_X_GOOG_API_KEY));
             present = true;
         } else {
             got = query_param(target, "key");
@@ -802,17 +838,17 @@ static void control(conn_t *c, sy_str_t method, sy_str_t path)
         respond(c, 200);
     } else if (sy_str_eq_cstr(path, "/_mock/reset") && sy_str_eq_cstr(method, "POST")) {
         sy_mock_stats_reset(&srv->stats);
-        sy_buf_append_str(&c->out, "{\"ok\":true}");
+        SY_MOCK_LIT(&c->out, "{\"ok\":true}");
         respond(c, 200);
     } else if (sy_str_eq_cstr(path, "/_mock/faults")) {
         if (sy_str_eq_cstr(method, "DELETE")) {
             sy_mock_faults_clear(&srv->faults);
-            sy_buf_append_str(&c->out, "{\"ok\":true}");
+            SY_MOCK_LIT(&c->out, "{\"ok\":true}");
             respond(c, 200);
         } else if (sy_str_eq_cstr(method, "GET")) {
-            sy_buf_append_str(&c->out, "{\"rules\":");
+            SY_MOCK_LIT(&c->out, "{\"rules\":");
             sy_mock_faults_to_json(&srv->faults, &c->out);
-            sy_buf_append_str(&c->out, "}");
+            SY_MOCK_LIT(&c->out, "}");
             respond(c, 200);
         } else if (sy_str_eq_cstr(method, "POST")) {
             json_object *body = NULL;
@@ -828,9 +864,9 @@ static void control(conn_t *c, sy_str_t method, sy_str_t path)
                 respond_error(c, 400, why, NULL, NULL);
                 return;
             }
-            sy_buf_append_str(&c->out, "{\"ok\":true,\"rules\":");
+            SY_MOCK_LIT(&c->out, "{\"ok\":true,\"rules\":");
             sy_mock_faults_to_json(&srv->faults, &c->out);
-            sy_buf_append_str(&c->out, "}");
+            SY_MOCK_LIT(&c->out, "}");
             respond(c, 200);
         } else {
             respond_error(c, 405, "Use GET, POST or DELETE on /_mock/faults.", NULL, NULL);
@@ -946,7 +982,7 @@ static void dispatch(conn_t *c)
     }
 
     /* Faults: the header wins over the instance rules. */
-    sy_str_t fh = header(c, "x-mock-fault");
+    sy_str_t fh = header(c, H_X_MOCK_FAULT);
     if (fh.ptr != NULL) {
         const char *why = NULL;
         if (sy_mock_fault_parse(fh.ptr, fh.len, &c->fault, &why) != 0) {
@@ -1005,9 +1041,9 @@ static void dispatch(conn_t *c)
         }
         if (c->ep == SY_MOCK_EP_EMBEDDINGS)
             r->stream = false;
-        int64_t words = header_int(c, "x-mock-words", -1);
+        int64_t words = header_int(c, H_X_MOCK_WORDS, -1);
         if (words < 0)
-            words = header_int(c, "x-mock-chunks", -1);
+            words = header_int(c, H_X_MOCK_CHUNKS, -1);
         if (words > SY_MOCK_MAX_WORDS)
             words = SY_MOCK_MAX_WORDS;
         if (sy_mock_answer_build(r->prov, body, words, &r->ans) != 0) {
@@ -1018,15 +1054,27 @@ static void dispatch(conn_t *c)
             r->ans.tool = false;
         r->prompt_tokens =
             sy_mock_usage_prompt_tokens(r->prov, c->ep == SY_MOCK_EP_EMBEDDINGS, body);
-        r->cached_tokens = header_int(c, "x-mock-cached-tokens", 0);
+        r->cached_tokens = header_int(c, H_X_MOCK_CACHED_TOKENS, 0);
         if (r->cached_tokens > r->prompt_tokens)
             r->cached_tokens = r->prompt_tokens;
         r->created = (int64_t)time(NULL);
         const char *prefix = r->prov == SY_MOCK_ANTHROPIC ? "msg_"
                              : r->prov == SY_MOCK_GEMINI  ? "resp-"
                                                           : "chatcmpl-";
-        snprintf(r->id, sizeof(r->id), "%s%s-%llu", prefix, srv->opts.name,
-                 (unsigned long long)srv->seq);
+        /* prefix + name (<= 48) + '-' + decimal seq: fits in r->id. */
+        size_t plen = strlen(prefix), nlen = strlen(srv->opts.name);
+        char digits[24];
+        size_t dn = 0;
+        uint64_t v = srv->seq;
+        do {
+            digits[sizeof(digits) - 1 - dn++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        memcpy(r->id, prefix, plen);
+        memcpy(r->id + plen, srv->opts.name, nlen);
+        r->id[plen + nlen] = '-';
+        memcpy(r->id + plen + nlen + 1, digits + sizeof(digits) - dn, dn);
+        r->id[plen + nlen + 1 + dn] = '\0';
         c->stream = r->stream;
     }
 
@@ -1073,6 +1121,7 @@ static int on_message_begin(llhttp_t *p)
     sy_buf_reset(&c->hbuf);
     sy_buf_reset(&c->body);
     c->nhdr = 0;
+    index_headers(c); /* none yet */
     c->hdr_in_value = false;
     c->parse_error = 0;
     return 0;
@@ -1146,9 +1195,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 static int on_headers_complete(llhttp_t *p)
 {
     conn_t *c = p->data;
+    index_headers(c);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->srv->opts.max_body)
         c->parse_error = 413;
-    sy_str_t expect = header(c, "expect");
+    sy_str_t expect = header(c, H_EXPECT);
     if (c->parse_error == 0 && sy_str_case_eq_cstr(sy_str_trim(expect), "100-continue")) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);

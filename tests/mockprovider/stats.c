@@ -49,15 +49,15 @@ void sy_mock_stats_reset(sy_mock_stats_t *s)
  * parses (so tests can read e.g. body.stream_options), else as a string. */
 static int last_to_json(const sy_mock_ep_stats_t *e, sy_buf_t *out)
 {
-    int rc = sy_buf_append_str(out, "{\"method\":");
+    int rc = SY_MOCK_LIT(out, "{\"method\":");
     rc = rc ? rc
             : sy_buf_append_json_string(out, e->last_method.data ? e->last_method.data : "",
                                         e->last_method.len);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"path\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"path\":");
     rc = rc ? rc
             : sy_buf_append_json_string(out, e->last_path.data ? e->last_path.data : "",
                                         e->last_path.len);
-    rc = rc ? rc : sy_buf_append_str(out, ",\"headers\":{");
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"headers\":{");
     /* last_headers holds "name:value\n" lines. */
     const char *p = e->last_headers.len ? e->last_headers.data : NULL;
     const char *end = p ? p + e->last_headers.len : NULL;
@@ -83,15 +83,15 @@ static int last_to_json(const sy_mock_ep_stats_t *e, sy_buf_t *out)
         sy_json_parse_once(e->last_body.data, e->last_body.len, &body, NULL) == 0) {
         size_t len = 0;
         const char *s = sy_json_to_string(body, &len);
-        rc = sy_buf_append_str(out, ",\"body\":");
+        rc = SY_MOCK_LIT(out, ",\"body\":");
         rc = rc ? rc : sy_buf_append(out, s, len);
         /* A summary of the fields gateway tests ask about most. */
         const char *model = sy_json_get_string(body, "model", NULL);
-        rc = rc ? rc : sy_buf_append_str(out, ",\"model\":");
+        rc = rc ? rc : SY_MOCK_LIT(out, ",\"model\":");
         if (rc == 0 && model != NULL)
             rc = sy_buf_append_json_string(out, model, strlen(model));
         else if (rc == 0)
-            rc = sy_buf_append_str(out, "null");
+            rc = SY_MOCK_LIT(out, "null");
         bool stream = false, include_usage = false;
         sy_json_get_bool(body, "stream", &stream);
         sy_json_get_bool(sy_json_get_object(body, "stream_options"), "include_usage",
@@ -101,17 +101,17 @@ static int last_to_json(const sy_mock_ep_stats_t *e, sy_buf_t *out)
                                  stream ? "true" : "false", include_usage ? "true" : "false");
         json_object_put(body);
     } else {
-        rc = sy_buf_append_str(out, ",\"body\":");
+        rc = SY_MOCK_LIT(out, ",\"body\":");
         rc = rc ? rc
                 : sy_buf_append_json_string(out, e->last_body.len ? e->last_body.data : "",
                                             e->last_body.len);
     }
-    return rc ? rc : sy_buf_append_str(out, "}");
+    return rc ? rc : SY_MOCK_LIT(out, "}");
 }
 
 int sy_mock_stats_to_json(const sy_mock_stats_t *s, sy_buf_t *out)
 {
-    int rc = sy_buf_append_str(out, "{\"name\":");
+    int rc = SY_MOCK_LIT(out, "{\"name\":");
     rc = rc ? rc : sy_buf_append_json_string(out, s->name, strlen(s->name));
     uint64_t total = 0;
     for (int i = 0; i < SY_MOCK_EP_COUNT; i++)
@@ -130,17 +130,17 @@ int sy_mock_stats_to_json(const sy_mock_stats_t *s, sy_buf_t *out)
         if (rc == 0 && e->has_last)
             rc = last_to_json(e, out);
         else if (rc == 0)
-            rc = sy_buf_append_str(out, "null");
-        rc = rc ? rc : sy_buf_append_str(out, "}");
+            rc = SY_MOCK_LIT(out, "null");
+        rc = rc ? rc : SY_MOCK_LIT(out, "}");
     }
-    rc = rc ? rc : sy_buf_append_str(out, "},\"last\":");
+    rc = rc ? rc : SY_MOCK_LIT(out, "},\"last\":");
     if (rc == 0 && s->last_ep >= 0 && s->ep[s->last_ep].has_last) {
         rc = sy_buf_appendf(out,
                             "{\"endpoint\":\"%s\",\"request\":", sy_mock_endpoint_name(s->last_ep));
         rc = rc ? rc : last_to_json(&s->ep[s->last_ep], out);
-        rc = rc ? rc : sy_buf_append_str(out, "}");
+        rc = rc ? rc : SY_MOCK_LIT(out, "}");
     } else if (rc == 0) {
-        rc = sy_buf_append_str(out, "null");
+        rc = SY_MOCK_LIT(out, "null");
     }
-    return rc ? rc : sy_buf_append_str(out, "}");
+    return rc ? rc : SY_MOCK_LIT(out, "}");
 }

@@ -274,21 +274,21 @@ static int build_args(sy_mock_answer_t *a, json_object *schema)
         }
     }
     if (key == NULL)
-        return sy_buf_append_str(&a->args, "{}");
+        return SY_MOCK_LIT(&a->args, "{}");
 
     const char *type = NULL;
     json_object *prop = sy_json_get_object(props, key);
     if (prop != NULL)
         type = sy_json_get_string(prop, "type", NULL);
-    int rc = sy_buf_append_str(&a->args, "{");
+    int rc = SY_MOCK_LIT(&a->args, "{");
     rc = rc ? rc : sy_buf_append_json_string(&a->args, key, strlen(key));
-    rc = rc ? rc : sy_buf_append_str(&a->args, ":");
+    rc = rc ? rc : SY_MOCK_LIT(&a->args, ":");
     if (rc)
         return rc;
     if (type != NULL && (strcasecmp(type, "number") == 0 || strcasecmp(type, "integer") == 0)) {
-        rc = sy_buf_append_str(&a->args, "1");
+        rc = SY_MOCK_LIT(&a->args, "1");
     } else if (type != NULL && strcasecmp(type, "boolean") == 0) {
-        rc = sy_buf_append_str(&a->args, "true");
+        rc = SY_MOCK_LIT(&a->args, "true");
     } else {
         /* Join the echoed words (base[1..]) into one string. */
         sy_buf_t tmp;
@@ -301,7 +301,7 @@ static int build_args(sy_mock_answer_t *a, json_object *schema)
         rc = rc ? rc : sy_buf_append_json_string(&a->args, tmp.len ? tmp.data : "", tmp.len);
         sy_buf_free(&tmp);
     }
-    return rc ? rc : sy_buf_append_str(&a->args, "}");
+    return rc ? rc : SY_MOCK_LIT(&a->args, "}");
 }
 
 int sy_mock_answer_build(sy_mock_provider_t prov, json_object *req, int64_t words,
