@@ -797,6 +797,8 @@ static int parse_body(rq_t *r)
     }
     if (!json_object_is_type(r->body, json_type_object)) {
         /* json-c gives NULL for a literal null: every body here is an object. */
+        json_object_put(r->body);
+        r->body = NULL;
         BAD_FIELD(r, NULL, "invalid_body", "the request body must be a JSON object");
         return -1;
     }
