@@ -688,8 +688,7 @@ static int build_request(const sy_provider_target_t *t, json_object *req, sy_pro
             goto fail;
     }
     if ((rc = sy_buf_append_str(&r.path, r.stream ? ":streamGenerateContent?alt=sse"
-                                                  : ":generateContent")) < 0 ||
-        (rc = sy_provider__header(&r, "Content-Type", SY_STR("application/json"))) < 0)
+                                                  : ":generateContent")) < 0)
         goto fail;
     if (t->api_key.len > 0 && (rc = sy_provider__header(&r, "x-goog-api-key", t->api_key)) < 0)
         goto fail;

@@ -75,8 +75,7 @@ static int build_request(const sy_provider_target_t *t, json_object *req, sy_pro
             goto fail;
     }
     if ((rc = sy_provider__append_json(&r.body, body)) < 0 ||
-        (rc = sy_buf_append_str(&r.path, "/chat/completions")) < 0 ||
-        (rc = sy_provider__header(&r, "Content-Type", SY_STR("application/json"))) < 0)
+        (rc = sy_buf_append_str(&r.path, "/chat/completions")) < 0)
         goto fail;
     if (t->api_key.len > 0) {
         sy_buf_t auth;

@@ -601,3 +601,27 @@ const char *sy_provider__intern(const char *s, const char *const *list, const ch
             return list[i];
     return dflt;
 }
+
+uint32_t sy_provider_caps_from(const char *const *names, size_t n)
+{
+    uint32_t caps = 0;
+    bool features = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *c = names[i];
+        if (c == NULL)
+            continue;
+        if (strcmp(c, "chat") == 0) {
+            caps |= SY_PROVIDER_CAP_CHAT;
+        } else if (strcmp(c, "tools") == 0) {
+            caps |= SY_PROVIDER_CAP_TOOLS;
+            features = true;
+        } else if (strcmp(c, "vision") == 0) {
+            caps |= SY_PROVIDER_CAP_VISION;
+            features = true;
+        } else if (strcmp(c, "json_schema") == 0) {
+            caps |= SY_PROVIDER_CAP_JSON_SCHEMA;
+            features = true;
+        }
+    }
+    return features ? caps | SY_PROVIDER_CAP_CHAT : 0;
+}

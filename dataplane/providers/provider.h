@@ -46,6 +46,11 @@ typedef enum sy_provider_family {
 #define SY_PROVIDER_CAP_VISION (1u << 2)
 #define SY_PROVIDER_CAP_JSON_SCHEMA (1u << 3)
 
+/* Capability bits from a model's capability names ("chat", "tools", "vision",
+ * "json_schema"). A list naming none of tools/vision/json_schema says nothing
+ * about them and yields 0 (unknown: nothing refused). */
+uint32_t sy_provider_caps_from(const char *const *names, size_t n);
+
 /* Who caused an error; written to the client as error.cause. */
 typedef enum sy_provider_cause {
     SY_CAUSE_CALLER = 0,   /* the client's request is wrong or cannot be served */
@@ -89,7 +94,9 @@ typedef struct sy_provider_target {
 
 /* An upstream request, built by sy_provider_ops_t.build_request. The URL is the
  * provider's base URL (as the official SDK takes it: OpenAI ".../v1",
- * Anthropic and Gemini without a version) followed by path. */
+ * Anthropic and Gemini without a version) followed by path. The headers carry
+ * the provider's authentication and version; the caller adds
+ * "Content-Type: application/json" (every body is JSON). */
 typedef struct sy_provider_request {
     sy_buf_t path;                           /* owned; starts with '/' */
     char *headers[SY_PROVIDER_MAX_HEADERS];  /* owned "Name: value" strings */
