@@ -346,6 +346,62 @@ static void test_usage_exactly_once_across_restart(void **state)
     sy_usage_free(u);
 }
 
+static void test_spill_beyond_memory_bound(void **state)
+{
+    fixture_t *f = *state;
+    char st_dir[300], spool[400];
+    snprintf(st_dir, sizeof(st_dir), "%s/spill-state", f->dir);
+    sy_usage_t *u = sy_usage_new();
+    sy_control_link_options_t o = {
+        .reports_url = f->rep_url,
+        .key = &f->key,
+        .worker_id = "testhost/7",
+        .host = "testhost",
+        .state_dir = st_dir,
+        .usage = u,
+        .report_interval_ms = 60000,
+        .max_pending = 2,
+    };
+    sy_control_link_t *l = NULL;
+    sy_err_t err;
+    sy_err_clear(&err);
+    if (sy_control_link_start(&f->loop, &o, &l, &err) != 0)
+        fail_msg("link: %s", err.msg);
+    /* Seven reports before the loop runs once: two stay in memory, five wait
+     * in the spool file only. */
+    uint64_t want = 0;
+    for (uint64_t i = 1; i <= 7; i++) {
+        record(u, i * 10, i);
+        want += i * 10;
+        assert_int_equal(sy_control_link_flush(l), 0);
+    }
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(l, &s);
+    assert_int_equal(s.reports_pending, 7);
+    assert_int_equal(s.reports_spilled, 5);
+    snprintf(spool, sizeof(spool), "%s/reports-testhost_7.spool", st_dir);
+    FILE *fp = fopen(spool, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    assert_true(ftell(fp) > 0);
+    fclose(fp);
+    /* Delivered in order, memory refilled from the spool as it drains. */
+    assert_true(run_until(f, link_idle, l, 5000));
+    sy_control_link_get_stats(l, &s);
+    assert_int_equal(s.reports_acked, 7);
+    assert_int_equal(s.reports_spilled, 0);
+    assert_int_equal(q_int(f->store->db, "SELECT sum(prompt_tokens) FROM usage_minute"), want);
+    assert_int_equal(q_int(f->store->db, "SELECT count(*) FROM applied_reports"), 7);
+    /* Everything acked: the spool is empty again. */
+    fp = fopen(spool, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    assert_int_equal(ftell(fp), 0);
+    fclose(fp);
+    stop_link(f, l);
+    sy_usage_free(u);
+}
+
 typedef struct wait_stat {
     fixture_t *f;
     const char *name;
@@ -595,6 +651,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_delivery_and_revocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_exactly_once_across_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spill_beyond_memory_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_refuses_tampered_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_refuses_tampered_snapshots, setup, teardown),
     };
