@@ -324,7 +324,7 @@ static void handle_hello(sy_cluster_t *c, const sy_envelope_t *env)
         return;
     }
     c->hellos++;
-    if (saw_worker(c, h->worker_id != NULL ? h->worker_id : env->sender))
+    if (saw_worker(c, h->worker_id != NULL && h->worker_id[0] ? h->worker_id : env->sender))
         sy_log(SY_LOG_INFO, "worker_hello", "worker %s (boot %s) has version %llu", h->worker_id,
                h->boot_id, (unsigned long long)h->have_version);
     Switchyard__Ack ack = SWITCHYARD__ACK__INIT;
