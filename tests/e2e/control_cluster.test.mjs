@@ -104,3 +104,29 @@ test('usage through 2 workers: exact tokens and cost in the usage API', async (t
   assert.ok(row, JSON.stringify(byTeam));
   assert.ok(row.prompt_tokens >= t.prompt);
 });
+
+test('an exhausted hard budget blocks the key in a following snapshot', async (t) => {
+  const key = await must(cp.api, 'POST', `/tenants/${demo.tenant.id}/keys`, { name: 'metered' });
+  await must(cp.api, 'POST', '/budgets', {
+    scope: 'key', scope_id: key.id, period: 'daily', amount_usd: 0.0002, hard: true,
+  });
+  const first = await timeUntil(async () => (await chat(dp.url, key.secret, demo.model.id)).status === 200, 1000);
+  assert.ok(first < 1000);
+  // Spend past $0.0002 (each request costs about $0.00006 here), then keep
+  // asking until the snapshot that carries the block arrives.
+  const t0 = Date.now();
+  let spent = 0;
+  let last;
+  while (Date.now() - t0 < 8000) {
+    last = await chat(dp.url, key.secret, demo.model.id);
+    if (last.status !== 200) break;
+    spent += expectedCost({ prompt: last.body.usage.prompt_tokens, completion: last.body.usage.completion_tokens, cached: 0 }, demo.price);
+    await sleep(50);
+  }
+  assert.equal(last.status, 403, last.text);
+  assert.equal(last.body.error.code, 'blocked');
+  assert.ok(spent >= 0.0002, `blocked after spending only ${spent}`);
+  t.diagnostic(`blocked ${Date.now() - t0} ms after the first request, having spent $${spent.toFixed(6)}`);
+  // The other key of the tenant is not affected.
+  assert.equal((await chat(dp.url, demo.secret, demo.model.id)).status, 200);
+});
