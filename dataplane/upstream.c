@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -18,18 +20,26 @@ struct sy_upstream {
     size_t n_active;                /* length of active */
     CURL *free_easy[FREE_EASY_MAX]; /* owned; reset handles ready for reuse */
     size_t n_free;                  /* entries in free_easy */
-    int open_handles;               /* handles not yet closed (timer + polls) */
+    int open_handles;               /* handles not yet closed (timer, kick, polls) */
     struct sock_ctx *socks;         /* borrowed; list of watched sockets */
+    struct sock_ctx **by_fd;        /* owned array; sockets we opened, by descriptor */
+    size_t n_by_fd;                 /* entries in by_fd */
     bool closing;                   /* sy_upstream_close was called */
 };
 
-/* One watched socket; freed in its close callback. */
+/* One socket's poll handle; freed in its close callback. A socket opened
+ * through on_open_socket keeps its handle from open to close, across the
+ * idle periods of a kept-alive connection (CURL_POLL_REMOVE only stops
+ * polling), which spares a malloc, an ioctl and epoll_ctl churn per request.
+ * Sockets libcurl opens by itself (resolver wake-ups) are owned = false and
+ * live from their first poll request to CURL_POLL_REMOVE. */
 typedef struct sock_ctx {
     uv_poll_t poll;        /* embedded handle */
     struct sock_ctx *prev; /* borrowed; pool's socket list */
     struct sock_ctx *next; /* borrowed */
-    curl_socket_t fd;      /* the socket libcurl gave us */
+    curl_socket_t fd;      /* the socket */
     sy_upstream_t *pool;   /* borrowed */
+    bool owned;            /* opened by on_open_socket, closed by on_close_socket */
 } sock_ctx_t;
 
 static void check_done(sy_upstream_t *pool);
@@ -42,6 +52,7 @@ static void maybe_free_pool(sy_upstream_t *pool)
             curl_easy_cleanup(pool->free_easy[i]);
         if (pool->multi != NULL)
             curl_multi_cleanup(pool->multi);
+        free(pool->by_fd);
         free(pool);
     }
 }
@@ -56,6 +67,8 @@ static void sock_close(sy_upstream_t *pool, sock_ctx_t *sc)
     if (sc->next != NULL)
         sc->next->prev = sc->prev;
     sc->prev = sc->next = NULL;
+    if (sc->owned && (size_t)sc->fd < pool->n_by_fd && pool->by_fd[sc->fd] == sc)
+        pool->by_fd[sc->fd] = NULL;
     uv_close((uv_handle_t *)&sc->poll, on_sock_closed);
 }
 
@@ -66,6 +79,66 @@ static void on_sock_closed(uv_handle_t *h)
     free(sc);
     pool->open_handles--;
     maybe_free_pool(pool);
+}
+
+static sock_ctx_t *sock_new(sy_upstream_t *pool, curl_socket_t fd, bool owned)
+{
+    sock_ctx_t *sc = malloc(sizeof(*sc));
+    if (sc == NULL)
+        return NULL;
+    if (uv_poll_init_socket(pool->loop, &sc->poll, fd) != 0) {
+        free(sc);
+        return NULL;
+    }
+    sc->fd = fd;
+    sc->pool = pool;
+    sc->owned = owned;
+    sc->prev = NULL;
+    sc->next = pool->socks;
+    if (pool->socks != NULL)
+        pool->socks->prev = sc;
+    pool->socks = sc;
+    pool->open_handles++;
+    return sc;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: creates the socket and its poll handle. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    sy_upstream_t *pool = clientp;
+    SY_UNUSED(purpose);
+    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if ((size_t)fd >= pool->n_by_fd) {
+        size_t n = pool->n_by_fd ? pool->n_by_fd : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        sock_ctx_t **a = realloc(pool->by_fd, n * sizeof(*a));
+        if (a == NULL) {
+            close(fd);
+            return CURL_SOCKET_BAD;
+        }
+        memset(a + pool->n_by_fd, 0, (n - pool->n_by_fd) * sizeof(*a));
+        pool->by_fd = a;
+        pool->n_by_fd = n;
+    }
+    sock_ctx_t *sc = sock_new(pool, fd, true);
+    if (sc == NULL) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    pool->by_fd[fd] = sc;
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the handle goes first, then the descriptor. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    sy_upstream_t *pool = clientp;
+    if ((size_t)fd < pool->n_by_fd && pool->by_fd[fd] != NULL)
+        sock_close(pool, pool->by_fd[fd]);
+    return close(fd);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -131,33 +204,27 @@ static int start_timeout(CURLM *multi, long ms, void *userp)
 static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
 {
     SY_UNUSED(easy);
+    SY_UNUSED(socketp); /* looked up by descriptor: curl forgets it on REMOVE */
     sy_upstream_t *pool = userp;
-    sock_ctx_t *sc = socketp;
+    sock_ctx_t *sc = (size_t)s < pool->n_by_fd ? pool->by_fd[s] : NULL;
+    if (sc == NULL) {
+        for (sock_ctx_t *it = pool->socks; it != NULL; it = it->next)
+            if (!it->owned && it->fd == s) {
+                sc = it;
+                break;
+            }
+    }
     if (action == CURL_POLL_REMOVE) {
         if (sc != NULL) {
-            curl_multi_assign(pool->multi, s, NULL);
-            sock_close(pool, sc);
+            if (sc->owned)
+                uv_poll_stop(&sc->poll); /* the connection may be reused */
+            else
+                sock_close(pool, sc);
         }
         return 0;
     }
-    if (sc == NULL) {
-        sc = malloc(sizeof(*sc));
-        if (sc == NULL)
-            return -1;
-        if (uv_poll_init_socket(pool->loop, &sc->poll, s) != 0) {
-            free(sc);
-            return -1;
-        }
-        sc->fd = s;
-        sc->pool = pool;
-        sc->prev = NULL;
-        sc->next = pool->socks;
-        if (pool->socks != NULL)
-            pool->socks->prev = sc;
-        pool->socks = sc;
-        pool->open_handles++;
-        curl_multi_assign(pool->multi, s, sc);
-    }
+    if (sc == NULL && (sc = sock_new(pool, s, false)) == NULL)
+        return -1;
     int events = 0;
     if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
         events |= UV_READABLE;
@@ -404,6 +471,10 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, pool);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, pool);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
