@@ -27,7 +27,7 @@
 #include "dataplane/breaker.h"
 #include "dataplane/snapshot.h"
 
-#define SY_ROUTER_MAX_CANDIDATES 16
+#define SY_ROUTER_MAX_CANDIDATES 8
 #define SY_ROUTER_TTFT_SAMPLES 32
 
 /* What the rules look at. */
