@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -203,6 +204,13 @@ int main(int argc, char **argv)
     if ((rc = check_bind(host, cfg.port)) != 0) {
         fprintf(stderr, "switchyard-dataplane: cannot bind %s: %s\n", listen, strerror(-rc));
         return 1;
+    }
+    /* Every open stream costs two descriptors (client and upstream): allow
+     * as many as the hard limit does. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "switchyard-dataplane: curl_global_init failed\n");
