@@ -105,6 +105,13 @@ typedef struct ctx {
     int64_t now;                         /* unix seconds */
     sy_err_t *err;                       /* where messages go */
     vec_t blocked[4];                    /* per BudgetScope: ids with an exhausted hard budget */
+    sqlite3_stmt *spend[3][4];           /* owned; per rollup table and BudgetScope, lazily */
+    struct {
+        char tz[64];        /* time zone name */
+        bool monthly;       /* period */
+        int64_t start, end; /* the window */
+    } windows[16];          /* computed windows, so TZ is switched once per zone */
+    size_t n_windows;
 } ctx_t;
 
 static int sql_fail(ctx_t *c, const char *what)
@@ -184,20 +191,48 @@ static int string_array(ctx_t *c, sqlite3_stmt *st, int col, char ***out, size_t
 
 /* --- budgets ------------------------------------------------------------------ */
 
-static void budget_window(const char *period, int64_t now, int64_t *start, int64_t *end)
+/* The current window of a daily or monthly budget in the tenant's time zone
+ * (IANA name; empty or "UTC" = UTC). Local midnight comes from the C
+ * library's zone database through TZ, which the single-threaded control
+ * plane may switch for the call; DST days are 23 or 25 hours long. */
+static void budget_window(const char *tz, const char *period, int64_t now, int64_t *start,
+                          int64_t *end)
 {
-    if (strcmp(period, "monthly") == 0) {
-        time_t t = (time_t)now;
-        struct tm tm;
+    bool monthly = strcmp(period, "monthly") == 0;
+    bool utc = tz == NULL || tz[0] == '\0' || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0;
+    char saved[256];
+    bool had = false;
+    if (!utc) {
+        const char *old = getenv("TZ");
+        had = old != NULL && strlen(old) < sizeof(saved);
+        if (had)
+            snprintf(saved, sizeof(saved), "%s", old);
+        setenv("TZ", tz, 1);
+        tzset();
+    }
+    time_t t = (time_t)now;
+    struct tm tm;
+    if (utc)
         gmtime_r(&t, &tm);
+    else
+        localtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    if (monthly)
         tm.tm_mday = 1;
-        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-        *start = (int64_t)timegm(&tm);
-        tm.tm_mon += 1;
-        *end = (int64_t)timegm(&tm);
-    } else {
-        *start = now - ((now % 86400) + 86400) % 86400;
-        *end = *start + 86400;
+    tm.tm_isdst = -1;
+    struct tm e = tm;
+    if (monthly)
+        e.tm_mon += 1;
+    else
+        e.tm_mday += 1;
+    *start = utc ? (int64_t)timegm(&tm) : (int64_t)mktime(&tm);
+    *end = utc ? (int64_t)timegm(&e) : (int64_t)mktime(&e);
+    if (!utc) {
+        if (had)
+            setenv("TZ", saved, 1);
+        else
+            unsetenv("TZ");
+        tzset();
     }
 }
 
@@ -212,14 +247,31 @@ static int scope_of(const char *s)
     return SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_UNSPECIFIED;
 }
 
-/* Spend of a scope over [start, end) from the day rollups. */
-static int spent(ctx_t *c, sqlite3_stmt *q[4], int scope, const char *tenant, const char *id,
-                 int64_t start, int64_t end, double *out)
+/* Spend of a scope over [start, end) from the coarsest rollup whose
+ * buckets tile the window (days for UTC windows, hours for most zones). */
+static int spent(ctx_t *c, int scope, const char *tenant, const char *id, int64_t start,
+                 int64_t end, double *out)
 {
-    sqlite3_stmt *st = q[scope];
-    if (st == NULL) {
+    static const char *const tables[3] = {"usage_minute", "usage_hour", "usage_day"};
+    static const char *const columns[4] = {NULL, "tenant_id", "team_id", "key_id"};
+    if (scope <= 0 || scope > 3) {
         *out = 0;
         return 0;
+    }
+    int t = start % 86400 == 0 && end % 86400 == 0 ? 2
+            : start % 3600 == 0 && end % 3600 == 0 ? 1
+                                                   : 0;
+    sqlite3_stmt *st = c->spend[t][scope];
+    if (st == NULL) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT total(cost_usd) FROM %s WHERE tenant_id = ?1 AND %s = ?2"
+                 " AND bucket >= ?3 AND bucket < ?4",
+                 tables[t], columns[scope]);
+        int rc = prepare(c, sql, &st);
+        if (rc != 0)
+            return rc;
+        c->spend[t][scope] = st;
     }
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -234,8 +286,8 @@ static int spent(ctx_t *c, sqlite3_stmt *q[4], int scope, const char *tenant, co
     return 0;
 }
 
-static int add_budget(ctx_t *c, vec_t *out, sqlite3_stmt *q[4], const char *id, int scope,
-                      const char *scope_id, const char *tenant, const char *period, double amount,
+static int add_budget(ctx_t *c, vec_t *out, const char *id, int scope, const char *scope_id,
+                      const char *tenant, const char *tz, const char *period, double amount,
                       double soft, bool hard)
 {
     Switchyard__Budget *bg = NEW_MSG(c->b, Switchyard__Budget, switchyard__budget__init);
@@ -248,8 +300,27 @@ static int add_budget(ctx_t *c, vec_t *out, sqlite3_stmt *q[4], const char *id, 
     bg->amount_usd = amount;
     bg->soft_threshold = soft;
     bg->hard = hard;
-    budget_window(period, c->now, &bg->window_start, &bg->window_end);
-    int rc = spent(c, q, scope, tenant, scope_id, bg->window_start, bg->window_end, &bg->spent_usd);
+    bool monthly = strcmp(period, "monthly") == 0;
+    size_t w = 0;
+    if (tz == NULL)
+        tz = "UTC";
+    while (w < c->n_windows &&
+           !(c->windows[w].monthly == monthly && strcmp(c->windows[w].tz, tz) == 0))
+        w++;
+    if (w < c->n_windows) {
+        bg->window_start = c->windows[w].start;
+        bg->window_end = c->windows[w].end;
+    } else {
+        budget_window(tz, period, c->now, &bg->window_start, &bg->window_end);
+        if (c->n_windows < SY_ARRAY_LEN(c->windows) && strlen(tz) < sizeof(c->windows[0].tz)) {
+            snprintf(c->windows[c->n_windows].tz, sizeof(c->windows[0].tz), "%s", tz);
+            c->windows[c->n_windows].monthly = monthly;
+            c->windows[c->n_windows].start = bg->window_start;
+            c->windows[c->n_windows].end = bg->window_end;
+            c->n_windows++;
+        }
+    }
+    int rc = spent(c, scope, tenant, scope_id, bg->window_start, bg->window_end, &bg->spent_usd);
     if (rc != 0)
         return rc;
     if (hard && amount > 0 && bg->spent_usd >= amount &&
@@ -262,24 +333,13 @@ static int add_budget(ctx_t *c, vec_t *out, sqlite3_stmt *q[4], const char *id, 
 
 static int build_budgets(ctx_t *c)
 {
-    sqlite3_stmt *q[4] = {NULL, NULL, NULL, NULL}, *st = NULL;
+    sqlite3_stmt *st = NULL;
     vec_t out = {0};
     int rc;
-    static const char *const spend_sql[4] = {
-        NULL,
-        "SELECT total(cost_usd) FROM usage_day WHERE tenant_id = ?1 AND ?2 = ?1"
-        " AND bucket >= ?3 AND bucket < ?4",
-        "SELECT total(cost_usd) FROM usage_day WHERE tenant_id = ?1 AND team_id = ?2"
-        " AND bucket >= ?3 AND bucket < ?4",
-        "SELECT total(cost_usd) FROM usage_day WHERE tenant_id = ?1 AND key_id = ?2"
-        " AND bucket >= ?3 AND bucket < ?4",
-    };
-    for (int i = 1; i < 4; i++)
-        if ((rc = prepare(c, spend_sql[i], &q[i])) != 0)
-            goto done;
     if ((rc = prepare(c,
-                      "SELECT id, scope, scope_id, tenant_id, period, amount_usd, soft_threshold,"
-                      " hard FROM budgets ORDER BY id",
+                      "SELECT b.id, b.scope, b.scope_id, b.tenant_id, b.period, b.amount_usd,"
+                      " b.soft_threshold, b.hard, ifnull(t.time_zone, 'UTC') FROM budgets b"
+                      " LEFT JOIN tenants t ON t.id = b.tenant_id ORDER BY b.id",
                       &st)) != 0)
         goto done;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -290,7 +350,8 @@ static int build_budgets(ctx_t *c)
             goto done;
         }
         int scope = scope_of((const char *)sqlite3_column_text(st, 1));
-        if ((rc = add_budget(c, &out, q, id, scope, scope_id, tenant, period,
+        if ((rc = add_budget(c, &out, id, scope, scope_id, tenant,
+                             (const char *)sqlite3_column_text(st, 8), period,
                              sqlite3_column_double(st, 5), sqlite3_column_double(st, 6),
                              sqlite3_column_int(st, 7) != 0)) != 0)
             goto done;
@@ -303,8 +364,10 @@ static int build_budgets(ctx_t *c)
     st = NULL;
     /* A key's own budget_usd is a hard monthly budget on that key. */
     if ((rc = prepare(c,
-                      "SELECT id, tenant_id, budget_usd FROM api_keys WHERE budget_usd > 0"
-                      " AND (revoked_at = 0 OR revoked_at > ?1) ORDER BY id",
+                      "SELECT k.id, k.tenant_id, k.budget_usd, ifnull(t.time_zone, 'UTC')"
+                      " FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id"
+                      " WHERE k.budget_usd > 0 AND (k.revoked_at = 0 OR k.revoked_at > ?1)"
+                      " ORDER BY k.id",
                       &st)) != 0)
         goto done;
     sqlite3_bind_int64(st, 1, c->now);
@@ -317,8 +380,9 @@ static int build_budgets(ctx_t *c)
             goto done;
         }
         snprintf(id, idlen, "key:%s", key);
-        if ((rc = add_budget(c, &out, q, id, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_KEY, key,
-                             tenant, "monthly", sqlite3_column_double(st, 2), 1.0, true)) != 0)
+        if ((rc = add_budget(c, &out, id, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_KEY, key, tenant,
+                             (const char *)sqlite3_column_text(st, 3), "monthly",
+                             sqlite3_column_double(st, 2), 1.0, true)) != 0)
             goto done;
     }
     if (rc != SQLITE_DONE) {
@@ -330,8 +394,11 @@ static int build_budgets(ctx_t *c)
     rc = 0;
 done:
     sqlite3_finalize(st);
-    for (int i = 0; i < 4; i++)
-        sqlite3_finalize(q[i]);
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 4; i++) {
+            sqlite3_finalize(c->spend[t][i]);
+            c->spend[t][i] = NULL;
+        }
     return rc;
 }
 

@@ -277,6 +277,58 @@ static void test_budgets_block_when_exhausted(void **state)
     sy_snapshot_build_free(b);
 }
 
+static void test_budget_windows_follow_tenant_time_zone(void **state)
+{
+    fixture_t *f = *state;
+    /* New York is UTC-5 in November: at 10:00 UTC the local day began at
+     * 05:00 UTC. Kolkata is UTC+5:30: its day began at 18:30 UTC the day
+     * before, which only minute buckets tile. */
+    exec_ok(f->db,
+            "INSERT INTO tenants (id, name, time_zone, created_at, updated_at) VALUES"
+            " ('ten_ny', 'NY', 'America/New_York', 0, 0), ('ten_in', 'IN', 'Asia/Kolkata', 0, 0);"
+            "INSERT INTO budgets (id, tenant_id, scope, scope_id, period, amount_usd, hard,"
+            " created_at, updated_at) VALUES"
+            " ('bud_ny', 'ten_ny', 'tenant', 'ten_ny', 'daily', 10, 1, 0, 0),"
+            " ('bud_nym', 'ten_ny', 'tenant', 'ten_ny', 'monthly', 100, 1, 0, 0),"
+            " ('bud_in', 'ten_in', 'tenant', 'ten_in', 'daily', 1, 1, 0, 0);");
+    char sql[512];
+    /* NY: 04:00 UTC is the previous local day, 06:00 UTC is today. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO usage_hour (bucket, tenant_id, cost_usd) VALUES"
+             " (%lld, 'ten_ny', 7), (%lld, 'ten_ny', 2);"
+             "INSERT INTO usage_minute (bucket, tenant_id, cost_usd) VALUES"
+             " (%lld, 'ten_in', 0.75), (%lld, 'ten_in', 0.5);",
+             (long long)(DAY0 + 4 * 3600), (long long)(DAY0 + 6 * 3600),
+             (long long)(DAY0 - 5 * 3600 - 35 * 60), (long long)(DAY0 - 5 * 3600 - 25 * 60));
+    exec_ok(f->db, sql);
+    sy_snapshot_build_t *b = NULL;
+    const Switchyard__Snapshot *s = build(f, &b);
+    const Switchyard__Budget *ny = NULL, *nym = NULL, *in = NULL;
+    for (size_t i = 0; i < s->n_budgets; i++) {
+        if (strcmp(s->budgets[i]->id, "bud_ny") == 0)
+            ny = s->budgets[i];
+        if (strcmp(s->budgets[i]->id, "bud_nym") == 0)
+            nym = s->budgets[i];
+        if (strcmp(s->budgets[i]->id, "bud_in") == 0)
+            in = s->budgets[i];
+    }
+    assert_non_null(ny);
+    assert_int_equal(ny->window_start, DAY0 + 5 * 3600);
+    assert_int_equal(ny->window_end, DAY0 + 29 * 3600);
+    assert_true(fabs(ny->spent_usd - 2) < 1e-9);
+    /* The local month began at 2026-11-01 04:00 UTC (still daylight time). */
+    assert_int_equal(nym->window_start, MONTH0 + 4 * 3600);
+    assert_true(fabs(nym->spent_usd - 9) < 1e-9);
+    assert_int_equal(in->window_start, DAY0 - 5 * 3600 - 30 * 60);
+    assert_true(fabs(in->spent_usd - 0.5) < 1e-9);
+    /* Nothing blocked: NY spent 2 of 10 today, Kolkata 0.5 of 1. */
+    for (size_t i = 0; i < s->n_tenants; i++)
+        assert_false(s->tenants[i]->blocked);
+    /* TZ of the process is left as it was. */
+    assert_null(getenv("TZ"));
+    sy_snapshot_build_free(b);
+}
+
 int main(void)
 {
     sy_log_open("-", SY_LOG_ERROR, "test");
@@ -285,6 +337,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_master_key_leaves_credential_out, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_budgets_block_when_exhausted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_windows_follow_tenant_time_zone, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
