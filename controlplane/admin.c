@@ -19,6 +19,7 @@
 #include "json.h"
 #include "log.h"
 #include "secrets.h"
+#include "webfiles.h"
 
 #define PREFIX "/admin/v1"
 #define MAX_ID 128
@@ -33,6 +34,7 @@ struct sy_admin {
     sy_store_t *store;                   /* borrowed */
     const sy_envelope_key_t *master_key; /* borrowed */
     sy_cluster_t *cluster;               /* borrowed, may be NULL */
+    const char *web_dir;                 /* borrowed, may be NULL; admin-web files */
     sy_json_parser_t *parser;            /* owned; request bodies */
 };
 
@@ -2824,6 +2826,14 @@ void sy_admin_handle(void *ctx, const sy_httpd_request_t *req, sy_httpd_response
     r.req = req;
     r.res = res;
     sy_str_t path = req->path;
+    /* The admin single-page app: everything under /admin/ but the API. */
+    if (strcmp(req->method, "GET") == 0 && sy_str_has_prefix(path, "/admin") &&
+        !sy_str_has_prefix(path, PREFIX) && (path.len == 6 || path.ptr[6] == '/')) {
+        if (sy_webfiles_serve(r.a->web_dir, path, res) != 0)
+            reply_error(&r, 404, "invalid_request_error", NULL, "not_found",
+                        "no such admin-web file");
+        return;
+    }
     if (path.len > 1 && path.ptr[path.len - 1] == '/')
         path.len--;
     if (!sy_str_has_prefix(path, PREFIX "/")) {
@@ -2991,6 +3001,7 @@ int sy_admin_new(const sy_admin_options_t *opts, sy_admin_t **out, sy_err_t *err
     a->store = opts->store;
     a->master_key = opts->master_key;
     a->cluster = opts->cluster;
+    a->web_dir = opts->web_dir;
     *out = a;
     return 0;
 }

@@ -19,6 +19,7 @@ typedef struct sy_admin_options {
     sy_store_t *store;                   /* borrowed; outlives the admin API */
     const sy_envelope_key_t *master_key; /* borrowed; seals provider credentials */
     sy_cluster_t *cluster;               /* borrowed, may be NULL; told about every change */
+    const char *web_dir;                 /* borrowed, may be NULL; admin-web files for /admin/ */
 } sy_admin_options_t;
 
 /* Writes *out only on success. */

@@ -31,10 +31,10 @@ typedef struct daemon {
     bool stopping;         /* a stop signal arrived */
 } daemon_t;
 
-/* Finds the migrations directory: the flag, else next to the binary
- * (<bin>/../migrations for bin/, <bin>/../../../migrations for
- * build/asan/bin/), else ./migrations. */
-static const char *find_migrations(const char *flag, char *buf, size_t size)
+/* Finds a directory of the source tree (migrations, admin-web): the flag,
+ * else next to the binary (<bin>/../<name> for bin/, <bin>/../../../<name>
+ * for build/asan/bin/), else ./<name>. */
+static const char *find_dir(const char *flag, const char *name, char *buf, size_t size)
 {
     if (flag != NULL && flag[0] != '\0')
         return flag;
@@ -45,15 +45,15 @@ static const char *find_migrations(const char *flag, char *buf, size_t size)
         char *slash = strrchr(exe, '/');
         if (slash)
             *slash = '\0';
-        const char *rel[] = {"/../migrations", "/../../../migrations"};
+        const char *rel[] = {"/../", "/../../../"};
         for (size_t i = 0; i < SY_ARRAY_LEN(rel); i++) {
             struct stat st;
-            snprintf(buf, size, "%s%s", exe, rel[i]);
+            snprintf(buf, size, "%s%s%s", exe, rel[i], name);
             if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
                 return buf;
         }
     }
-    return "migrations";
+    return name;
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
@@ -83,6 +83,7 @@ int main(int argc, char **argv)
 {
     const char *data_dir = NULL, *admin_listen = NULL, *migrations = NULL, *master_key_file = NULL;
     const char *cluster_key_file = NULL, *snapshot_bind = NULL, *report_bind = NULL;
+    const char *web_dir = NULL;
     const char *log_file = NULL, *log_level = NULL;
     int64_t heartbeat_ms = 0, debounce_ms = 0, usage_refresh_ms = 0;
     sy_config_option_t opts[] = {
@@ -109,6 +110,8 @@ int main(int argc, char **argv)
          "delay between a change and its snapshot"},
         {"usage-refresh", "SWITCHYARD_USAGE_REFRESH", SY_CONFIG_DURATION, &usage_refresh_ms, "5s",
          "rebuild after applied usage (budget spend)"},
+        {"admin-web-dir", "SWITCHYARD_ADMIN_WEB_DIR", SY_CONFIG_STRING, &web_dir, NULL,
+         "admin-web files served under /admin/ (default: next to the binary)"},
         {"log-file", "SWITCHYARD_LOG_FILE", SY_CONFIG_STRING, &log_file, "-",
          "log file, - for stderr"},
         {"log-level", "SWITCHYARD_LOG_LEVEL", SY_CONFIG_STRING, &log_level, "info",
@@ -155,9 +158,9 @@ int main(int argc, char **argv)
     daemon_t d;
     memset(&d, 0, sizeof(d));
     d.loop = uv_default_loop();
-    char db_path[PATH_MAX], mig_buf[PATH_MAX];
+    char db_path[PATH_MAX], mig_buf[PATH_MAX], web_buf[PATH_MAX];
     snprintf(db_path, sizeof(db_path), "%s/switchyard.db", data_dir);
-    const char *mig = find_migrations(migrations, mig_buf, sizeof(mig_buf));
+    const char *mig = find_dir(migrations, "migrations", mig_buf, sizeof(mig_buf));
     if (sy_store_open(db_path, mig, &d.store, &err) != 0) {
         fprintf(stderr, "switchyard-control: refusing to start: %s\n", err.msg);
         sy_log(SY_LOG_ERROR, "store_open", "%s", err.msg);
@@ -197,7 +200,12 @@ int main(int argc, char **argv)
         sy_store_close(d.store);
         return 1;
     }
-    sy_admin_options_t aopts = {.store = d.store, .master_key = &master, .cluster = d.cluster};
+    sy_admin_options_t aopts = {
+        .store = d.store,
+        .master_key = &master,
+        .cluster = d.cluster,
+        .web_dir = find_dir(web_dir, "admin-web", web_buf, sizeof(web_buf)),
+    };
     char host[256];
     int port;
     if (sy_admin_new(&aopts, &d.admin, &err) != 0 ||
