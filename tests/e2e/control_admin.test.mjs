@@ -259,6 +259,40 @@ test('OpenAPI 3.1 document matches the routes the server serves', async () => {
   }
 });
 
+test('admin-web files are served under /admin/ without a token, confined to their directory', async () => {
+  const dir = tempDir('sy-web-');
+  const web = path.join(dir, 'web');
+  cpSync(path.join(ROOT, 'admin-web'), web, { recursive: true });
+  writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>switchyard admin</title>');
+  writeFileSync(path.join(web, 'app.js'), 'export const x = 1;');
+  const port = await freePort();
+  const proc = await startBare(dir, port, ['--admin-web-dir', web]);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/admin/v1/healthz`, 10000, proc);
+  try {
+    for (const p of ['/admin', '/admin/', '/admin/tenants/ten_1']) {
+      const r = await fetch(url + p);
+      assert.equal(r.status, 200, p);
+      assert.match(r.headers.get('content-type'), /^text\/html/);
+      assert.match(await r.text(), /switchyard admin/);
+    }
+    const js = await fetch(`${url}/admin/app.js`);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type'), /^text\/javascript/);
+    for (const p of ['/admin/missing.js', '/admin/..%2f..%2fetc%2fpasswd', '/admin/.hidden']) {
+      const r = await fetch(url + p);
+      assert.equal(r.status, 404, p);
+      assert.equal((await r.json()).error.code, 'not_found');
+    }
+    const raw404 = await raw(port, 'GET /admin/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+    assert.match(raw404.data, /^HTTP\/1\.1 404 /);
+    // The API itself still wants a token.
+    assert.equal((await fetch(`${url}/admin/v1/tenants`)).status, 401);
+  } finally {
+    await proc.stop();
+  }
+});
+
 test('a failing migration leaves the database untouched and the daemon refuses to start', async () => {
   const dir = tempDir('sy-mig-');
   const migs = path.join(dir, 'migrations');
