@@ -645,6 +645,89 @@ static void test_worker_refuses_tampered_snapshots(void **state)
     sy_buf_free(&bad);
 }
 
+typedef struct wait_seen {
+    sy_control_link_t *l;
+    uint64_t want; /* rejected + invalid + received */
+} wait_seen_t;
+
+static bool link_saw(void *arg)
+{
+    wait_seen_t *w = arg;
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(w->l, &s);
+    return s.rejected_messages + s.invalid_messages + s.snapshots_received >= w->want;
+}
+
+static void test_worker_survives_garbage_and_truncations(void **state)
+{
+    fixture_t *f = *state;
+    char fake_url[300];
+    snprintf(fake_url, sizeof(fake_url), "ipc://%s/garbage-pub.ipc", f->dir);
+    int pub = nn_socket(AF_SP, NN_PUB);
+    assert_true(pub >= 0);
+    assert_true(nn_bind(pub, fake_url) >= 0);
+    sy_control_link_t *l = start_link(f, fake_url, NULL, NULL, NULL, NULL);
+    sy_buf_t good;
+    sy_buf_init(&good);
+    seal_snapshot(&f->key, 3, &good);
+    wait_link_t wl = {l, 3};
+    for (int i = 0; i < 100 && !link_has_version(&wl); i++) {
+        nn_send(pub, good.data, good.len, NN_DONTWAIT);
+        run_until(f, link_has_version, &wl, 20);
+    }
+    assert_true(link_has_version(&wl));
+    sy_control_link_stats_t s0;
+    sy_control_link_get_stats(l, &s0);
+    uint64_t base = s0.rejected_messages + s0.invalid_messages + s0.snapshots_received;
+
+    /* Every proper prefix of a valid sealed version 4, then random bytes and
+     * random mutations of it, in batches the subscriber queue can hold. */
+    sy_buf_t next;
+    sy_buf_init(&next);
+    seal_snapshot(&f->key, 4, &next);
+    uint64_t sent = 0;
+    unsigned seed = 12345;
+    uint8_t msg[1024];
+    for (size_t round = 0; round < next.len + 400; round++) {
+        size_t n;
+        if (round < next.len) {
+            n = round == 0 ? 1 : round;
+            memcpy(msg, next.data, n);
+        } else if (round < next.len + 200) {
+            n = 1 + (size_t)(rand_r(&seed) % sizeof(msg));
+            for (size_t i = 0; i < n; i++)
+                msg[i] = (uint8_t)rand_r(&seed);
+        } else {
+            n = next.len;
+            memcpy(msg, next.data, n);
+            for (int k = 0; k < 1 + rand_r(&seed) % 4; k++)
+                msg[(size_t)rand_r(&seed) % n] ^= (uint8_t)(1 + rand_r(&seed) % 255);
+        }
+        assert_int_equal(nn_send(pub, msg, n, 0), (int)n);
+        sent++;
+        if (sent % 32 == 0) {
+            wait_seen_t ws = {l, base + sent};
+            assert_true(run_until(f, link_saw, &ws, 3000));
+        }
+    }
+    wait_seen_t ws = {l, base + sent};
+    assert_true(run_until(f, link_saw, &ws, 3000));
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(l, &s);
+    /* Nothing but version 3 was ever installed. */
+    assert_int_equal(s.version, 3);
+    assert_int_equal(s.snapshots_installed, s0.snapshots_installed);
+    assert_true(s.rejected_messages - s0.rejected_messages >= next.len + 200 - 8);
+    /* And the real version 4 still goes through afterwards. */
+    assert_true(nn_send(pub, next.data, next.len, 0) >= 0);
+    wl.version = 4;
+    assert_true(run_until(f, link_has_version, &wl, 3000));
+    stop_link(f, l);
+    nn_close(pub);
+    sy_buf_free(&good);
+    sy_buf_free(&next);
+}
+
 int main(void)
 {
     sy_log_open("-", SY_LOG_ERROR, "test");
@@ -654,6 +737,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spill_beyond_memory_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_refuses_tampered_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_refuses_tampered_snapshots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_survives_garbage_and_truncations, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
