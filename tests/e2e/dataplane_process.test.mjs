@@ -123,3 +123,32 @@ test('SIGHUP reloads the snapshot file in every worker', async () => {
     await mock.stop();
   }
 });
+
+test('without a routing table: healthz 200, readyz and the API 503', async () => {
+  const { startProcess, bin, freePort, waitForHttp } = await import('./lib/procs.mjs');
+  const port = await freePort();
+  const proc = startProcess(bin('switchyard-dataplane'), ['--listen', `127.0.0.1:${port}`, '--workers', '1']);
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${url}/healthz`, 10000, proc);
+    const ready = await fetch(`${url}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.equal((await ready.json()).error.code, 'not_ready');
+    const api = await fetch(`${url}/v1/models`, { headers: { authorization: 'Bearer sk-x' } });
+    assert.equal(api.status, 503);
+  } finally {
+    await proc.stop();
+  }
+});
+
+test('a bad snapshot file fails fast with exit code 1', async () => {
+  const { startProcess, bin, freePort, tempDir } = await import('./lib/procs.mjs');
+  const { writeFileSync } = await import('node:fs');
+  const dir = tempDir();
+  writeFileSync(`${dir}/bad.json`, '{"keys": [{"sha256": "nothex"}]}');
+  const port = await freePort();
+  const bad = startProcess(bin('switchyard-dataplane'), ['--listen', `127.0.0.1:${port}`, '--snapshot-file', `${dir}/bad.json`]);
+  const code = await new Promise((r) => bad.once('exit', r));
+  assert.equal(code, 1);
+  assert.match(bad.output(), /sha256/);
+});
