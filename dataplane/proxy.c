@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "dataplane/worker.h"
+#include "dataplane/providers/anthropic_ingress.h"
 
 #define MAX_SSE_EVENT (4 * 1024 * 1024)
 #define MAX_EXTRA_HEADERS 16
@@ -54,6 +55,17 @@ static void release(sy_req_t *r)
         sy_sse_framer_free(&r->framer);
         r->framer_init = false;
     }
+    if (r->pstream != NULL) {
+        sy_provider_stream_free(r->pstream);
+        free(r->pstream);
+        r->pstream = NULL;
+    }
+    if (r->egress != NULL) {
+        sy_anthropic_egress_free(r->egress);
+        free(r->egress);
+        r->egress = NULL;
+    }
+    sy_buf_free(&r->xlat);
     sy_snapshot_unref(r->snap);
     r->snap = NULL;
     sy_buf_reset(&r->resp);
@@ -69,6 +81,73 @@ static bool path_is(const sy_req_t *r, const char *p, size_t *plen)
     if (*plen != n || memcmp(r->path, p, n) != 0)
         return false;
     return true;
+}
+
+/* An error for the client in its own dialect: OpenAI's shape (with the
+ * cause), or Anthropic's on /v1/messages; Retry-After from the upstream's
+ * header or the error body. */
+static int reply_provider_error(sy_req_t *r, const sy_provider_error_t *e, const char *retry_after)
+{
+    sy_worker_t *w = worker_of(r);
+    char extra[64] = "";
+    if (retry_after != NULL && retry_after[0] != '\0')
+        snprintf(extra, sizeof(extra), "Retry-After: %s\r\n", retry_after);
+    else if (e->retry_after_s > 0)
+        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", e->retry_after_s);
+    sy_buf_reset(&w->scratch);
+    int rc = r->anthropic_ingress ? sy_anthropic_ingress_error_write(e, &w->scratch)
+                                  : sy_provider_error_write(e, &w->scratch);
+    if (rc != 0)
+        return sy_server_respond(r, 500, NULL, "", 0, NULL);
+    return sy_server_respond(r, e->status, "application/json", w->scratch.data, w->scratch.len,
+                             extra[0] ? extra : NULL);
+}
+
+static int reply_error(sy_req_t *r, int status, const char *type, const char *code,
+                       const char *param, const char *message)
+{
+    if (!r->anthropic_ingress)
+        return sy_server_error(r, status, type, code, param, message);
+    if (r->error == NULL)
+        r->error = message;
+    sy_provider_error_t e;
+    sy_provider_error_set(&e, status, type, code, param,
+                          status >= 500 ? SY_CAUSE_GATEWAY : SY_CAUSE_CALLER, "%s", message);
+    return reply_provider_error(r, &e, NULL);
+}
+
+/* Writes OpenAI-format stream bytes to the client, as Anthropic events on
+ * /v1/messages. */
+static int emit(sy_req_t *r, const char *p, size_t n)
+{
+    if (r->egress == NULL)
+        return sy_server_stream_write(r, p, n);
+    sy_buf_reset(&r->xlat);
+    if (sy_anthropic_egress_feed(r->egress, p, n, &r->xlat) != 0)
+        return SY_ENOMEM;
+    return r->xlat.len > 0 ? sy_server_stream_write(r, r->xlat.data, r->xlat.len) : 0;
+}
+
+/* Copies what the stream translator learned into the request. */
+static void note_pstream(sy_req_t *r, size_t emitted)
+{
+    const sy_provider_stream_t *s = r->pstream;
+    if (s->usage.present) {
+        r->usage.prompt_tokens = s->usage.prompt_tokens;
+        r->usage.completion_tokens = s->usage.completion_tokens;
+        r->usage.cached_tokens = s->usage.cached_tokens;
+        r->usage.cache_write_tokens = s->usage.cache_write_tokens;
+        r->have_usage = true;
+    }
+    if (s->failed) {
+        r->upstream_error = true;
+        if (r->error == NULL)
+            r->error = "upstream error event";
+    } else if (s->done) {
+        r->saw_done = true;
+    }
+    if (emitted > 0 && r->ttft_ms < 0)
+        r->ttft_ms = (int64_t)(uv_now(&worker_of(r)->loop) - r->start_ms);
 }
 
 /* --- access log and usage ---------------------------------------------------- */
@@ -172,6 +251,8 @@ void sy_proxy_finish(sy_req_t *r)
     r->route = NULL;
     r->key_prefix[0] = '\0';
     r->mode = SY_REQ_MODE_NONE;
+    r->adapter = NULL;
+    r->anthropic_ingress = false;
     r->stream = r->client_usage = r->embeddings = false;
     r->headers_sent = r->have_usage = r->saw_done = r->upstream_error = r->too_large = false;
     memset(&r->usage, 0, sizeof(r->usage));
@@ -236,8 +317,22 @@ static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n)
         bool sse = strncasecmp(x->content_type, "text/event-stream", 17) == 0;
         if (r->stream && sse && x->status >= 200 && x->status < 300) {
             r->mode = SY_REQ_MODE_STREAM;
-            sy_sse_framer_init(&r->framer, MAX_SSE_EVENT, on_event, r);
-            r->framer_init = true;
+            if (r->adapter != NULL) {
+                sy_provider_resp_opts_t o = {.public_model = sy_str_from_cstr(r->model->pb->id),
+                                             .created = r->start_unix_ms / 1000,
+                                             .include_usage = r->client_usage};
+                if ((r->pstream = malloc(sizeof(*r->pstream))) == NULL)
+                    return 0;
+                sy_provider_stream_init(r->pstream, r->adapter, w->json, &o);
+            } else {
+                sy_sse_framer_init(&r->framer, MAX_SSE_EVENT, on_event, r);
+                r->framer_init = true;
+            }
+            if (r->anthropic_ingress) {
+                if ((r->egress = malloc(sizeof(*r->egress))) == NULL)
+                    return 0;
+                sy_anthropic_egress_init(r->egress, w->json, sy_str_from_cstr(r->model->pb->id));
+            }
             if (sy_server_stream_begin(r, (int)x->status, "text/event-stream") != 0)
                 return 0;
         } else {
@@ -255,17 +350,80 @@ static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n)
     if (sy_server_queued(r) > (size_t)w->cfg.write_high_water)
         return SY_UPSTREAM_PAUSE;
     sy_buf_reset(&w->scratch);
-    int rc = sy_sse_framer_feed(&r->framer, p, n);
+    int rc = r->pstream != NULL ? sy_provider_stream_feed(r->pstream, p, n, &w->scratch)
+                                : sy_sse_framer_feed(&r->framer, p, n);
     if (rc != 0) {
         r->upstream_error = true;
         r->error = rc == SY_E2BIG ? "upstream event too large" : "out of memory";
         return 0;
     }
-    if (w->scratch.len > 0 && sy_server_stream_write(r, w->scratch.data, w->scratch.len) != 0) {
+    if (r->pstream != NULL)
+        note_pstream(r, w->scratch.len);
+    if (w->scratch.len > 0 && emit(r, w->scratch.data, w->scratch.len) != 0) {
         r->error = E_CLIENT_GONE;
         return 0;
     }
     return n;
+}
+
+/* Sends a buffered answer that needs translation: from an Anthropic or
+ * Gemini upstream, and/or to an Anthropic-style client. */
+static void answer_translated(sy_req_t *r, sy_upstream_xfer_t *x)
+{
+    sy_worker_t *w = worker_of(r);
+    int status = (int)x->status;
+    const sy_provider_ops_t *ops = r->adapter != NULL ? r->adapter : &sy_provider_openai;
+    sy_provider_error_t e;
+    if (status < 200 || status > 299) {
+        ops->map_error(status, r->resp.data, r->resp.len, &e);
+        r->error = "upstream error";
+        reply_provider_error(r, &e, x->retry_after);
+        return;
+    }
+    const char *body = r->resp.data ? r->resp.data : "";
+    size_t len = r->resp.len;
+    sy_buf_reset(&w->scratch);
+    if (r->adapter != NULL) {
+        sy_provider_resp_opts_t o = {.public_model = sy_str_from_cstr(r->model->pb->id),
+                                     .created = r->start_unix_ms / 1000};
+        sy_provider_usage_t u = {0};
+        int rc = r->adapter->parse_response(&o, w->json, body, len, &w->scratch, &u, &e);
+        if (rc != 0) {
+            r->upstream_error = true;
+            r->error = "invalid upstream response";
+            if (rc == SY_EINVAL)
+                reply_provider_error(r, &e, NULL);
+            else
+                reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+            return;
+        }
+        r->usage.prompt_tokens = u.prompt_tokens;
+        r->usage.completion_tokens = u.completion_tokens;
+        r->usage.cached_tokens = u.cached_tokens;
+        r->usage.cache_write_tokens = u.cache_write_tokens;
+        r->have_usage = u.present;
+        body = w->scratch.data;
+        len = w->scratch.len;
+    } else {
+        sy_openai_usage_t u;
+        if (sy_openai_find_usage(w->json, body, len, &u) == 0) {
+            r->usage = u;
+            r->have_usage = true;
+        }
+    }
+    if (r->anthropic_ingress) {
+        sy_buf_reset(&r->xlat);
+        if (sy_anthropic_ingress_response(w->json, body, len, sy_str_from_cstr(r->model->pb->id),
+                                          &r->xlat) != 0) {
+            r->upstream_error = true;
+            reply_error(r, 502, "upstream_error", "upstream_invalid_response", NULL,
+                        "The upstream returned an invalid response.");
+            return;
+        }
+        body = r->xlat.data;
+        len = r->xlat.len;
+    }
+    sy_server_respond(r, 200, "application/json", body, len, NULL);
 }
 
 /* Sends a buffered upstream answer. */
@@ -273,6 +431,10 @@ static void answer_buffered(sy_req_t *r, sy_upstream_xfer_t *x)
 {
     sy_worker_t *w = worker_of(r);
     int status = (int)x->status;
+    if (r->adapter != NULL || r->anthropic_ingress) {
+        answer_translated(r, x);
+        return;
+    }
     const char *ctype = x->content_type[0] ? x->content_type : "application/json";
     if (status >= 200 && status < 300) {
         sy_openai_usage_t u;
@@ -317,6 +479,36 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
 {
     sy_req_t *r = ctx;
     sy_worker_t *w = worker_of(r);
+    if (r->mode == SY_REQ_MODE_STREAM && r->pstream != NULL) {
+        /* Translated stream: the translator closes it ([DONE]) or ends it with
+         * an error event (truncated stream, upstream failure). */
+        if (r->error != E_CLIENT_GONE) {
+            sy_buf_reset(&w->scratch);
+            if (result != 0 || r->too_large) {
+                sy_provider_error_t e;
+                sy_provider_error_set(&e, 502, "upstream_error",
+                                      result == -ETIMEDOUT ? "upstream_timeout" : "upstream_error",
+                                      NULL, SY_CAUSE_PROVIDER, "%s", why ? why : "upstream failed");
+                sy_provider_stream_fail(r->pstream, &e, &w->scratch);
+            } else {
+                sy_provider_stream_end(r->pstream, &w->scratch);
+            }
+            note_pstream(r, w->scratch.len);
+            if (r->upstream_error && r->error == NULL)
+                r->error = why;
+            if (w->scratch.len > 0)
+                emit(r, w->scratch.data, w->scratch.len);
+            if (r->egress != NULL && !r->egress->done) {
+                sy_buf_reset(&r->xlat);
+                sy_anthropic_egress_end(r->egress, &r->xlat);
+                sy_server_stream_write(r, r->xlat.data, r->xlat.len);
+            }
+        } else {
+            r->conn->keep_alive = false;
+        }
+        sy_server_stream_end(r);
+        return;
+    }
     if (r->mode == SY_REQ_MODE_STREAM) {
         if (result != 0 || r->too_large) {
             r->upstream_error = true;
@@ -331,26 +523,32 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
                                      NULL,
                                      result == -ETIMEDOUT ? "upstream_timeout" : "upstream_error");
                 sy_buf_append_str(&w->scratch, "\n\n");
-                sy_server_stream_write(r, w->scratch.data, w->scratch.len);
+                emit(r, w->scratch.data, w->scratch.len);
             } else {
                 r->conn->keep_alive = false;
             }
+        }
+        if (r->egress != NULL && !r->egress->done && r->error != E_CLIENT_GONE) {
+            /* A passthrough stream that ended without [DONE]. */
+            sy_buf_reset(&r->xlat);
+            sy_anthropic_egress_end(r->egress, &r->xlat);
+            sy_server_stream_write(r, r->xlat.data, r->xlat.len);
         }
         sy_server_stream_end(r);
         return;
     }
     if (r->too_large) {
-        sy_server_error(r, 502, "upstream_error", "upstream_response_too_large", NULL, E_TOO_LARGE);
+        reply_error(r, 502, "upstream_error", "upstream_response_too_large", NULL, E_TOO_LARGE);
         return;
     }
     if (result != 0) {
         r->upstream_error = true;
         if (result == -ETIMEDOUT)
-            sy_server_error(r, 504, "upstream_error", "upstream_timeout", NULL, why);
+            reply_error(r, 504, "upstream_error", "upstream_timeout", NULL, why);
         else if (r->error == E_CLIENT_GONE)
-            sy_server_error(r, 499, "upstream_error", "client_closed", NULL, why);
+            reply_error(r, 499, "upstream_error", "client_closed", NULL, why);
         else
-            sy_server_error(r, 502, "upstream_error", "upstream_unavailable", NULL, why);
+            reply_error(r, 502, "upstream_error", "upstream_unavailable", NULL, why);
         return;
     }
     answer_buffered(r, x);
@@ -373,7 +571,7 @@ static bool authenticate(sy_req_t *r)
         while (n > 0 && (*k == ' ' || *k == '\t'))
             k++, n--;
         if (n < 7 || strncasecmp(k, "bearer ", 7) != 0) {
-            sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_NO_KEY);
+            reply_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_NO_KEY);
             return false;
         }
         k += 7;
@@ -381,8 +579,8 @@ static bool authenticate(sy_req_t *r)
     }
     sy_str_t key = sy_str_trim((sy_str_t){k, n});
     if (key.len == 0 || r->auth_too_long) {
-        sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
-                        key.len == 0 ? E_NO_KEY : E_BAD_KEY);
+        reply_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
+                    key.len == 0 ? E_NO_KEY : E_BAD_KEY);
         return false;
     }
     sy_log_key_prefix(key.ptr, key.len, r->key_prefix, sizeof(r->key_prefix));
@@ -390,20 +588,20 @@ static bool authenticate(sy_req_t *r)
     SHA256((const unsigned char *)key.ptr, key.len, digest);
     const sy_snapshot_key_t *sk = sy_snapshot_find_key(r->snap, digest);
     if (sk == NULL) {
-        sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_BAD_KEY);
+        reply_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_BAD_KEY);
         return false;
     }
     if (sk->pb->prefix[0] != '\0')
         snprintf(r->key_prefix, sizeof(r->key_prefix), "%s", sk->pb->prefix);
     if (sk->pb->expires_at != 0 && sk->pb->expires_at <= r->start_unix_ms / 1000) {
         r->key = sk;
-        sy_server_error(r, 401, "invalid_request_error", "expired_api_key", NULL, E_EXPIRED_KEY);
+        reply_error(r, 401, "invalid_request_error", "expired_api_key", NULL, E_EXPIRED_KEY);
         return false;
     }
     r->key = sk;
     if (sk->pb->blocked || (sk->tenant != NULL && sk->tenant->blocked) ||
         (sk->team != NULL && sk->team->blocked)) {
-        sy_server_error(r, 403, "permission_error", "blocked", NULL, E_BLOCKED);
+        reply_error(r, 403, "permission_error", "blocked", NULL, E_BLOCKED);
         return false;
     }
     return true;
@@ -468,8 +666,7 @@ static void models_list(sy_req_t *r, sy_str_t only)
     if (only.len == 0) {
         sy_buf_append_str(b, "]}");
     } else if (k == 0) {
-        sy_server_error(r, 404, "invalid_request_error", "model_not_found", "model",
-                        E_NO_MODEL_FOUND);
+        reply_error(r, 404, "invalid_request_error", "model_not_found", "model", E_NO_MODEL_FOUND);
         return;
     }
     sy_server_respond(r, 200, NULL, b->data, b->len, NULL);
@@ -485,7 +682,7 @@ static int prepare_body(sy_req_t *r, json_object *root)
     size_t asked_len = 0;
     const char *asked = sy_json_get_string(root, "model", &asked_len);
     bool rename = asked == NULL || !sy_str_eq_cstr((sy_str_t){asked, asked_len}, target);
-    bool rewrite = rename;
+    bool rewrite = rename || r->anthropic_ingress; /* the client's bytes are Anthropic's */
     if (r->stream && !r->client_usage)
         rewrite = true;
     if (!rewrite) {
@@ -519,6 +716,36 @@ static int prepare_body(sy_req_t *r, json_object *root)
     return 0;
 }
 
+/* Builds the upstream request for an Anthropic or Gemini provider from the
+ * client's OpenAI request; answers (and returns nonzero) when it cannot be
+ * translated. The translated body replaces the client's in r->body. */
+static int translate_request(sy_req_t *r, json_object *root, const Switchyard__Provider *prov,
+                             sy_provider_request_t *preq)
+{
+    const Switchyard__Model *m = r->model->pb;
+    sy_provider_target_t t = {
+        .upstream_model = sy_str_from_cstr(m->upstream_name[0] ? m->upstream_name : m->id),
+        .api_key = sy_str_from_cstr(prov->api_key),
+        .default_max_tokens = m->default_max_tokens,
+        .caps = sy_provider_caps_from((const char *const *)m->capabilities, m->n_capabilities),
+    };
+    sy_provider_error_t e;
+    int rc = r->adapter->build_request(&t, root, preq, &e);
+    if (rc != 0) {
+        if (rc == SY_EINVAL)
+            reply_provider_error(r, &e, NULL);
+        else
+            reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        return rc;
+    }
+    sy_buf_free(&r->body);
+    r->body = preq->body;
+    sy_buf_init(&preq->body);
+    r->up_body = r->body.data;
+    r->up_body_len = r->body.len;
+    return 0;
+}
+
 static void relay(sy_req_t *r, const char *endpoint)
 {
     sy_worker_t *w = worker_of(r);
@@ -526,11 +753,11 @@ static void relay(sy_req_t *r, const char *endpoint)
     sy_str_t ct = sy_str_trim((sy_str_t){r->ctype, r->ctype_len});
     if (ct.len < 16 || strncasecmp(ct.ptr, "application/json", 16) != 0 ||
         (ct.len > 16 && ct.ptr[16] != ';' && ct.ptr[16] != ' ')) {
-        sy_server_error(r, 415, "invalid_request_error", "unsupported_media_type", NULL, E_CTYPE);
+        reply_error(r, 415, "invalid_request_error", "unsupported_media_type", NULL, E_CTYPE);
         return;
     }
     if (r->body.len == 0) {
-        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_EMPTY);
+        reply_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_EMPTY);
         return;
     }
     json_object *root = NULL;
@@ -539,42 +766,59 @@ static void relay(sy_req_t *r, const char *endpoint)
         char msg[160];
         snprintf(msg, sizeof(msg), "We could not parse the JSON body of your request: %s.", why);
         r->error = "invalid JSON";
-        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, msg);
+        reply_error(r, 400, "invalid_request_error", "invalid_json", NULL, msg);
         return;
     }
     r->json = root;
     if (json_object_get_type(root) != json_type_object) {
-        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_NOT_OBJECT);
+        reply_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_NOT_OBJECT);
         return;
+    }
+    if (r->anthropic_ingress) {
+        /* /v1/messages: continue with the equivalent OpenAI chat request. */
+        json_object *oai = NULL;
+        sy_provider_error_t pe;
+        int rc = sy_anthropic_ingress_request(root, &oai, &pe);
+        if (rc != 0) {
+            if (rc == SY_EINVAL)
+                reply_provider_error(r, &pe, NULL);
+            else
+                reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+            return;
+        }
+        json_object_put(root);
+        r->json = root = oai;
     }
     size_t mlen = 0;
     const char *mname = sy_json_get_string(root, "model", &mlen);
     if (mname == NULL || mlen == 0) {
-        sy_server_error(r, 400, "invalid_request_error", "missing_required_parameter", "model",
-                        E_NO_MODEL);
+        reply_error(r, 400, "invalid_request_error", "missing_required_parameter", "model",
+                    E_NO_MODEL);
         return;
     }
     r->model = resolve_model(r, (sy_str_t){mname, mlen});
     if (r->model == NULL) {
-        sy_server_error(r, 404, "invalid_request_error", "model_not_found", "model",
-                        E_NO_MODEL_FOUND);
+        reply_error(r, 404, "invalid_request_error", "model_not_found", "model", E_NO_MODEL_FOUND);
         return;
     }
     const Switchyard__Provider *prov = r->model->provider;
     if (prov == NULL || prov->base_url[0] == '\0') {
-        sy_server_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
+        reply_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
         return;
     }
     if (!provider_is_openai(prov)) {
-        sy_server_error(r, 501, "server_error", "provider_not_supported", NULL, E_KIND);
-        return;
+        r->adapter = sy_provider_for((sy_provider_family_t)prov->kind);
+        if (r->adapter == NULL || r->embeddings) {
+            reply_error(r, 501, "server_error", "provider_not_supported", NULL, E_KIND);
+            return;
+        }
     }
     if (!r->embeddings) {
         json_object *st = sy_json_get(root, "stream");
         if (st != NULL && json_object_get_type(st) != json_type_null) {
             if (json_object_get_type(st) != json_type_boolean) {
-                sy_server_error(r, 400, "invalid_request_error", "invalid_type", "stream",
-                                E_STREAM_BOOL);
+                reply_error(r, 400, "invalid_request_error", "invalid_type", "stream",
+                            E_STREAM_BOOL);
                 return;
             }
             r->stream = json_object_get_boolean(st);
@@ -586,8 +830,13 @@ static void relay(sy_req_t *r, const char *endpoint)
                 r->client_usage = iu;
         }
     }
-    if (prepare_body(r, root) != 0) {
-        sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+    sy_provider_request_t preq;
+    sy_provider_request_init(&preq);
+    if (r->adapter != NULL) {
+        if (translate_request(r, root, prov, &preq) != 0)
+            return;
+    } else if (prepare_body(r, root) != 0) {
+        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
     json_object_put(root);
@@ -598,11 +847,16 @@ static void relay(sy_req_t *r, const char *endpoint)
     while (bl > 0 && prov->base_url[bl - 1] == '/')
         bl--;
     sy_buf_append(&r->up_url, prov->base_url, bl);
-    sy_buf_append_str(&r->up_url, endpoint);
+    if (r->adapter != NULL)
+        sy_buf_append(&r->up_url, preq.path.data, preq.path.len);
+    else
+        sy_buf_append_str(&r->up_url, endpoint);
     /* Extra headers: the provider's, then our request id. */
     char hbuf[2048];
-    const char *hdrs[MAX_EXTRA_HEADERS + 2];
+    const char *hdrs[MAX_EXTRA_HEADERS + SY_PROVIDER_MAX_HEADERS + 2];
     size_t nh = 0, off = 0;
+    for (size_t i = 0; i < preq.n_headers; i++)
+        hdrs[nh++] = preq.headers[i]; /* the adapter's auth and version headers */
     for (size_t i = 0; i < prov->n_headers && nh < MAX_EXTRA_HEADERS; i++) {
         int l = snprintf(hbuf + off, sizeof(hbuf) - off, "%s: %s", prov->headers[i]->key,
                          prov->headers[i]->value);
@@ -622,7 +876,7 @@ static void relay(sy_req_t *r, const char *endpoint)
         .method = "POST",
         .body = r->up_body,
         .body_len = r->up_body_len,
-        .bearer = prov->api_key,
+        .bearer = r->adapter != NULL ? NULL : prov->api_key,
         .headers = hdrs,
         .connect_timeout_ms = prov->connect_timeout_ms
                                   ? prov->connect_timeout_ms
@@ -635,8 +889,10 @@ static void relay(sy_req_t *r, const char *endpoint)
                                                    : (uint32_t)w->cfg.upstream_total_timeout_ms,
         .stream = r->stream,
     };
-    if (sy_upstream_start(w->upstream, &r->xfer, &ur, &CBS, r) != 0) {
-        sy_server_error(r, 502, "upstream_error", "upstream_unavailable", NULL, E_UPSTREAM_START);
+    int started = sy_upstream_start(w->upstream, &r->xfer, &ur, &CBS, r);
+    sy_provider_request_free(&preq); /* libcurl copied the URL and headers */
+    if (started != 0) {
+        reply_error(r, 502, "upstream_error", "upstream_unavailable", NULL, E_UPSTREAM_START);
         return;
     }
     sy_buf_reset(&r->resp);
@@ -660,8 +916,8 @@ void sy_proxy_handle(sy_req_t *r)
 
     if (path_is(r, "/healthz", &plen)) {
         if (!get) {
-            sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
-                            "Method not allowed.");
+            reply_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                        "Method not allowed.");
             return;
         }
         sy_server_respond(r, 200, NULL, "{\"status\":\"ok\"}", 15, NULL);
@@ -669,12 +925,12 @@ void sy_proxy_handle(sy_req_t *r)
     }
     if (path_is(r, "/readyz", &plen)) {
         if (!get) {
-            sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
-                            "Method not allowed.");
+            reply_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                        "Method not allowed.");
             return;
         }
         if (w->snap == NULL) {
-            sy_server_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
+            reply_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
             return;
         }
         char body[96];
@@ -683,12 +939,16 @@ void sy_proxy_handle(sy_req_t *r)
         sy_server_respond(r, 200, NULL, body, (size_t)n, NULL);
         return;
     }
-    enum { EP_NONE, EP_CHAT, EP_EMB, EP_MODELS, EP_MODEL } ep = EP_NONE;
+    enum { EP_NONE, EP_CHAT, EP_EMB, EP_MODELS, EP_MODEL, EP_MESSAGES } ep = EP_NONE;
     bool method_ok = false;
     sy_str_t model_id = SY_STR_NULL;
     if (path_is(r, "/v1/chat/completions", &plen)) {
         ep = EP_CHAT;
         method_ok = post;
+    } else if (path_is(r, "/v1/messages", &plen)) {
+        ep = EP_MESSAGES;
+        method_ok = post;
+        r->anthropic_ingress = true; /* answers, errors included, in Anthropic's format */
     } else if (path_is(r, "/v1/embeddings", &plen)) {
         ep = EP_EMB;
         method_ok = post;
@@ -705,16 +965,16 @@ void sy_proxy_handle(sy_req_t *r)
         snprintf(msg, sizeof(msg), "Unknown request URL: %s %.*s.",
                  llhttp_method_name((llhttp_method_t)r->method), (int)(plen > 200 ? 200 : plen),
                  r->path);
-        sy_server_error(r, 404, "invalid_request_error", "unknown_url", NULL, msg);
+        reply_error(r, 404, "invalid_request_error", "unknown_url", NULL, msg);
         return;
     }
     if (!method_ok) {
-        sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
-                        "Method not allowed for this URL.");
+        reply_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                    "Method not allowed for this URL.");
         return;
     }
     if (w->snap == NULL) {
-        sy_server_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
+        reply_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
         return;
     }
     r->snap = sy_snapshot_ref(w->snap);
@@ -730,6 +990,9 @@ void sy_proxy_handle(sy_req_t *r)
     case EP_EMB:
         r->embeddings = true;
         relay(r, "/embeddings");
+        return;
+    case EP_MESSAGES:
+        relay(r, "/chat/completions");
         return;
     default:
         relay(r, "/chat/completions");

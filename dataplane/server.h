@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "sse.h"
 #include "dataplane/openai.h"
+#include "dataplane/providers/anthropic_ingress.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/upstream.h"
 
@@ -85,6 +86,12 @@ typedef struct sy_req {
     uint64_t bytes_out;      /* response bytes written */
     int64_t ttft_ms;         /* first relayed event (stream) or first byte, -1 none */
     int64_t upstream_ms;     /* upstream time to first byte, -1 none */
+    /* translation (dataplane/providers) */
+    const sy_provider_ops_t *adapter; /* borrowed; Anthropic/Gemini upstream, NULL = passthrough */
+    sy_provider_stream_t *pstream;    /* owned; translates the upstream stream (adapter set) */
+    bool anthropic_ingress;           /* POST /v1/messages: answers in Anthropic's format */
+    sy_anthropic_egress_t *egress;    /* owned; OpenAI chunks -> Anthropic events (ingress) */
+    sy_buf_t xlat;                    /* owned; translated bytes on their way to the client */
 } sy_req_t;
 
 typedef enum sy_conn_state {
