@@ -120,8 +120,8 @@ static int user_blocks(json_object *content, size_t mi, json_object *blocks, sy_
     if (content != NULL && json_object_is_type(content, json_type_string)) {
         if (json_object_get_string_len(content) == 0)
             return 0;
-        json_object *b =
-            text_block(json_object_get_string(content), (size_t)json_object_get_string_len(content));
+        json_object *b = text_block(json_object_get_string(content),
+                                    (size_t)json_object_get_string_len(content));
         return b != NULL ? json_object_array_add(blocks, b) == 0 ? 0 : SY_ENOMEM : SY_ENOMEM;
     }
     if (content == NULL || !json_object_is_type(content, json_type_array))
@@ -234,8 +234,9 @@ static int tool_result_block(json_object *m, size_t mi, json_object *blocks, sy_
     size_t idl;
     const char *id = sy_provider__str(m, "tool_call_id", &idl);
     if (id == NULL)
-        return sy_provider__bad(e, "messages", NULL, "messages[%zu]: a tool message needs a "
-                                                     "string tool_call_id",
+        return sy_provider__bad(e, "messages", NULL,
+                                "messages[%zu]: a tool message needs a "
+                                "string tool_call_id",
                                 mi);
     sy_buf_t text;
     bool ok;
@@ -252,9 +253,9 @@ static int tool_result_block(json_object *m, size_t mi, json_object *blocks, sy_
             rc = SY_ENOMEM;
         } else if ((rc = sy_provider__add(b, "type", json_object_new_string("tool_result"))) < 0 ||
                    (rc = sy_provider__add(b, "tool_use_id", sanitized_id(id, idl))) < 0 ||
-                   (rc = sy_provider__add(b, "content", json_object_new_string_len(
-                                                            text.len ? text.data : "",
-                                                            (int)text.len))) < 0) {
+                   (rc = sy_provider__add(b, "content",
+                                          json_object_new_string_len(text.len ? text.data : "",
+                                                                     (int)text.len))) < 0) {
         }
     }
     sy_buf_free(&text);
@@ -381,7 +382,8 @@ static int convert_messages(json_object *msgs, json_object *body, sy_provider_er
     if (rc == 0) {
         strip_prefill(turns);
         if (sys.len > 0)
-            rc = sy_provider__add(body, "system", json_object_new_string_len(sys.data, (int)sys.len));
+            rc = sy_provider__add(body, "system",
+                                  json_object_new_string_len(sys.data, (int)sys.len));
     }
     if (rc == 0) {
         rc = sy_provider__add(body, "messages", turns);
@@ -427,8 +429,8 @@ static int convert_tools(json_object *req, json_object *body, sy_provider_error_
         if ((rc = sy_provider__add(t, "name", json_object_new_string_len(name, (int)nl))) < 0)
             return rc;
         const char *desc = sy_provider__str(fn, "description", &dl);
-        if (desc != NULL &&
-            (rc = sy_provider__add(t, "description", json_object_new_string_len(desc, (int)dl))) < 0)
+        if (desc != NULL && (rc = sy_provider__add(t, "description",
+                                                   json_object_new_string_len(desc, (int)dl))) < 0)
             return rc;
         json_object *params = json_object_object_get(fn, "parameters");
         if (params != NULL && json_object_is_type(params, json_type_object)) {
@@ -526,11 +528,12 @@ static int convert_params(const sy_provider_target_t *t, json_object *req, json_
     double d;
 
     /* max_tokens is required by Anthropic: the client's, else the model's default. */
-    int64_t max_tokens = t->default_max_tokens ? t->default_max_tokens
-                                               : SY_PROVIDER_DEFAULT_MAX_TOKENS;
+    int64_t max_tokens =
+        t->default_max_tokens ? t->default_max_tokens : SY_PROVIDER_DEFAULT_MAX_TOKENS;
     const char *mt_keys[] = {"max_completion_tokens", "max_tokens"};
     for (size_t i = 0; i < SY_ARRAY_LEN(mt_keys); i++) {
-        if (!json_object_object_get_ex(req, mt_keys[i], &v) || json_object_is_type(v, json_type_null))
+        if (!json_object_object_get_ex(req, mt_keys[i], &v) ||
+            json_object_is_type(v, json_type_null))
             continue;
         if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1)
             return sy_provider__bad(e, mt_keys[i], NULL, "'%s' must be a positive integer",
@@ -572,8 +575,10 @@ static int convert_params(const sy_provider_target_t *t, json_object *req, json_
         if ((rc = sy_provider__add(body, "stop_sequences", seqs)) < 0)
             return rc;
         size_t n = json_object_is_type(stop, json_type_array) ? json_object_array_length(stop) : 1;
-        if (!json_object_is_type(stop, json_type_array) && !json_object_is_type(stop, json_type_string))
-            return sy_provider__bad(e, "stop", NULL, "'stop' must be a string or an array of strings");
+        if (!json_object_is_type(stop, json_type_array) &&
+            !json_object_is_type(stop, json_type_string))
+            return sy_provider__bad(e, "stop", NULL,
+                                    "'stop' must be a string or an array of strings");
         for (size_t i = 0; i < n; i++) {
             json_object *s = json_object_is_type(stop, json_type_array)
                                  ? json_object_array_get_idx(stop, i)
@@ -646,14 +651,14 @@ static int convert_params(const sy_provider_target_t *t, json_object *req, json_
             return rc;
         json_object *so = json_object_object_get(req, "stream_options");
         json_object *iu = json_object_object_get(so, "include_usage");
-        out->include_usage = iu != NULL && json_object_is_type(iu, json_type_boolean) &&
-                             json_object_get_boolean(iu);
+        out->include_usage =
+            iu != NULL && json_object_is_type(iu, json_type_boolean) && json_object_get_boolean(iu);
     }
     return 0;
 }
 
-static int build_request(const sy_provider_target_t *t, json_object *req, sy_provider_request_t *out,
-                         sy_provider_error_t *e)
+static int build_request(const sy_provider_target_t *t, json_object *req,
+                         sy_provider_request_t *out, sy_provider_error_t *e)
 {
     int rc = sy_provider__check_request(t, req, 1, "Anthropic", e);
     if (rc < 0)
@@ -663,9 +668,10 @@ static int build_request(const sy_provider_target_t *t, json_object *req, sy_pro
         return SY_ENOMEM;
     sy_provider_request_t r;
     sy_provider_request_init(&r);
-    if ((rc = sy_provider__add(body, "model", json_object_new_string_len(
-                                                  t->upstream_model.ptr ? t->upstream_model.ptr : "",
-                                                  (int)t->upstream_model.len))) < 0 ||
+    if ((rc = sy_provider__add(
+             body, "model",
+             json_object_new_string_len(t->upstream_model.ptr ? t->upstream_model.ptr : "",
+                                        (int)t->upstream_model.len))) < 0 ||
         (rc = convert_params(t, req, body, &r, e)) < 0 ||
         (rc = convert_messages(json_object_object_get(req, "messages"), body, e)) < 0 ||
         (rc = convert_tools(req, body, e)) < 0)
@@ -735,8 +741,8 @@ static int extract_usage(json_object *resp, sy_provider_usage_t *usage)
 static int invalid_response(sy_provider_error_t *e, const char *why)
 {
     sy_provider_error_set(e, 502, "server_error", "upstream_invalid_response", NULL,
-                          SY_CAUSE_PROVIDER, "the Anthropic upstream returned an invalid response: %s",
-                          why);
+                          SY_CAUSE_PROVIDER,
+                          "the Anthropic upstream returned an invalid response: %s", why);
     e->retryable = true;
     return SY_EINVAL;
 }
@@ -810,15 +816,16 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
             rc = invalid_response(e, "tool_use block without id or name");
             goto out;
         }
-        if ((rc = sy_buf_append_str(out, ncalls == 0 ? ",\"tool_calls\":[{\"id\":" : ",{\"id\":")) < 0 ||
+        if ((rc = sy_buf_append_str(out, ncalls == 0 ? ",\"tool_calls\":[{\"id\":" : ",{\"id\":")) <
+                0 ||
             (rc = sy_buf_append_json_string(out, cid, cl)) < 0 ||
             (rc = sy_buf_append_str(out, ",\"type\":\"function\",\"function\":{\"name\":")) < 0 ||
             (rc = sy_buf_append_json_string(out, name, nl)) < 0 ||
             (rc = sy_buf_append_str(out, ",\"arguments\":")) < 0)
             goto out;
         sy_buf_reset(&text);
-        if (input == NULL || (json_object_is_type(input, json_type_object) &&
-                              json_object_object_length(input) == 0))
+        if (input == NULL ||
+            (json_object_is_type(input, json_type_object) && json_object_object_length(input) == 0))
             rc = sy_buf_append(&text, "{}", 2);
         else
             rc = sy_provider__append_json(&text, input);
@@ -849,7 +856,7 @@ out:
 static const char *error_type_const(const char *t)
 {
     static const char *const known[] = {
-        "invalid_request_error", "authentication_error", "billing_error", "permission_error",
+        "invalid_request_error", "authentication_error", "billing_error",    "permission_error",
         "not_found_error",       "request_too_large",    "rate_limit_error", "api_error",
         "timeout_error",         "overloaded_error",
     };
@@ -897,8 +904,9 @@ static int emit_args(sy_provider_stream_t *s, sy_buf_t *out, int tool_index, con
 {
     int rc;
     sy_buf_reset(&s->scratch);
-    if ((rc = sy_buf_appendf(&s->scratch, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":",
-                             tool_index)) < 0 ||
+    if ((rc = sy_buf_appendf(
+             &s->scratch,
+             "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", tool_index)) < 0 ||
         (rc = sy_buf_append_json_string(&s->scratch, args, len)) < 0 ||
         (rc = sy_buf_append(&s->scratch, "}}]}", 4)) < 0)
         return rc;
@@ -938,10 +946,11 @@ static int on_block_start(sy_provider_stream_t *s, json_object *ev, sy_buf_t *ou
     s->tool_count++;
     s->blocks[bi].tool_index = (int16_t)s->tool_count;
     sy_buf_reset(&s->scratch);
-    if ((rc = sy_buf_appendf(&s->scratch, "{\"tool_calls\":[{\"index\":%d,\"id\":", s->tool_count)) <
-            0 ||
+    if ((rc = sy_buf_appendf(&s->scratch,
+                             "{\"tool_calls\":[{\"index\":%d,\"id\":", s->tool_count)) < 0 ||
         (rc = sy_buf_append_json_string(&s->scratch, id, il)) < 0 ||
-        (rc = sy_buf_append_str(&s->scratch, ",\"type\":\"function\",\"function\":{\"name\":")) < 0 ||
+        (rc = sy_buf_append_str(&s->scratch, ",\"type\":\"function\",\"function\":{\"name\":")) <
+            0 ||
         (rc = sy_buf_append_json_string(&s->scratch, name, nl)) < 0 ||
         (rc = sy_buf_append_str(&s->scratch, ",\"arguments\":\"\"}}]}")) < 0)
         return rc;
@@ -1040,7 +1049,8 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
     int rc;
     if (sy_str_eq_cstr(ev->event, "ping"))
         return 0; /* keep-alive, no need to parse it */
-    if (sy_str_eq_cstr(ev->event, "content_block_delta") && (rc = fast_delta(s, ev->data, out)) != 1)
+    if (sy_str_eq_cstr(ev->event, "content_block_delta") &&
+        (rc = fast_delta(s, ev->data, out)) != 1)
         return rc;
     if ((rc = sy_provider__parse_event(s, ev, out, &o)) < 0)
         return rc == SY_EINVAL ? 0 : rc;

@@ -60,7 +60,8 @@ static json_object *image_part(json_object *blk, size_t mi, sy_provider_error_t 
                                    "messages[%zu]: a base64 image needs media_type and data", mi);
             return NULL;
         }
-        if ((*rc = sy_buf_append_str(&url, "data:")) < 0 || (*rc = sy_buf_append(&url, mt, ml)) < 0 ||
+        if ((*rc = sy_buf_append_str(&url, "data:")) < 0 ||
+            (*rc = sy_buf_append(&url, mt, ml)) < 0 ||
             (*rc = sy_buf_append_str(&url, ";base64,")) < 0 ||
             (*rc = sy_buf_append(&url, data, dl)) < 0) {
             sy_buf_free(&url);
@@ -70,7 +71,8 @@ static json_object *image_part(json_object *blk, size_t mi, sy_provider_error_t 
         size_t ul;
         const char *u = sy_provider__str(src, "url", &ul);
         if (u == NULL) {
-            *rc = sy_provider__bad(e, "messages", NULL, "messages[%zu]: an url image needs url", mi);
+            *rc =
+                sy_provider__bad(e, "messages", NULL, "messages[%zu]: an url image needs url", mi);
             return NULL;
         }
         if ((*rc = sy_buf_append(&url, u, ul)) < 0) {
@@ -168,9 +170,10 @@ static int user_turn(json_object *m, size_t mi, json_object *msgs, sy_provider_e
                                       "translated",
                                       mi, i);
             json_object *tm = rc == 0 ? json_object_new_object() : NULL;
-            if (rc == 0 && ((rc = push(msgs, tm)) < 0 || (rc = add_str(tm, "role", "tool", 4)) < 0 ||
-                            (rc = add_str(tm, "tool_call_id", id, il)) < 0 ||
-                            (rc = add_str(tm, "content", text.len ? text.data : "", text.len)) < 0)) {
+            if (rc == 0 &&
+                ((rc = push(msgs, tm)) < 0 || (rc = add_str(tm, "role", "tool", 4)) < 0 ||
+                 (rc = add_str(tm, "tool_call_id", id, il)) < 0 ||
+                 (rc = add_str(tm, "content", text.len ? text.data : "", text.len)) < 0)) {
             }
             sy_buf_free(&text);
             if (rc < 0)
@@ -240,16 +243,17 @@ static int assistant_turn(json_object *m, size_t mi, json_object *msgs, sy_provi
                 json_object_put(fn);
                 goto out;
             }
-            if ((rc = add_str(c, "id", id, il)) < 0 || (rc = add_str(c, "type", "function", 8)) < 0 ||
+            if ((rc = add_str(c, "id", id, il)) < 0 ||
+                (rc = add_str(c, "type", "function", 8)) < 0 ||
                 (rc = sy_provider__add(c, "function", fn)) < 0 ||
                 (rc = add_str(fn, "name", name, nl)) < 0)
                 goto out;
             size_t al = 0;
-            const char *args = input != NULL ? json_object_to_json_string_length(
-                                                   input, JSON_C_TO_STRING_PLAIN |
-                                                              JSON_C_TO_STRING_NOSLASHESCAPE,
-                                                   &al)
-                                             : "{}";
+            const char *args =
+                input != NULL
+                    ? json_object_to_json_string_length(
+                          input, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &al)
+                    : "{}";
             if (input == NULL)
                 al = 2;
             if ((rc = add_str(fn, "arguments", args, al)) < 0)
@@ -371,7 +375,8 @@ static int convert(json_object *req, json_object *out, sy_provider_error_t *e)
             return rc;
     }
     json_object *in = json_object_object_get(req, "messages");
-    if (in == NULL || !json_object_is_type(in, json_type_array) || json_object_array_length(in) == 0)
+    if (in == NULL || !json_object_is_type(in, json_type_array) ||
+        json_object_array_length(in) == 0)
         return sy_provider__bad(e, "messages", NULL, "messages: must be a non-empty array");
     size_t n = json_object_array_length(in);
     for (size_t i = 0; i < n; i++) {
@@ -388,7 +393,8 @@ static int convert(json_object *req, json_object *out, sy_provider_error_t *e)
             return rc;
     }
 
-    if (json_object_object_get_ex(req, "max_tokens", &v) && !json_object_is_type(v, json_type_null)) {
+    if (json_object_object_get_ex(req, "max_tokens", &v) &&
+        !json_object_is_type(v, json_type_null)) {
         if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1)
             return sy_provider__bad(e, "max_tokens", NULL, "max_tokens must be a positive integer");
         if ((rc = sy_provider__add(out, "max_completion_tokens", json_object_get(v))) < 0)
@@ -554,7 +560,8 @@ int sy_anthropic_ingress_response(sy_json_parser_t *p, const char *body, size_t 
             (rc = sy_buf_append_str(out, ",\"name\":")) < 0 ||
             (rc = sy_buf_append_json_string(out, name, nl)) < 0 ||
             (rc = sy_buf_append_str(out, ",\"input\":")) < 0 ||
-            (rc = parsed ? sy_provider__append_json(out, input) : sy_buf_append(out, "{}", 2)) < 0 ||
+            (rc = parsed ? sy_provider__append_json(out, input) : sy_buf_append(out, "{}", 2)) <
+                0 ||
             (rc = sy_buf_append(out, "}", 1)) < 0) {
             json_object_put(input);
             goto out;
@@ -669,8 +676,9 @@ static int fail(sy_anthropic_egress_t *e, const char *type, const char *msg, siz
     e->done = true;
     e->failed = true;
     sy_buf_reset(&e->scratch);
-    if ((rc = sy_buf_appendf(&e->scratch, "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
-                                          "\"message\":",
+    if ((rc = sy_buf_appendf(&e->scratch,
+                             "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
+                             "\"message\":",
                              type)) < 0 ||
         (rc = sy_buf_append_json_string(&e->scratch, msg, ml)) < 0 ||
         (rc = sy_buf_append(&e->scratch, "}}", 2)) < 0)
@@ -790,14 +798,14 @@ static int on_chunk(void *ctx, const sy_sse_event_t *ev)
         const char *msg = sy_provider__str(err, "message", &ml);
         const char *type = sy_provider__str(err, "type", NULL);
         /* OpenAI-style types back to Anthropic's. */
-        static const char *const same[] = {"overloaded_error", "rate_limit_error", "api_error",
-                                           "invalid_request_error", "authentication_error",
-                                           "permission_error", "not_found_error",
-                                           "timeout_error", NULL};
+        static const char *const same[] = {
+            "overloaded_error",      "rate_limit_error",     "api_error",
+            "invalid_request_error", "authentication_error", "permission_error",
+            "not_found_error",       "timeout_error",        NULL};
         const char *at = sy_provider__intern(type, same, NULL);
         const char *code = sy_provider__str(err, "code", NULL);
         if (at == NULL)
-            at = code != NULL && strcmp(code, "overloaded") == 0 ? "overloaded_error"
+            at = code != NULL && strcmp(code, "overloaded") == 0            ? "overloaded_error"
                  : code != NULL && strcmp(code, "rate_limit_exceeded") == 0 ? "rate_limit_error"
                                                                             : "api_error";
         rc = fail(e, at, msg ? msg : "upstream error", msg ? ml : 14, out);

@@ -35,20 +35,20 @@ int sy_anthropic_ingress_error_write(const sy_provider_error_t *e, sy_buf_t *out
 
 /* OpenAI chunk stream -> Anthropic event stream. */
 typedef struct sy_anthropic_egress {
-    sy_json_parser_t *parser;  /* borrowed; the worker's parser */
-    sy_sse_framer_t framer;    /* owned; frames the OpenAI chunks */
-    sy_buf_t *out;             /* borrowed during a feed only */
-    sy_buf_t model;            /* owned; the model name for message_start */
-    sy_buf_t scratch;          /* owned; per-event scratch */
-    bool started;              /* message_start went out */
-    bool done;                 /* message_stop or error went out */
-    bool failed;               /* ended with an error event */
-    int open_block;            /* index of the open content block, -1 when none */
-    bool open_is_text;         /* the open block is a text block */
-    int n_blocks;              /* content blocks started so far */
+    sy_json_parser_t *parser; /* borrowed; the worker's parser */
+    sy_sse_framer_t framer;   /* owned; frames the OpenAI chunks */
+    sy_buf_t *out;            /* borrowed during a feed only */
+    sy_buf_t model;           /* owned; the model name for message_start */
+    sy_buf_t scratch;         /* owned; per-event scratch */
+    bool started;             /* message_start went out */
+    bool done;                /* message_stop or error went out */
+    bool failed;              /* ended with an error event */
+    int open_block;           /* index of the open content block, -1 when none */
+    bool open_is_text;        /* the open block is a text block */
+    int n_blocks;             /* content blocks started so far */
     int16_t tool_block[SY_ANTHROPIC_EGRESS_MAX_TOOLS]; /* OpenAI tool index -> block, -1 */
-    const char *stop_reason;   /* constant; Anthropic stop_reason */
-    sy_provider_usage_t usage; /* from the usage chunk */
+    const char *stop_reason;                           /* constant; Anthropic stop_reason */
+    sy_provider_usage_t usage;                         /* from the usage chunk */
 } sy_anthropic_egress_t;
 
 /* parser is borrowed and must outlive e; model is copied. */

@@ -42,8 +42,8 @@ static const char *mime_from_url(const char *url, size_t len)
     static const struct {
         const char *ext;
         const char *mime;
-    } map[] = {{".png", "image/png"},   {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"},
-               {".gif", "image/gif"},   {".webp", "image/webp"}, {".heic", "image/heic"},
+    } map[] = {{".png", "image/png"},      {".jpg", "image/jpeg"},  {".jpeg", "image/jpeg"},
+               {".gif", "image/gif"},      {".webp", "image/webp"}, {".heic", "image/heic"},
                {".pdf", "application/pdf"}};
     const char *q = memchr(url, '?', len);
     size_t end = q ? (size_t)(q - url) : len;
@@ -78,14 +78,17 @@ static int image_part(json_object *part, size_t mi, json_object *parts, sy_provi
     }
     if (sy_provider__data_url(url, len, &mime, &data) == 0) {
         rc = sy_provider__add(p, "inlineData", blob);
-        if (rc == 0 && (rc = sy_provider__add(blob, "mimeType", json_object_new_string_len(
-                                                                    mime.ptr, (int)mime.len))) == 0)
-            rc = sy_provider__add(blob, "data", json_object_new_string_len(data.ptr, (int)data.len));
+        if (rc == 0 &&
+            (rc = sy_provider__add(blob, "mimeType",
+                                   json_object_new_string_len(mime.ptr, (int)mime.len))) == 0)
+            rc =
+                sy_provider__add(blob, "data", json_object_new_string_len(data.ptr, (int)data.len));
     } else if ((len > 8 && strncmp(url, "https://", 8) == 0) ||
                (len > 7 && strncmp(url, "http://", 7) == 0)) {
         rc = sy_provider__add(p, "fileData", blob);
-        if (rc == 0 && (rc = sy_provider__add(blob, "mimeType", json_object_new_string(
-                                                                    mime_from_url(url, len)))) == 0)
+        if (rc == 0 &&
+            (rc = sy_provider__add(blob, "mimeType",
+                                   json_object_new_string(mime_from_url(url, len)))) == 0)
             rc = sy_provider__add(blob, "fileUri", json_object_new_string_len(url, (int)len));
     } else {
         json_object_put(p);
@@ -259,9 +262,9 @@ static int function_response(json_object *msgs, size_t mi, json_object *parts,
             !json_object_is_type(resp, json_type_object)) {
             json_object_put(resp);
             resp = json_object_new_object();
-            if (resp == NULL ||
-                sy_provider__add(resp, "content", json_object_new_string_len(
-                                                      text.len ? text.data : "", (int)text.len)) < 0)
+            if (resp == NULL || sy_provider__add(resp, "content",
+                                                 json_object_new_string_len(
+                                                     text.len ? text.data : "", (int)text.len)) < 0)
                 rc = SY_ENOMEM;
         }
     }
@@ -453,8 +456,8 @@ static int convert_tools(json_object *req, json_object *body, sy_provider_error_
             (rc = sy_provider__add(d, "name", json_object_new_string_len(name, (int)nl))) < 0)
             return rc;
         const char *desc = sy_provider__str(fn, "description", &dl);
-        if (desc != NULL &&
-            (rc = sy_provider__add(d, "description", json_object_new_string_len(desc, (int)dl))) < 0)
+        if (desc != NULL && (rc = sy_provider__add(d, "description",
+                                                   json_object_new_string_len(desc, (int)dl))) < 0)
             return rc;
         json_object *params = json_object_object_get(fn, "parameters");
         if (params != NULL && json_object_is_type(params, json_type_object)) {
@@ -485,7 +488,8 @@ static int convert_tools(json_object *req, json_object *body, sy_provider_error_
         const char *t = sy_provider__str(tc, "type", NULL);
         if (t != NULL && strcmp(t, "function") == 0) {
             size_t nl;
-            const char *name = sy_provider__str(json_object_object_get(tc, "function"), "name", &nl);
+            const char *name =
+                sy_provider__str(json_object_object_get(tc, "function"), "name", &nl);
             if (name != NULL) {
                 mode = "ANY";
                 allowed = json_object_new_array();
@@ -498,7 +502,7 @@ static int convert_tools(json_object *req, json_object *body, sy_provider_error_
             json_object *at = json_object_object_get(tc, "allowed_tools");
             const char *m = sy_provider__str(at, "mode", NULL);
             json_object *list = json_object_object_get(at, "tools");
-            mode = m == NULL                     ? NULL
+            mode = m == NULL                    ? NULL
                    : strcmp(m, "auto") == 0     ? "AUTO"
                    : strcmp(m, "required") == 0 ? "ANY"
                                                 : NULL;
@@ -540,8 +544,8 @@ static int convert_tools(json_object *req, json_object *body, sy_provider_error_
 }
 
 /* Copies a numeric member into gc under another name (type preserved). */
-static int copy_num(json_object *req, const char *from, json_object *gc, const char *to,
-                    double lo, double hi, sy_provider_error_t *e)
+static int copy_num(json_object *req, const char *from, json_object *gc, const char *to, double lo,
+                    double hi, sy_provider_error_t *e)
 {
     double d;
     bool bad;
@@ -567,7 +571,8 @@ static int convert_params(json_object *req, json_object *body, sy_provider_reque
         goto fail;
     const char *mt_keys[] = {"max_completion_tokens", "max_tokens"};
     for (size_t i = 0; i < SY_ARRAY_LEN(mt_keys); i++) {
-        if (!json_object_object_get_ex(req, mt_keys[i], &v) || json_object_is_type(v, json_type_null))
+        if (!json_object_object_get_ex(req, mt_keys[i], &v) ||
+            json_object_is_type(v, json_type_null))
             continue;
         if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1) {
             rc = sy_provider__bad(e, mt_keys[i], NULL, "'%s' must be a positive integer",
@@ -647,8 +652,8 @@ static int convert_params(json_object *req, json_object *body, sy_provider_reque
         out->stream = true;
         json_object *iu =
             json_object_object_get(json_object_object_get(req, "stream_options"), "include_usage");
-        out->include_usage = iu != NULL && json_object_is_type(iu, json_type_boolean) &&
-                             json_object_get_boolean(iu);
+        out->include_usage =
+            iu != NULL && json_object_is_type(iu, json_type_boolean) && json_object_get_boolean(iu);
     }
     if (json_object_object_length(gc) == 0) {
         json_object_put(gc);
@@ -660,8 +665,8 @@ fail:
     return rc;
 }
 
-static int build_request(const sy_provider_target_t *t, json_object *req, sy_provider_request_t *out,
-                         sy_provider_error_t *e)
+static int build_request(const sy_provider_target_t *t, json_object *req,
+                         sy_provider_request_t *out, sy_provider_error_t *e)
 {
     int rc = sy_provider__check_request(t, req, SY_PROVIDER_MAX_CHOICES, "Gemini", e);
     if (rc < 0)
@@ -712,7 +717,8 @@ static const char *map_finish(const char *r, bool tool_calls)
     if (strcmp(r, "MALFORMED_FUNCTION_CALL") == 0 || strcmp(r, "UNEXPECTED_TOOL_CALL") == 0 ||
         strcmp(r, "TOO_MANY_TOOL_CALLS") == 0)
         return tool_calls ? "tool_calls" : "stop";
-    /* SAFETY, RECITATION, LANGUAGE, BLOCKLIST, PROHIBITED_CONTENT, SPII, IMAGE_*, NO_IMAGE, OTHER */
+    /* SAFETY, RECITATION, LANGUAGE, BLOCKLIST, PROHIBITED_CONTENT, SPII, IMAGE_*, NO_IMAGE, OTHER
+     */
     return "content_filter";
 }
 
@@ -760,8 +766,7 @@ static int append_call_id(sy_buf_t *b, const char *rid, size_t rl, unsigned cand
         rc = sy_buf_append(&tmp, id, il);
     else
         rc = sy_buf_appendf(&tmp, "call_%016llx", (unsigned long long)h);
-    if (rc == 0 && sig != NULL && sl > 0 &&
-        ((rc = sy_buf_append_str(&tmp, THOUGHT_SEP)) == 0))
+    if (rc == 0 && sig != NULL && sl > 0 && ((rc = sy_buf_append_str(&tmp, THOUGHT_SEP)) == 0))
         rc = sy_buf_append(&tmp, sig, sl);
     if (rc == 0)
         rc = sy_buf_append_json_string(b, tmp.data, tmp.len);
@@ -910,9 +915,9 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
         }
         if (ncalls && (rc = sy_buf_append(out, "]", 1)) < 0)
             goto out;
-        if ((rc = sy_buf_appendf(out, "},\"logprobs\":null,\"finish_reason\":\"%s\"}",
-                                 map_finish(sy_provider__str(c, "finishReason", NULL),
-                                            ncalls > 0))) < 0)
+        if ((rc = sy_buf_appendf(
+                 out, "},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+                 map_finish(sy_provider__str(c, "finishReason", NULL), ncalls > 0))) < 0)
             goto out;
     }
     if ((rc = sy_buf_append_str(out, "],\"usage\":")) < 0 ||
@@ -1100,8 +1105,8 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
         if ((rc = stream_candidate(s, json_object_array_get_idx(cands, k), (unsigned)k, rid, rl,
                                    out)) < 0)
             goto out;
-    const char *block = sy_provider__str(json_object_object_get(o, "promptFeedback"), "blockReason",
-                                         NULL);
+    const char *block =
+        sy_provider__str(json_object_object_get(o, "promptFeedback"), "blockReason", NULL);
     if (nc == 0 && block != NULL && !(s->choices_finished & 1u)) {
         if ((rc = start_choice(s, out, 0)) < 0)
             goto out;
@@ -1110,8 +1115,8 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
         if ((rc = sy_provider__chunk(s, out, 0, "{}", 2, s->finish_reason)) < 0)
             goto out;
     }
-    s->finished = s->choices_started != 0 && (s->choices_finished & s->choices_started) ==
-                                                 s->choices_started;
+    s->finished =
+        s->choices_started != 0 && (s->choices_finished & s->choices_started) == s->choices_started;
     rc = 0;
 out:
     json_object_put(o);

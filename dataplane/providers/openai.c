@@ -11,24 +11,52 @@
 #include "dataplane/providers/jscan.h"
 
 static const char *const known_types[] = {
-    "invalid_request_error", "server_error", "rate_limit_error", "tokens", "requests",
-    "insufficient_quota",    "api_error",    "permission_error", "authentication_error", NULL,
+    "invalid_request_error",
+    "server_error",
+    "rate_limit_error",
+    "tokens",
+    "requests",
+    "insufficient_quota",
+    "api_error",
+    "permission_error",
+    "authentication_error",
+    NULL,
 };
 static const char *const known_codes[] = {
-    "rate_limit_exceeded", "insufficient_quota", "context_length_exceeded", "invalid_api_key",
-    "model_not_found",     "unsupported_parameter", "unsupported_value", "invalid_value",
-    "server_error",        "content_filter",        NULL,
+    "rate_limit_exceeded",
+    "insufficient_quota",
+    "context_length_exceeded",
+    "invalid_api_key",
+    "model_not_found",
+    "unsupported_parameter",
+    "unsupported_value",
+    "invalid_value",
+    "server_error",
+    "content_filter",
+    NULL,
 };
 static const char *const known_params[] = {
-    "messages", "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n",
-    "stop",     "tools", "tool_choice", "response_format", "stream", "stream_options", "seed",
+    "messages",
+    "model",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "stream",
+    "stream_options",
+    "seed",
     NULL,
 };
 
 /* --- request ------------------------------------------------------------------ */
 
-static int build_request(const sy_provider_target_t *t, json_object *req, sy_provider_request_t *out,
-                         sy_provider_error_t *e)
+static int build_request(const sy_provider_target_t *t, json_object *req,
+                         sy_provider_request_t *out, sy_provider_error_t *e)
 {
     int rc = sy_provider__check_request(t, req, 128, "OpenAI", e);
     if (rc < 0)
@@ -36,8 +64,8 @@ static int build_request(const sy_provider_target_t *t, json_object *req, sy_pro
     sy_provider_request_t r;
     sy_provider_request_init(&r);
     json_object *st = json_object_object_get(req, "stream");
-    r.stream = st != NULL && json_object_is_type(st, json_type_boolean) &&
-               json_object_get_boolean(st);
+    r.stream =
+        st != NULL && json_object_is_type(st, json_type_boolean) && json_object_get_boolean(st);
     json_object *so = json_object_object_get(req, "stream_options");
     json_object *iu = json_object_object_get(so, "include_usage");
     r.include_usage = r.stream && iu != NULL && json_object_is_type(iu, json_type_boolean) &&
@@ -54,10 +82,10 @@ static int build_request(const sy_provider_target_t *t, json_object *req, sy_pro
         if ((rc = sy_provider__add(body, key, json_object_get(val))) < 0)
             goto fail;
     }
-    if ((rc = sy_provider__add(body, "model",
-                               json_object_new_string_len(
-                                   t->upstream_model.ptr ? t->upstream_model.ptr : "",
-                                   (int)t->upstream_model.len))) < 0)
+    if ((rc = sy_provider__add(
+             body, "model",
+             json_object_new_string_len(t->upstream_model.ptr ? t->upstream_model.ptr : "",
+                                        (int)t->upstream_model.len))) < 0)
         goto fail;
     if (r.stream) {
         json_object *nso = json_object_new_object();
@@ -141,8 +169,9 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
     sy_provider_usage_t u = {0};
     extract_usage(r, &u);
     if (o->public_model.len > 0 &&
-        (rc = sy_provider__add(r, "model", json_object_new_string_len(
-                                               o->public_model.ptr, (int)o->public_model.len))) < 0)
+        (rc = sy_provider__add(
+             r, "model",
+             json_object_new_string_len(o->public_model.ptr, (int)o->public_model.len))) < 0)
         goto out;
     if ((rc = sy_provider__append_json(out, r)) < 0)
         goto out;
@@ -179,8 +208,8 @@ static void map_error(int status, const char *body, size_t len, sy_provider_erro
 
 /* --- streaming ------------------------------------------------------------------ */
 
-static const char *const finish_reasons[] = {"stop", "length", "tool_calls", "content_filter",
-                                             "function_call", NULL};
+static const char *const finish_reasons[] = {"stop",           "length",        "tool_calls",
+                                             "content_filter", "function_call", NULL};
 
 /* The usual chunk (choices with deltas, "usage" absent or null, no error) is
  * forwarded from a scan of its bytes: the model value is replaced and a
@@ -220,7 +249,8 @@ static int fast_chunk(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
         if (!sy_jscan_begin(&fi, val, true))
             return 1;
         while ((r = sy_jscan_next(&fi, &key, &val)) == 1) {
-            if (!sy_jscan_key_is(key, "finish_reason") || (val.len == 4 && memcmp(val.ptr, "null", 4) == 0))
+            if (!sy_jscan_key_is(key, "finish_reason") ||
+                (val.len == 4 && memcmp(val.ptr, "null", 4) == 0))
                 continue;
             if (val.ptr[0] != '"')
                 return 1;
@@ -237,9 +267,9 @@ static int fast_chunk(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
     if (r < 0 || nc == 0)
         return 1;
     s->started = true;
-    bool rename = s->public_json.len > 0 &&
-                  (model.len != s->public_json.len ||
-                   memcmp(model.ptr, s->public_json.data, model.len) != 0);
+    bool rename =
+        s->public_json.len > 0 &&
+        (model.len != s->public_json.len || memcmp(model.ptr, s->public_json.data, model.len) != 0);
     bool strip = !s->include_usage && usage.len > 0;
     size_t m_from = (size_t)(model.ptr - doc.ptr), m_to = m_from + model.len;
     if ((rc = sy_buf_append(out, "data: ", 6)) < 0)
@@ -324,9 +354,8 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
     }
     size_t ml = 0;
     const char *model = sy_provider__str(o, "model", &ml);
-    bool rename = s->public_model.len > 0 &&
-                  (model == NULL || ml != s->public_model.len ||
-                   memcmp(model, s->public_model.data, ml) != 0);
+    bool rename = s->public_model.len > 0 && (model == NULL || ml != s->public_model.len ||
+                                              memcmp(model, s->public_model.data, ml) != 0);
     bool strip = !s->include_usage && has_usage_key;
     bool no_choices = choices == NULL || !json_object_is_type(choices, json_type_array);
     if ((rc = sy_buf_append(out, "data: ", 6)) < 0)
@@ -339,9 +368,10 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
         /* A usage chunk must carry "choices":[] for clients. */
         if (no_choices && (rc = sy_provider__add(o, "choices", json_object_new_array())) < 0)
             goto out;
-        if (rename && (rc = sy_provider__add(o, "model", json_object_new_string_len(
-                                                             s->public_model.data,
-                                                             (int)s->public_model.len))) < 0)
+        if (rename &&
+            (rc = sy_provider__add(
+                 o, "model",
+                 json_object_new_string_len(s->public_model.data, (int)s->public_model.len))) < 0)
             goto out;
         rc = sy_provider__append_json(out, o);
     }

@@ -107,8 +107,10 @@ int sy_provider_error_write(const sy_provider_error_t *e, sy_buf_t *out)
             0 ||
         (rc = sy_buf_append_str(out, ",\"type\":")) < 0 ||
         (rc = append_nullable(out, e->type ? e->type : "server_error")) < 0 ||
-        (rc = sy_buf_append_str(out, ",\"param\":")) < 0 || (rc = append_nullable(out, e->param)) < 0 ||
-        (rc = sy_buf_append_str(out, ",\"code\":")) < 0 || (rc = append_nullable(out, e->code)) < 0 ||
+        (rc = sy_buf_append_str(out, ",\"param\":")) < 0 ||
+        (rc = append_nullable(out, e->param)) < 0 ||
+        (rc = sy_buf_append_str(out, ",\"code\":")) < 0 ||
+        (rc = append_nullable(out, e->code)) < 0 ||
         (rc = sy_buf_append_str(out, ",\"cause\":")) < 0 ||
         (rc = append_nullable(out, sy_provider_cause_name(e->cause))) < 0)
         return rc;
@@ -210,17 +212,16 @@ void sy_provider__error_from_status(sy_provider_error_t *e, int status, const ch
 int sy_provider_usage_write(const sy_provider_usage_t *u, sy_buf_t *out)
 {
     uint64_t total = u->total_tokens ? u->total_tokens : u->prompt_tokens + u->completion_tokens;
-    int rc = sy_buf_appendf(out,
-                            "{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,\"total_tokens\":%llu,"
-                            "\"prompt_tokens_details\":{\"cached_tokens\":%llu",
-                            (unsigned long long)u->prompt_tokens,
-                            (unsigned long long)u->completion_tokens, (unsigned long long)total,
-                            (unsigned long long)u->cached_tokens);
+    int rc = sy_buf_appendf(
+        out,
+        "{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,\"total_tokens\":%llu,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":%llu",
+        (unsigned long long)u->prompt_tokens, (unsigned long long)u->completion_tokens,
+        (unsigned long long)total, (unsigned long long)u->cached_tokens);
     if (rc < 0)
         return rc;
-    if (u->has_cache_write &&
-        (rc = sy_buf_appendf(out, ",\"cache_write_tokens\":%llu",
-                             (unsigned long long)u->cache_write_tokens)) < 0)
+    if (u->has_cache_write && (rc = sy_buf_appendf(out, ",\"cache_write_tokens\":%llu",
+                                                   (unsigned long long)u->cache_write_tokens)) < 0)
         return rc;
     return sy_buf_appendf(out, "},\"completion_tokens_details\":{\"reasoning_tokens\":%llu}}",
                           (unsigned long long)u->reasoning_tokens);
@@ -434,7 +435,8 @@ int sy_provider__stream_set_id(sy_provider_stream_t *s, const char *id, size_t l
     }
     if (rc < 0)
         return rc;
-    if ((rc = sy_buf_appendf(&s->prefix, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
+    if ((rc = sy_buf_appendf(&s->prefix,
+                             ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
                              (long long)s->created)) < 0 ||
         (rc = sy_buf_append_json_string(&s->prefix, s->public_model.len ? s->public_model.data : "",
                                         s->public_model.len)) < 0)
@@ -538,12 +540,14 @@ static bool has_images(json_object *msgs)
 {
     size_t n = json_object_array_length(msgs);
     for (size_t i = 0; i < n; i++) {
-        json_object *content = json_object_object_get(json_object_array_get_idx(msgs, i), "content");
+        json_object *content =
+            json_object_object_get(json_object_array_get_idx(msgs, i), "content");
         if (content == NULL || !json_object_is_type(content, json_type_array))
             continue;
         size_t np = json_object_array_length(content);
         for (size_t j = 0; j < np; j++) {
-            const char *type = sy_provider__str(json_object_array_get_idx(content, j), "type", NULL);
+            const char *type =
+                sy_provider__str(json_object_array_get_idx(content, j), "type", NULL);
             if (type != NULL && strcmp(type, "image_url") == 0)
                 return true;
         }

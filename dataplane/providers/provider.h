@@ -98,12 +98,12 @@ typedef struct sy_provider_target {
  * the provider's authentication and version; the caller adds
  * "Content-Type: application/json" (every body is JSON). */
 typedef struct sy_provider_request {
-    sy_buf_t path;                           /* owned; starts with '/' */
-    char *headers[SY_PROVIDER_MAX_HEADERS];  /* owned "Name: value" strings */
-    size_t n_headers;                        /* entries used in headers */
-    sy_buf_t body;                           /* owned; JSON */
-    bool stream;                             /* the client asked for a stream */
-    bool include_usage;                      /* the client asked for the usage chunk */
+    sy_buf_t path;                          /* owned; starts with '/' */
+    char *headers[SY_PROVIDER_MAX_HEADERS]; /* owned "Name: value" strings */
+    size_t n_headers;                       /* entries used in headers */
+    sy_buf_t body;                          /* owned; JSON */
+    bool stream;                            /* the client asked for a stream */
+    bool include_usage;                     /* the client asked for the usage chunk */
 } sy_provider_request_t;
 
 void sy_provider_request_init(sy_provider_request_t *r);
@@ -127,30 +127,30 @@ typedef struct sy_provider_block {
 
 /* One upstream stream being translated to OpenAI chunks. */
 struct sy_provider_stream {
-    const sy_provider_ops_t *ops;  /* borrowed; the adapter */
-    sy_json_parser_t *parser;      /* borrowed; the worker's strict parser */
-    sy_sse_framer_t framer;        /* owned; used by sy_provider_stream_feed */
-    sy_buf_t *out;                 /* borrowed during a feed only */
-    sy_buf_t prefix;               /* owned; chunk text up to the delta */
-    sy_buf_t scratch;              /* owned; per-event scratch */
-    sy_buf_t public_model;         /* owned copy of opts.public_model (raw) */
-    sy_buf_t public_json;          /* owned; public_model as a JSON string, quotes included */
-    int64_t created;               /* unix seconds in every chunk */
-    bool include_usage;            /* emit the usage chunk and "usage":null */
-    bool started;                  /* the role chunk went out */
-    bool finished;                 /* a finish_reason went out (all choices) */
-    bool done;                     /* [DONE] or an error event went out; ignore the rest */
-    bool failed;                   /* the stream ended in an error event */
-    int tool_count;                /* tool calls seen so far (OpenAI index of the last) */
-    int n_blocks;                  /* Anthropic content blocks tracked */
+    const sy_provider_ops_t *ops; /* borrowed; the adapter */
+    sy_json_parser_t *parser;     /* borrowed; the worker's strict parser */
+    sy_sse_framer_t framer;       /* owned; used by sy_provider_stream_feed */
+    sy_buf_t *out;                /* borrowed during a feed only */
+    sy_buf_t prefix;              /* owned; chunk text up to the delta */
+    sy_buf_t scratch;             /* owned; per-event scratch */
+    sy_buf_t public_model;        /* owned copy of opts.public_model (raw) */
+    sy_buf_t public_json;         /* owned; public_model as a JSON string, quotes included */
+    int64_t created;              /* unix seconds in every chunk */
+    bool include_usage;           /* emit the usage chunk and "usage":null */
+    bool started;                 /* the role chunk went out */
+    bool finished;                /* a finish_reason went out (all choices) */
+    bool done;                    /* [DONE] or an error event went out; ignore the rest */
+    bool failed;                  /* the stream ended in an error event */
+    int tool_count;               /* tool calls seen so far (OpenAI index of the last) */
+    int n_blocks;                 /* Anthropic content blocks tracked */
     sy_provider_block_t blocks[SY_PROVIDER_MAX_TOOLS]; /* Anthropic block index -> state */
-    uint32_t choices_started;      /* Gemini: bit per candidate index that got its role chunk */
-    uint32_t choices_finished;     /* Gemini: bit per candidate index that got its finish */
-    uint32_t choices_tooled;       /* Gemini: bit per candidate index that returned a call */
+    uint32_t choices_started;  /* Gemini: bit per candidate index that got its role chunk */
+    uint32_t choices_finished; /* Gemini: bit per candidate index that got its finish */
+    uint32_t choices_tooled;   /* Gemini: bit per candidate index that returned a call */
     int16_t cand_tools[SY_PROVIDER_MAX_CHOICES]; /* Gemini: tool calls per candidate */
-    const char *finish_reason;     /* constant; the last OpenAI finish_reason */
-    sy_provider_usage_t usage;     /* merged usage so far */
-    sy_provider_error_t error;     /* valid when failed */
+    const char *finish_reason;                   /* constant; the last OpenAI finish_reason */
+    sy_provider_usage_t usage;                   /* merged usage so far */
+    sy_provider_error_t error;                   /* valid when failed */
 };
 
 /* The interface every family implements. */
@@ -161,8 +161,8 @@ struct sy_provider_ops {
      * for target t into out (initialized by the caller; filled only on
      * success). Returns 0, SY_EINVAL with *err describing a 400 for the
      * client, or SY_ENOMEM. */
-    int (*build_request)(const sy_provider_target_t *t, json_object *req, sy_provider_request_t *out,
-                         sy_provider_error_t *err);
+    int (*build_request)(const sy_provider_target_t *t, json_object *req,
+                         sy_provider_request_t *out, sy_provider_error_t *err);
 
     /* Translates a whole 2xx response body into an OpenAI chat completion
      * appended to out, and its usage into *usage. Returns 0, SY_EINVAL with

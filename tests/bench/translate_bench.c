@@ -75,9 +75,8 @@ static void bench_stream(const char *label, const sy_provider_ops_t *ops, const 
     size_t events = count_events(in, len), streams = 0, out_bytes = 0;
     sy_buf_t out;
     sy_buf_init(&out);
-    sy_provider_resp_opts_t o = {.public_model = SY_STR("public-model"),
-                                 .created = 1760000000,
-                                 .include_usage = true};
+    sy_provider_resp_opts_t o = {
+        .public_model = SY_STR("public-model"), .created = 1760000000, .include_usage = true};
     double t0 = now(), t;
     do {
         for (int i = 0; i < 200; i++) {
@@ -129,8 +128,7 @@ static void bench_egress(const char *label, const sy_provider_ops_t *ops, const 
         t = now() - t0;
     } while (t < secs);
     double eps = (double)(streams * events) / t;
-    printf("%-34s %6zu ev/stream %12.0f events/s  %7.2f us/event\n", label, events, eps,
-           1e6 / eps);
+    printf("%-34s %6zu ev/stream %12.0f events/s  %7.2f us/event\n", label, events, eps, 1e6 / eps);
     sy_buf_free(&chunks);
     sy_buf_free(&out);
     free(in);
@@ -143,7 +141,8 @@ int main(int argc, char **argv)
         secs = 1.0;
     sy_json_parser_t *p = sy_json_parser_new();
     printf("one core, whole streams fed at once (SSE framing + translation + chunk output)\n");
-    bench_stream("openai passthrough (text)", &sy_provider_openai, "openai_chat_stream.sse", secs, p);
+    bench_stream("openai passthrough (text)", &sy_provider_openai, "openai_chat_stream.sse", secs,
+                 p);
     bench_stream("openai passthrough (tool calls)", &sy_provider_openai,
                  "openai_chat_stream_tool_calls.sse", secs, p);
     bench_stream("anthropic -> openai (text)", &sy_provider_anthropic,

@@ -77,8 +77,8 @@ static int fuzz_on_event(void *ctx, const sy_sse_event_t *ev)
                 FUZZ_CHECK(sy_provider__str(err, "message", NULL) != NULL);
                 FUZZ_CHECK(sy_provider__str(err, "cause", NULL) != NULL);
             } else {
-                FUZZ_CHECK(json_object_is_type(json_object_object_get(v, "choices"),
-                                               json_type_array));
+                FUZZ_CHECK(
+                    json_object_is_type(json_object_object_get(v, "choices"), json_type_array));
             }
             json_object_put(v);
         }

@@ -81,17 +81,17 @@ typedef struct acc {
     int n_calls;
     char finish[32];
     bool role_seen;
-    bool done;          /* [DONE] seen */
-    bool after_done;    /* something came after [DONE] or an error */
-    bool error;         /* an error event */
+    bool done;       /* [DONE] seen */
+    bool after_done; /* something came after [DONE] or an error */
+    bool error;      /* an error event */
     char error_type[64];
     char error_code[64];
     char error_message[256];
     char error_cause[16];
-    bool usage_chunk;   /* a choices:[] usage chunk */
-    int usage_null_keys;/* chunks carrying "usage":null */
+    bool usage_chunk;    /* a choices:[] usage chunk */
+    int usage_null_keys; /* chunks carrying "usage":null */
     int chunks;
-    char id[128];       /* the chunk id (must not change) */
+    char id[128]; /* the chunk id (must not change) */
     char model[128];
     int64_t created;
     bool id_changed;
@@ -273,8 +273,8 @@ static inline void acc_assert_same(const acc_t *got, const acc_t *want, bool che
 /* Translates a whole upstream stream, fed in slices: slice = 0 picks random
  * sizes from 1 to the whole (seeded), otherwise fixed slices of that size. */
 static inline void translate_sliced(const sy_provider_ops_t *ops, const char *in, size_t len,
-                             const char *model, bool include_usage, size_t slice, unsigned seed,
-                             sy_buf_t *out)
+                                    const char *model, bool include_usage, size_t slice,
+                                    unsigned seed, sy_buf_t *out)
 {
     sy_json_parser_t *p = sy_json_parser_new();
     sy_provider_stream_t s;

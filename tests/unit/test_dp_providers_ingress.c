@@ -39,7 +39,8 @@ static void test_request_round_trip(void **state)
     assert_int_equal(sy_provider_anthropic.build_request(&t, oai, &r, &e), 0);
     json_object *back = NULL;
     assert_int_equal(sy_json_parse_once(r.body.data, r.body.len, &back, NULL), 0);
-    json_object_object_del(json_object_object_get(anth, "tool_choice"), "disable_parallel_tool_use");
+    json_object_object_del(json_object_object_get(anth, "tool_choice"),
+                           "disable_parallel_tool_use");
     assert_json_equal(back, anth);
     json_object_put(back);
     sy_provider_request_free(&r);
@@ -125,24 +126,27 @@ static void test_response_round_trip(void **state)
     sy_json_parser_t *p = sy_json_parser_new();
     sy_buf_t out;
     sy_buf_init(&out);
-    assert_int_equal(sy_anthropic_ingress_response(p, body, len, SY_STR("claude-sonnet-4-5-20250929"),
-                                                   &out),
-                     0);
+    assert_int_equal(
+        sy_anthropic_ingress_response(p, body, len, SY_STR("claude-sonnet-4-5-20250929"), &out), 0);
     json_object *got = NULL;
     assert_int_equal(sy_json_parse_once(out.data, out.len, &got, NULL), 0);
     const char *same[] = {"id", "type", "role", "model", "content", "stop_reason", "stop_sequence"};
     for (size_t i = 0; i < SY_ARRAY_LEN(same); i++)
-        assert_json_equal(json_object_object_get(got, same[i]), json_object_object_get(orig, same[i]));
-    json_object *gu = json_object_object_get(got, "usage"), *ou = json_object_object_get(orig, "usage");
+        assert_json_equal(json_object_object_get(got, same[i]),
+                          json_object_object_get(orig, same[i]));
+    json_object *gu = json_object_object_get(got, "usage"),
+                *ou = json_object_object_get(orig, "usage");
     const char *ukeys[] = {"input_tokens", "output_tokens", "cache_read_input_tokens",
                            "cache_creation_input_tokens"};
     for (size_t i = 0; i < SY_ARRAY_LEN(ukeys); i++)
-        assert_json_equal(json_object_object_get(gu, ukeys[i]), json_object_object_get(ou, ukeys[i]));
+        assert_json_equal(json_object_object_get(gu, ukeys[i]),
+                          json_object_object_get(ou, ukeys[i]));
     json_object_put(got);
 
     /* Not a chat completion: refused, out untouched. */
     size_t before = out.len;
-    assert_int_equal(sy_anthropic_ingress_response(p, "{\"x\":1}", 7, SY_STR("m"), &out), SY_EINVAL);
+    assert_int_equal(sy_anthropic_ingress_response(p, "{\"x\":1}", 7, SY_STR("m"), &out),
+                     SY_EINVAL);
     assert_int_equal(sy_anthropic_ingress_response(p, "{", 1, SY_STR("m"), &out), SY_EINVAL);
     assert_int_equal(out.len, before);
     sy_buf_free(&out);

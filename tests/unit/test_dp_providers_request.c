@@ -65,7 +65,8 @@ static void test_to_gemini_fixture(void **state)
     sy_provider_request_t r;
     json_object *got = build_ok(&sy_provider_gemini, &t, req, &r);
     assert_json_equal(got, want);
-    assert_string_equal(r.path.data, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+    assert_string_equal(r.path.data,
+                        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
     assert_string_equal(header(&r, "x-goog-api-key"), "sk-test-key");
     assert_null(header(&r, "Authorization"));
     sy_provider_request_free(&r);
@@ -123,7 +124,8 @@ static void test_json_schema(void **state)
     sy_provider_request_t r;
 
     json_object *got = build_ok(&sy_provider_anthropic, &t, req, &r);
-    json_object *fmt = json_object_object_get(json_object_object_get(got, "output_config"), "format");
+    json_object *fmt =
+        json_object_object_get(json_object_object_get(got, "output_config"), "format");
     assert_string_equal(sy_provider__str(fmt, "type", NULL), "json_schema");
     assert_json_equal(json_object_object_get(fmt, "schema"), schema);
     assert_string_equal(sy_provider__str(got, "system", NULL), "Extract the event.");
@@ -206,24 +208,30 @@ static void test_refusals(void **state)
     }
     const sy_provider_ops_t *xl[] = {&sy_provider_anthropic, &sy_provider_gemini};
     for (size_t i = 0; i < SY_ARRAY_LEN(xl); i++) {
-        expect_400(xl[i], "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\","
-                          "\"input_audio\":{\"data\":\"AA==\",\"format\":\"wav\"}}]}]}",
+        expect_400(xl[i],
+                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\","
+                   "\"input_audio\":{\"data\":\"AA==\",\"format\":\"wav\"}}]}]}",
                    "messages", "input_audio");
-        expect_400(xl[i], "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
-                          "\"image_url\":{\"url\":\"ftp://x/y.png\"}}]}]}",
+        expect_400(xl[i],
+                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+                   "\"image_url\":{\"url\":\"ftp://x/y.png\"}}]}]}",
                    "messages", "image_url");
-        expect_400(xl[i], "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":"
-                          "[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
-                          "\"arguments\":\"{not json\"}}]}]}",
+        expect_400(xl[i],
+                   "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":"
+                   "[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                   "\"arguments\":\"{not json\"}}]}]}",
                    "messages", "arguments");
-        expect_400(xl[i], "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true}",
+        expect_400(xl[i],
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true}",
                    "logprobs", NULL);
-        expect_400(xl[i], "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{"
-                          "\"type\":\"custom\",\"custom\":{\"name\":\"c\"}}]}",
+        expect_400(xl[i],
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{"
+                   "\"type\":\"custom\",\"custom\":{\"name\":\"c\"}}]}",
                    "tools", "function");
         expect_400(xl[i], "{\"messages\":[{\"role\":\"system\",\"content\":\"only system\"}]}",
                    "messages", "at least one");
-        expect_400(xl[i], "{\"messages\":[{\"role\":\"function\",\"content\":\"x\",\"name\":\"f\"}]}",
+        expect_400(xl[i],
+                   "{\"messages\":[{\"role\":\"function\",\"content\":\"x\",\"name\":\"f\"}]}",
                    "messages", "function");
     }
     /* Anthropic-only limits. */
@@ -392,9 +400,12 @@ static void test_gemini_shapes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_to_anthropic_fixture), cmocka_unit_test(test_to_gemini_fixture),
-        cmocka_unit_test(test_to_openai_passthrough), cmocka_unit_test(test_json_schema),
-        cmocka_unit_test(test_refusals),              cmocka_unit_test(test_anthropic_shapes),
+        cmocka_unit_test(test_to_anthropic_fixture),
+        cmocka_unit_test(test_to_gemini_fixture),
+        cmocka_unit_test(test_to_openai_passthrough),
+        cmocka_unit_test(test_json_schema),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_anthropic_shapes),
         cmocka_unit_test(test_gemini_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,8 +26,9 @@ static void test_anthropic_tool_use(void **state)
 {
     (void)state;
     sy_provider_usage_t u;
-    json_object *got = parse_resp(&sy_provider_anthropic, "anthropic_messages_response_tool_use.json",
-                                  "claude-sonnet-4-5", &u);
+    json_object *got =
+        parse_resp(&sy_provider_anthropic, "anthropic_messages_response_tool_use.json",
+                   "claude-sonnet-4-5", &u);
     json_object *want = fixture_json("anthropic_to_openai_response.json");
     assert_json_equal(got, want);
     assert_int_equal(u.prompt_tokens, 412);
@@ -55,10 +56,10 @@ static void test_anthropic_text_cached(void **state)
     assert_int_equal(u.completion_tokens, 14);
     json_object *usage = json_object_object_get(got, "usage");
     assert_int_equal(json_object_get_int(json_object_object_get(usage, "total_tokens")), 1228);
-    assert_string_equal(sy_provider__str(json_object_array_get_idx(
-                                             json_object_object_get(got, "choices"), 0),
-                                         "finish_reason", NULL),
-                        "stop");
+    assert_string_equal(
+        sy_provider__str(json_object_array_get_idx(json_object_object_get(got, "choices"), 0),
+                         "finish_reason", NULL),
+        "stop");
     json_object_put(twin);
     json_object_put(got);
 }
@@ -67,8 +68,8 @@ static void test_gemini_text(void **state)
 {
     (void)state;
     sy_provider_usage_t u;
-    json_object *got = parse_resp(&sy_provider_gemini, "gemini_generate_response.json",
-                                  "gemini-2.5-flash", &u);
+    json_object *got =
+        parse_resp(&sy_provider_gemini, "gemini_generate_response.json", "gemini-2.5-flash", &u);
     json_object *want = fixture_json("gemini_to_openai_response.json");
     assert_json_equal(got, want);
     assert_int_equal(u.completion_tokens, 76); /* candidates 12 + thoughts 64 */
@@ -82,14 +83,15 @@ static void test_gemini_function_call(void **state)
 {
     (void)state;
     sy_provider_usage_t u;
-    json_object *got = parse_resp(&sy_provider_gemini, "gemini_generate_response_function_call.json",
-                                  "gemini-2.5-flash", &u);
+    json_object *got = parse_resp(
+        &sy_provider_gemini, "gemini_generate_response_function_call.json", "gemini-2.5-flash", &u);
     json_object *want = fixture_json("openai_chat_response_tool_calls.json");
     json_object *c = json_object_array_get_idx(json_object_object_get(got, "choices"), 0);
     json_object *wc = json_object_array_get_idx(json_object_object_get(want, "choices"), 0);
     assert_string_equal(sy_provider__str(c, "finish_reason", NULL), "tool_calls");
     json_object *calls = json_object_object_get(json_object_object_get(c, "message"), "tool_calls");
-    json_object *wcalls = json_object_object_get(json_object_object_get(wc, "message"), "tool_calls");
+    json_object *wcalls =
+        json_object_object_get(json_object_object_get(wc, "message"), "tool_calls");
     assert_int_equal(json_object_array_length(calls), json_object_array_length(wcalls));
     for (size_t i = 0; i < json_object_array_length(calls); i++) {
         json_object *a = json_object_array_get_idx(calls, i);
@@ -140,8 +142,14 @@ static void test_invalid_bodies(void **state)
     (void)state;
     const sy_provider_ops_t *all[] = {&sy_provider_openai, &sy_provider_anthropic,
                                       &sy_provider_gemini};
-    const char *bodies[] = {"", "<html>bad gateway</html>", "{}", "[]", "{\"content\":1}",
-                            "{\"choices\":{}}", "{\"candidates\":[]}", "nan"};
+    const char *bodies[] = {"",
+                            "<html>bad gateway</html>",
+                            "{}",
+                            "[]",
+                            "{\"content\":1}",
+                            "{\"choices\":{}}",
+                            "{\"candidates\":[]}",
+                            "nan"};
     sy_json_parser_t *p = sy_json_parser_new();
     for (size_t i = 0; i < SY_ARRAY_LEN(all); i++) {
         for (size_t j = 0; j < SY_ARRAY_LEN(bodies); j++) {
@@ -150,9 +158,9 @@ static void test_invalid_bodies(void **state)
             sy_provider_usage_t u = {.prompt_tokens = 99};
             sy_provider_error_t e;
             sy_buf_init(&out);
-            assert_int_equal(all[i]->parse_response(&o, p, bodies[j], strlen(bodies[j]), &out, &u,
-                                                    &e),
-                             SY_EINVAL);
+            assert_int_equal(
+                all[i]->parse_response(&o, p, bodies[j], strlen(bodies[j]), &out, &u, &e),
+                SY_EINVAL);
             assert_int_equal(e.status, 502);
             assert_int_equal(e.cause, SY_CAUSE_PROVIDER);
             assert_int_equal(out.len, 0);
@@ -187,8 +195,8 @@ static void test_error_fixtures(void **state)
          "invalid_api_key", SY_CAUSE_PROVIDER, false, 0},
         {&sy_provider_anthropic, "anthropic_error_429.json", 429, 429, "rate_limit_error",
          "rate_limit_exceeded", SY_CAUSE_PROVIDER, true, 0},
-        {&sy_provider_anthropic, "anthropic_error_529.json", 529, 503, "server_error",
-         "overloaded", SY_CAUSE_PROVIDER, true, 0},
+        {&sy_provider_anthropic, "anthropic_error_529.json", 529, 503, "server_error", "overloaded",
+         SY_CAUSE_PROVIDER, true, 0},
         {&sy_provider_gemini, "gemini_error_400_invalid_key.json", 400, 401,
          "invalid_request_error", "invalid_api_key", SY_CAUSE_PROVIDER, false, 0},
         {&sy_provider_gemini, "gemini_error_429.json", 429, 429, "rate_limit_error",
@@ -280,10 +288,10 @@ static void test_error_garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_anthropic_tool_use),   cmocka_unit_test(test_anthropic_text_cached),
-        cmocka_unit_test(test_gemini_text),          cmocka_unit_test(test_gemini_function_call),
-        cmocka_unit_test(test_openai_passthrough),   cmocka_unit_test(test_invalid_bodies),
-        cmocka_unit_test(test_error_fixtures),       cmocka_unit_test(test_error_garbage),
+        cmocka_unit_test(test_anthropic_tool_use), cmocka_unit_test(test_anthropic_text_cached),
+        cmocka_unit_test(test_gemini_text),        cmocka_unit_test(test_gemini_function_call),
+        cmocka_unit_test(test_openai_passthrough), cmocka_unit_test(test_invalid_bodies),
+        cmocka_unit_test(test_error_fixtures),     cmocka_unit_test(test_error_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

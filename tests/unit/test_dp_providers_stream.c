@@ -6,11 +6,11 @@
 #define RANDOM_RUNS 300
 
 typedef struct case_def {
-    const char *upstream;      /* upstream fixture */
-    const char *expected;      /* expected OpenAI stream (NULL: built in the test) */
+    const char *upstream; /* upstream fixture */
+    const char *expected; /* expected OpenAI stream (NULL: built in the test) */
     const sy_provider_ops_t *ops;
-    const char *model;         /* public model name */
-    bool byte_exact;           /* our output must equal the fixture byte for byte */
+    const char *model; /* public model name */
+    bool byte_exact;   /* our output must equal the fixture byte for byte */
 } case_def_t;
 
 static void run_case(const case_def_t *c, const acc_t *want)
@@ -121,8 +121,8 @@ static void test_gemini_text(void **state)
     strcpy(want.model, "gemini-2.5-flash");
     want.done = true;
     want.usage_chunk = true;
-    want.usage = (sy_provider_usage_t){.prompt_tokens = 9, .completion_tokens = 12,
-                                       .total_tokens = 21};
+    want.usage =
+        (sy_provider_usage_t){.prompt_tokens = 9, .completion_tokens = 12, .total_tokens = 21};
     case_def_t c = {"gemini_stream.sse", NULL, &sy_provider_gemini, "gemini-2.5-flash", false};
     run_case(&c, &want);
     acc_free(&want);
@@ -332,9 +332,9 @@ static void test_gemini_split_finish_and_candidates(void **state)
     assert_non_null(strstr(got.calls[0].id, "__thought__c2ln"));
     assert_memory_equal(got.calls[0].args.data, "{}", 2);
     assert_non_null(strstr(out.data, "\"index\":0,\"delta\":{},\"logprobs\":null,"
-                                      "\"finish_reason\":\"tool_calls\""));
+                                     "\"finish_reason\":\"tool_calls\""));
     assert_non_null(strstr(out.data, "\"index\":1,\"delta\":{},\"logprobs\":null,"
-                                      "\"finish_reason\":\"length\""));
+                                     "\"finish_reason\":\"length\""));
     assert_non_null(strstr(out.data, "\"index\":1,\"delta\":{\"content\":\"B\"}"));
     assert_true(got.done);
     acc_free(&got);
