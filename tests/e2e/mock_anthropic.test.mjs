@@ -178,3 +178,22 @@ test('errors surface as the SDK error classes', async () => {
   assert.equal(raw.status, 400);
   assert.match((await raw.json()).error.message, /anthropic-version/);
 });
+
+test('in-stream overloaded_error after the 200 ends the stream with an SDK error', async () => {
+  const stream = await client.messages.create(
+    { model: 'claude', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'a b c' }] },
+    { headers: { 'x-mock-fault': 'stream_error=4' } },
+  );
+  const types = [];
+  await assert.rejects(
+    (async () => {
+      for await (const ev of stream) types.push(ev.type);
+    })(),
+    (e) => {
+      assert.ok(e instanceof Anthropic.APIError, e.constructor.name);
+      assert.match(String(e.message), /overloaded_error|Overloaded/);
+      return true;
+    },
+  );
+  assert.deepEqual(types, ['message_start', 'content_block_start', 'content_block_delta']);
+});

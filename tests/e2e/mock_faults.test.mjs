@@ -56,6 +56,22 @@ test('connection reset before the response and in the middle of a stream', async
   assert.equal(got[1].choices[0].delta.content, 'Echo:');
 });
 
+test('in-stream error after the 200 surfaces as an SDK APIError', async () => {
+  const stream = await client.chat.completions.create({ ...chat(), stream: true }, fault('stream_error=2'));
+  const got = [];
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of stream) got.push(chunk);
+    })(),
+    (e) => {
+      assert.ok(e instanceof OpenAI.APIError, e.constructor.name);
+      assert.match(e.message, /server had an error/);
+      return true;
+    },
+  );
+  assert.equal(got.length, 2);
+});
+
 test('stall: headers then nothing; the client gives up and the mock counts an abort', async () => {
   await fetch(`${mock.url}/_mock/reset`, { method: 'POST' });
   // The SDKs' timeouts stop at the response head, so the client here is fetch

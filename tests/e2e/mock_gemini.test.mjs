@@ -154,3 +154,22 @@ test('errors: invalid key is 400 API_KEY_INVALID; scripted statuses as ApiError'
   });
   assert.equal(q.status, 200);
 });
+
+test('in-stream error event after the 200 fails the stream', async () => {
+  const stream = await ai.models.generateContentStream({
+    model: 'g',
+    contents: 'a b c',
+    config: { httpOptions: { headers: { 'x-mock-fault': 'stream_error=2' } } },
+  });
+  let text = '';
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of stream) text += chunk.text ?? '';
+    })(),
+    (e) => {
+      assert.match(String(e.message), /UNAVAILABLE|overloaded/);
+      return true;
+    },
+  );
+  assert.equal(text, 'Echo: a');
+});

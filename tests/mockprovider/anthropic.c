@@ -236,3 +236,9 @@ int sy_mock_anthropic_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *o
     }
     return rc ? rc : SY_MOCK_LIT(out, "}\n\n");
 }
+
+int sy_mock_anthropic_stream_error(sy_buf_t *out)
+{
+    return SY_MOCK_LIT(out, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                            "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n");
+}

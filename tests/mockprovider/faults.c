@@ -102,6 +102,12 @@ static int apply(sy_mock_fault_t *f, sy_str_t k, sy_str_t v, const char **why)
             *why = "fault reset must be before, mid or a number of events";
             return SY_EINVAL;
         }
+    } else if (key_is(k, "stream_error", NULL)) {
+        if (v.len == 0)
+            f->stream_error_after = 2;
+        else if (parse_num(v, INT32_MAX, &f->stream_error_after))
+            goto bad_num;
+        f->stream_error = true;
     } else if (key_is(k, "reset_after", NULL)) {
         if (parse_num(v, INT32_MAX, &f->reset_after))
             goto bad_num;
@@ -209,11 +215,13 @@ int sy_mock_fault_to_json(const sy_mock_fault_t *f, sy_buf_t *out)
     return sy_buf_appendf(out,
                           "{\"latency_ms\":%lld,\"chunk_delay_ms\":%lld,\"status\":%d,"
                           "\"retry_after\":%lld,\"reset\":\"%s\",\"reset_after\":%lld,"
-                          "\"stall\":%s,\"malformed\":%s,\"ratelimit\":%s,\"rl_requests\":%lld,"
+                          "\"stall\":%s,\"malformed\":%s,\"stream_error\":%lld,\"ratelimit\":%s,"
+                          "\"rl_requests\":%lld,"
                           "\"rl_tokens\":%lld,\"rl_reset\":%lld}",
                           (long long)f->latency_ms, (long long)f->chunk_delay_ms, f->status,
                           (long long)f->retry_after, resets[f->reset], (long long)f->reset_after,
                           f->stall ? "true" : "false", f->malformed ? "true" : "false",
+                          (long long)(f->stream_error ? f->stream_error_after : -1),
                           f->ratelimit ? "true" : "false", (long long)f->rl_requests,
                           (long long)f->rl_tokens, (long long)f->rl_reset_s);
 }

@@ -174,3 +174,10 @@ int sy_mock_gemini_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
     rc = rc ? rc : usage_json(r, completion, out);
     return rc ? rc : SY_MOCK_LIT(out, "\r\n\r\n");
 }
+
+int sy_mock_gemini_stream_error(sy_buf_t *out)
+{
+    int rc = SY_MOCK_LIT(out, "data: ");
+    rc = rc ? rc : sy_mock_gemini_error(503, NULL, NULL, -1, out);
+    return rc ? rc : SY_MOCK_LIT(out, "\r\n\r\n");
+}

@@ -95,19 +95,21 @@ typedef enum sy_mock_reset {
 } sy_mock_reset_t;
 
 typedef struct sy_mock_fault {
-    int64_t latency_ms;     /* delay before the first response byte */
-    int64_t chunk_delay_ms; /* delay between stream events */
-    int status;             /* answer with this error status (0 = none) */
-    int64_t retry_after;    /* seconds for retry-after (-1 = none) */
-    sy_mock_reset_t reset;  /* connection reset */
-    int64_t reset_after;    /* events before a mid-stream reset */
-    bool stall;             /* send the response head, then nothing */
-    bool malformed;         /* corrupt the body / insert a broken SSE event */
-    bool ratelimit;         /* send the provider's rate-limit headers */
-    int64_t rl_requests;    /* remaining requests announced */
-    int64_t rl_tokens;      /* remaining tokens announced */
-    int64_t rl_reset_s;     /* seconds until the limits reset */
-    bool any;               /* at least one key was set */
+    int64_t latency_ms;         /* delay before the first response byte */
+    int64_t chunk_delay_ms;     /* delay between stream events */
+    int status;                 /* answer with this error status (0 = none) */
+    int64_t retry_after;        /* seconds for retry-after (-1 = none) */
+    sy_mock_reset_t reset;      /* connection reset */
+    int64_t reset_after;        /* events before a mid-stream reset */
+    bool stall;                 /* send the response head, then nothing */
+    bool malformed;             /* corrupt the body / insert a broken SSE event */
+    bool stream_error;          /* end the stream with an in-stream error event */
+    int64_t stream_error_after; /* events before that error */
+    bool ratelimit;             /* send the provider's rate-limit headers */
+    int64_t rl_requests;        /* remaining requests announced */
+    int64_t rl_tokens;          /* remaining tokens announced */
+    int64_t rl_reset_s;         /* seconds until the limits reset */
+    bool any;                   /* at least one key was set */
 } sy_mock_fault_t;
 
 void sy_mock_fault_init(sy_mock_fault_t *f);
@@ -215,6 +217,13 @@ int sy_mock_openai_embeddings(const sy_mock_req_t *r, sy_buf_t *out);
 int sy_mock_openai_models(const char *name, sy_str_t id, sy_buf_t *out);
 int sy_mock_anthropic_message(const sy_mock_req_t *r, sy_buf_t *out);
 int sy_mock_gemini_generate(const sy_mock_req_t *r, sy_buf_t *out);
+
+/* The provider's in-stream error event (after a 200 has started): OpenAI a
+ * data event with an "error" object (server_error), Anthropic `event: error`
+ * (overloaded_error), Gemini a data event with a google.rpc error (503). */
+int sy_mock_openai_stream_error(sy_buf_t *out);
+int sy_mock_anthropic_stream_error(sy_buf_t *out);
+int sy_mock_gemini_stream_error(sy_buf_t *out);
 
 /* Streams: the number of SSE events, and event i appended with its framing. */
 size_t sy_mock_openai_stream_count(const sy_mock_req_t *r);

@@ -341,3 +341,10 @@ int sy_mock_openai_models(const char *name, sy_str_t id, sy_buf_t *out)
     }
     return rc ? rc : SY_MOCK_LIT(out, "]}");
 }
+
+int sy_mock_openai_stream_error(sy_buf_t *out)
+{
+    int rc = SY_MOCK_LIT(out, "data: ");
+    rc = rc ? rc : sy_mock_openai_error(500, NULL, NULL, NULL, out);
+    return rc ? rc : SY_MOCK_LIT(out, "\n\n");
+}

@@ -689,6 +689,19 @@ static void pump(conn_t *c)
             }
             return;
         }
+        if (f->stream_error && c->ev >= (size_t)f->stream_error_after) {
+            /* The provider fails after the 200: its in-stream error event
+             * ends the stream (no [DONE], no message_stop). */
+            int rc = c->req.prov == SY_MOCK_OPENAI      ? sy_mock_openai_stream_error(&c->out)
+                     : c->req.prov == SY_MOCK_ANTHROPIC ? sy_mock_anthropic_stream_error(&c->out)
+                                                        : sy_mock_gemini_stream_error(&c->out);
+            if (rc != 0) {
+                close_conn(c, true);
+                return;
+            }
+            c->ev = c->nev;
+            break;
+        }
         size_t before = c->out.len;
         if (stream_event(c, c->ev, &c->out) != 0) {
             close_conn(c, true);

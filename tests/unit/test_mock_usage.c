@@ -183,6 +183,11 @@ static void test_fault_parse(void **state)
     assert_int_equal(f.rl_requests, 4);
 
     sy_mock_fault_init(&f);
+    assert_int_equal(sy_mock_fault_parse("stream_error=3", 14, &f, &why), 0);
+    assert_true(f.stream_error);
+    assert_int_equal(f.stream_error_after, 3);
+
+    sy_mock_fault_init(&f);
     assert_int_equal(sy_mock_fault_parse("reset=before", 12, &f, &why), 0);
     assert_int_equal(f.reset, SY_MOCK_RESET_BEFORE);
 
