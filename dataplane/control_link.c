@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "dataplane/worker.h"
@@ -339,21 +340,26 @@ static int spool_append(sy_control_link_t *l, int type, const char *boot_id, uin
         return SY_EIO;
     size_t blen = strlen(boot_id);
     size_t body = 1 + blen + 8 + len;
-    uint8_t *rec = malloc(5 + body);
-    if (rec == NULL)
-        return SY_ENOMEM;
-    put_u32(rec, (uint32_t)body);
-    rec[4] = (uint8_t)type;
-    rec[5] = (uint8_t)blen;
-    memcpy(rec + 6, boot_id, blen);
-    put_u64(rec + 6 + blen, seq);
-    if (len > 0)
-        memcpy(rec + 14 + blen, data, len);
+    uint8_t head[5 + 1 + BOOT_ID_LEN + 8];
+    if (blen > BOOT_ID_LEN || body > UINT32_MAX)
+        return SY_EINVAL;
+    put_u32(head, (uint32_t)body);
+    head[4] = (uint8_t)type;
+    head[5] = (uint8_t)blen;
+    memcpy(head + 6, boot_id, blen);
+    put_u64(head + 6 + blen, seq);
+    struct iovec iov[2] = {{head, 14 + blen}, {(void *)data, len}};
     /* One write per record: a kill -9 can leave only a torn last record,
-     * which the next start discards (the report was not acked either). */
-    ssize_t w = write(l->spool_fd, rec, 5 + body);
-    free(rec);
-    return w == (ssize_t)(5 + body) ? 0 : SY_EIO;
+     * which the next start discards (the report was not acked either). A
+     * short write (disk full) is cut off again, so that records appended
+     * later are not hidden behind a torn one. */
+    off_t at = lseek(l->spool_fd, 0, SEEK_END);
+    ssize_t w = writev(l->spool_fd, iov, len > 0 ? 2 : 1);
+    if (w == (ssize_t)(5 + body))
+        return 0;
+    if (at >= 0 && ftruncate(l->spool_fd, at) != 0)
+        sy_log(SY_LOG_ERROR, "usage_spool", "cannot cut a torn record off %s", l->spool_path);
+    return SY_EIO;
 }
 
 static pending_t *pending_new(const char *boot_id, uint64_t seq, const void *data, size_t len)
