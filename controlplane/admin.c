@@ -1232,6 +1232,11 @@ static void list_scoped(rq_t *r, const resource_t *res)
     char tenant[MAX_ID + 1];
     if (query_param(r, "tenant_id", tenant, sizeof(tenant)) != 0)
         return;
+    if (tenant[0] && res->owner_col == NULL) {
+        BAD_FIELD(r, "tenant_id", "invalid_value", "%ss belong to no tenant: no tenant_id filter",
+                  res->type);
+        return;
+    }
     if (is_platform(r)) {
         if (tenant[0])
             list_rows(r, res, "tenant_id = ?", tenant, NULL);
