@@ -485,8 +485,12 @@ static int spool_reload(sy_control_link_t *l)
             unacked++;
         }
         if (l->spool_fd < 0 || rc != 0 || rename(tmp, l->spool_path) != 0) {
+            /* The old spool is intact: keep appending to it. */
             rc = rc != 0 ? rc : SY_EIO;
             unlink(tmp);
+            if (l->spool_fd >= 0)
+                close(l->spool_fd);
+            l->spool_fd = open(l->spool_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         }
         if (unacked > 0)
             sy_log(SY_LOG_INFO, "usage_spool_reloaded",
