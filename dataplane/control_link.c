@@ -457,6 +457,10 @@ static int spool_reload(sy_control_link_t *l)
         }
         p += 5 + body;
     }
+    if (rc == 0 && p < end)
+        sy_log(SY_LOG_WARN, "usage_spool_torn",
+               "%s: dropped %zu bytes of a torn or corrupt record at offset %zu", l->spool_path,
+               (size_t)(end - p), (size_t)(p - (const uint8_t *)b.data));
     if (rc == 0) {
         /* Rewrite the spool with the unacked reports only. */
         if (l->spool_fd >= 0)
