@@ -317,6 +317,13 @@ static void test_usage_exactly_once_across_restart(void **state)
         uv_run(&f->loop, UV_RUN_ONCE);
     assert_int_equal(sy_control_link_pending(l), 2);
     stop_link(f, l); /* as if killed: the reports live on in the spool */
+    /* ... and as if killed in the middle of writing a third one. */
+    char spool[400];
+    snprintf(spool, sizeof(spool), "%s/reports-testhost_0.spool", st_dir);
+    FILE *fp = fopen(spool, "ab");
+    assert_non_null(fp);
+    fwrite("\x40\x00\x00\x00\x01\x20abc", 1, 9, fp);
+    fclose(fp);
 
     /* Its successor (same worker id, same state dir) replays them. */
     l = start_link(f, NULL, f->rep_url, st_dir, u, NULL);
