@@ -322,7 +322,8 @@ static void test_usage_exactly_once_across_restart(void **state)
     snprintf(spool, sizeof(spool), "%s/reports-testhost_0.spool", st_dir);
     FILE *fp = fopen(spool, "ab");
     assert_non_null(fp);
-    fwrite("\x40\x00\x00\x00\x01\x20abc", 1, 9, fp);
+    static const unsigned char torn[] = {0x40, 0, 0, 0, 1, 0x20, 0x61, 0x62, 0x63};
+    fwrite(torn, 1, sizeof(torn), fp);
     fclose(fp);
 
     /* Its successor (same worker id, same state dir) replays them. */
