@@ -257,9 +257,18 @@ static void on_heartbeat(uv_timer_t *t)
     /* c->changed still set here means the debounced rebuild failed (e.g. the
      * database was busy): retry it rather than leave workers stale. */
     bool retry = c->changed && !uv_is_active((uv_handle_t *)&c->debounce);
-    if (stale || retry || count_live(c) != c->live_workers || c->sealed.len == 0)
+    if (stale || retry || count_live(c) != c->live_workers || c->sealed.len == 0) {
         rebuild_logged(c);
-    else
+        return;
+    }
+    /* A large snapshot is repeated less often (every MiB adds a heartbeat,
+     * up to 30): workers skip repeats unopened, but the bytes still cross
+     * the network to every one of them. A worker that missed a version
+     * learns of it from its next Ack and fetches it with a Hello. */
+    uint64_t every = 1 + c->sealed.len / (1 << 20);
+    if (every > 30)
+        every = 30;
+    if (++c->beats % every == 0)
         publish(c);
 }
 
