@@ -46,6 +46,7 @@ struct sy_cluster {
     sy_buf_t sealed;        /* owned; the current Snapshot, sealed for PUB */
     sy_buf_t scratch;       /* owned; reply building */
     uint64_t send_seq;      /* envelope seq of this sender */
+    uint64_t beats;         /* heartbeats so far */
     bool usage_dirty;       /* usage applied since the last build */
     bool changed;           /* a change is not in a snapshot yet (retried on failure) */
     bool has_budgets;       /* the current snapshot carries budgets (their spend moves) */
