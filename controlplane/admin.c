@@ -2332,31 +2332,6 @@ static void h_usage(rq_t *r)
         BAD_FIELD(r, "to", "invalid_value", "to must be after from");
         return;
     }
-    /* The coarsest rollup whose buckets tile [from, to) exactly, unless asked. */
-    const char *table;
-    int64_t step;
-    if (gran[0] == '\0')
-        snprintf(gran, sizeof(gran), "%s",
-                 from % 86400 == 0 && to % 86400 == 0 ? "day"
-                 : from % 3600 == 0 && to % 3600 == 0 ? "hour"
-                                                      : "minute");
-    if (strcmp(gran, "minute") == 0) {
-        table = "usage_minute";
-        step = 60;
-    } else if (strcmp(gran, "hour") == 0) {
-        table = "usage_hour";
-        step = 3600;
-    } else if (strcmp(gran, "day") == 0) {
-        table = "usage_day";
-        step = 86400;
-    } else {
-        BAD_FIELD(r, "granularity", "invalid_value", "granularity must be minute, hour or day");
-        return;
-    }
-    if (from % step != 0 || to % step != 0) {
-        BAD_FIELD(r, "from", "invalid_value", "from and to must be multiples of the %s", gran);
-        return;
-    }
     const char *dims[8];
     size_t nd = 0;
     bool by_bucket = false;
@@ -2376,6 +2351,64 @@ static void h_usage(rq_t *r)
         }
         p += len + (e ? 1 : 0);
     }
+    /* The period as segments of rollup buckets. Asked for a granularity (or
+     * grouped by bucket), one rollup whose buckets tile [from, to). Otherwise
+     * whole days from the day rollup, whole hours around them from the hour
+     * rollup and the minutes at the edges from the minute rollup: exact for
+     * any whole-minute period, and a month costs ~30 day buckets, not 43,200
+     * minute buckets, per group. */
+    static const struct {
+        const char *name;  /* granularity */
+        const char *table; /* rollup table */
+        int64_t step;      /* bucket width, seconds */
+    } rollups[] = {
+        {"minute", "usage_minute", 60}, {"hour", "usage_hour", 3600}, {"day", "usage_day", 86400}};
+    struct {
+        int g;          /* index in rollups */
+        int64_t lo, hi; /* [lo, hi) */
+    } segs[5];
+    size_t ns = 0;
+    if (gran[0] != '\0' || by_bucket) {
+        int g = -1;
+        for (int i = 0; i < 3 && gran[0]; i++)
+            if (strcmp(gran, rollups[i].name) == 0)
+                g = i;
+        if (gran[0] && g < 0) {
+            BAD_FIELD(r, "granularity", "invalid_value", "granularity must be minute, hour or day");
+            return;
+        }
+        if (g < 0) /* grouped by bucket: the coarsest rollup that tiles the period */
+            g = from % 86400 == 0 && to % 86400 == 0 ? 2
+                : from % 3600 == 0 && to % 3600 == 0 ? 1
+                                                     : 0;
+        if (from % rollups[g].step != 0 || to % rollups[g].step != 0) {
+            BAD_FIELD(r, "from", "invalid_value", "from and to must be multiples of the %s",
+                      rollups[g].name);
+            return;
+        }
+        segs[ns].g = g, segs[ns].lo = from, segs[ns].hi = to, ns++;
+    } else {
+        if (from % 60 != 0 || to % 60 != 0) {
+            BAD_FIELD(r, "from", "invalid_value", "from and to must be whole minutes");
+            return;
+        }
+        int64_t h1 = (from + 3599) / 3600 * 3600, h2 = to / 3600 * 3600;
+        int64_t d1 = (h1 + 86399) / 86400 * 86400, d2 = h2 / 86400 * 86400;
+        if (h1 >= h2) {
+            segs[ns].g = 0, segs[ns].lo = from, segs[ns].hi = to, ns++;
+        } else if (d1 >= d2) {
+            segs[ns].g = 0, segs[ns].lo = from, segs[ns].hi = h1, ns++;
+            segs[ns].g = 1, segs[ns].lo = h1, segs[ns].hi = h2, ns++;
+            segs[ns].g = 0, segs[ns].lo = h2, segs[ns].hi = to, ns++;
+        } else {
+            segs[ns].g = 0, segs[ns].lo = from, segs[ns].hi = h1, ns++;
+            segs[ns].g = 1, segs[ns].lo = h1, segs[ns].hi = d1, ns++;
+            segs[ns].g = 2, segs[ns].lo = d1, segs[ns].hi = d2, ns++;
+            segs[ns].g = 1, segs[ns].lo = d2, segs[ns].hi = h2, ns++;
+            segs[ns].g = 0, segs[ns].lo = h2, segs[ns].hi = to, ns++;
+        }
+    }
+    int used = -1; /* the one rollup read, or -2 for several */
     sy_buf_t sql;
     sy_buf_init(&sql);
     sy_buf_append_str(&sql, "SELECT ");
@@ -2385,15 +2418,27 @@ static void h_usage(rq_t *r)
         sy_buf_appendf(&sql, "%s, ", dims[i]);
     for (size_t i = 0; usage_metrics[i]; i++)
         sy_buf_appendf(&sql, "total(%s), ", usage_metrics[i]);
-    sy_buf_appendf(&sql, "total(cost_usd) FROM %s WHERE bucket >= ?1 AND bucket < ?2", table);
-    if (tenant[0])
-        sy_buf_append_str(&sql, " AND tenant_id = ?3");
-    if (team[0])
-        sy_buf_append_str(&sql, " AND team_id = ?4");
-    if (key[0])
-        sy_buf_append_str(&sql, " AND key_id = ?5");
-    if (model[0])
-        sy_buf_append_str(&sql, " AND model_id = ?6");
+    sy_buf_append_str(&sql, "total(cost_usd) FROM (");
+    bool first = true;
+    for (size_t i = 0; i < ns; i++) {
+        if (segs[i].lo >= segs[i].hi)
+            continue;
+        used = used == -1 || used == segs[i].g ? segs[i].g : -2;
+        sy_buf_appendf(&sql, "%sSELECT * FROM %s WHERE bucket >= %lld AND bucket < %lld",
+                       first ? "" : " UNION ALL ", rollups[segs[i].g].table, (long long)segs[i].lo,
+                       (long long)segs[i].hi);
+        if (tenant[0])
+            sy_buf_append_str(&sql, " AND tenant_id = ?3");
+        if (team[0])
+            sy_buf_append_str(&sql, " AND team_id = ?4");
+        if (key[0])
+            sy_buf_append_str(&sql, " AND key_id = ?5");
+        if (model[0])
+            sy_buf_append_str(&sql, " AND model_id = ?6");
+        first = false;
+    }
+    sy_buf_append_str(&sql, ")");
+    snprintf(gran, sizeof(gran), "%s", used >= 0 ? rollups[used].name : "mixed");
     if (by_bucket || nd > 0) {
         sy_buf_append_str(&sql, " GROUP BY ");
         if (by_bucket)
@@ -2408,8 +2453,6 @@ static void h_usage(rq_t *r)
     sy_buf_free(&sql);
     if (prc != 0)
         return;
-    sqlite3_bind_int64(st, 1, from);
-    sqlite3_bind_int64(st, 2, to);
     if (tenant[0])
         sqlite3_bind_text(st, 3, tenant, -1, SQLITE_TRANSIENT);
     if (team[0])

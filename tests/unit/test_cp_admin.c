@@ -629,6 +629,44 @@ static void test_usage_query(void **state)
     assert_string_equal(get_s(json_object_array_get_idx(data, 1), "requests"), "7");
     assert_string_equal(get_s(o, "totals.requests"), "8");
     json_object_put(o);
+    /* The same usage in every rollup, as the report applier writes it, plus
+     * 5 requests at 2026-11-20 23:30. A period that is not whole days is
+     * read from days, hours and minutes together, exactly. */
+    exec_ok(f, "INSERT INTO usage_hour (bucket, tenant_id, team_id, key_id, model_id, requests, "
+               "prompt_tokens, cost_usd) VALUES (1795255200, 'tA', 'm1', 'k1', 'gpt', 2, 100, 0.5),"
+               "(1795255200, 'tA', 'm1', 'k2', 'claude', 1, 50, 0.25),"
+               "(1795255200, 'tB', '', 'k3', 'gpt', 7, 700, 3.5),"
+               "(1795215600, 'tA', 'm1', 'k1', 'gpt', 5, 500, 2.5)");
+    exec_ok(f,
+            "INSERT INTO usage_day (bucket, tenant_id, team_id, key_id, model_id, requests, "
+            "prompt_tokens, cost_usd) VALUES (1795132800, 'tA', 'm1', 'k1', 'gpt', 5, 500, 2.5)");
+    exec_ok(f,
+            "INSERT INTO usage_minute (bucket, tenant_id, team_id, key_id, model_id, requests, "
+            "prompt_tokens, cost_usd) VALUES (1795217400, 'tA', 'm1', 'k1', 'gpt', 5, 500, 2.5)");
+    static const struct {
+        const char *query; /* period */
+        const char *gran;  /* rollups read */
+        const char *reqs;  /* requests of tA */
+    } periods[] = {
+        {"from=2026-11-20&to=2026-11-22", "day", "8"},
+        {"from=2026-11-20T23:00:00Z&to=2026-11-21T10:02:00Z", "mixed", "8"},
+        {"from=2026-11-20T23:30:00Z&to=2026-11-21T10:01:00Z", "mixed", "7"},
+        {"from=2026-11-20T23:31:00Z&to=2026-11-21T10:00:00Z", "mixed", "0"},
+        {"from=2026-11-21T10:00:00Z&to=2026-11-21T10:02:00Z", "minute", "3"},
+        {"from=2026-11-20T23:00:00Z&to=2026-11-21T11:00:00Z", "hour", "8"},
+        {"from=2026-11-19T22:00:00Z&to=2026-11-21T11:00:00Z", "mixed", "8"},
+    };
+    for (size_t i = 0; i < SY_ARRAY_LEN(periods); i++) {
+        char url[200];
+        snprintf(url, sizeof(url), "/admin/v1/usage?tenant=tA&%s", periods[i].query);
+        free(expect(f, "GET", url, f->root, NULL, 200, &o));
+        if (strcmp(get_s(o, "granularity"), periods[i].gran) != 0 ||
+            strcmp(get_s(o, "totals.requests"), periods[i].reqs) != 0)
+            fail_msg("%s: %s", periods[i].query, json_object_to_json_string(o));
+        json_object_put(o);
+    }
+    expect_error(f, "GET", "/admin/v1/usage?from=2026-11-20T23:30:30Z", f->root, NULL, 400, "from",
+                 NULL);
     free(expect(f, "GET", "/admin/v1/usage?key=k3&group_by=bucket", f->root, NULL, 200, &o));
     assert_string_equal(get_s(o, "totals.completion_tokens"), "70");
     json_object_put(o);
