@@ -3303,14 +3303,15 @@ static json_object *operation(const route_t *rt)
     if (rt->fn == h_usage) {
         const char *q[] = {"tenant", "team", "key",      "model",
                            "from",   "to",   "group_by", "granularity"};
-        const char *d[] = {NULL,
-                           NULL,
-                           NULL,
-                           NULL,
-                           "unix seconds or RFC 3339 UTC, inclusive",
-                           "unix seconds or RFC 3339 UTC, exclusive",
-                           "comma list of tenant, team, key, route, provider, model, bucket",
-                           "minute, hour or day (default: the coarsest that fits from/to)"};
+        const char *d[] = {
+            NULL,
+            NULL,
+            NULL,
+            NULL,
+            "unix seconds or RFC 3339 UTC, inclusive",
+            "unix seconds or RFC 3339 UTC, exclusive",
+            "comma list of tenant, team, key, route, provider, model, bucket",
+            "minute, hour or day: read one rollup (default: days, hours and edge minutes)"};
         for (int i = 0; i < 8; i++)
             json_object_array_add(params, param(q[i], "query", false, "string", d[i]));
     }
