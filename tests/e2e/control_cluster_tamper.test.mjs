@@ -7,7 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { startMock, tempDir } from './lib/procs.mjs';
+import { createServer } from 'node:net';
+import { startMock, tempDir, freePort } from './lib/procs.mjs';
 import {
   startControl, startDataplane, writeKey, createTenantWithKey, waitKeyWorks, chat, must, sleep,
 } from './control_lib.mjs';
@@ -126,5 +127,37 @@ test('a worker started before the control plane keeps retrying and connects when
     assert.equal(totals.prompt_tokens, r.body.usage.prompt_tokens);
   } finally {
     await cp2.proc.stop();
+  }
+});
+
+test('over TCP: --control tcp://host:port reaches PUB on port and REP on port+1', async () => {
+  const tdir = tempDir('sy-tcp-');
+  // A free port whose successor is free too.
+  const free = (p) => new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(p, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+  let port;
+  do port = await freePort(); while (!(await free(port + 1)));
+  const cp3 = await startControl(tdir, {
+    clusterKeyFile: keyFile,
+    extra: ['--snapshot-bind', `tcp://127.0.0.1:${port}`, '--report-bind', `tcp://127.0.0.1:${port + 1}`],
+  });
+  try {
+    const d3 = await createTenantWithKey(cp3.api, mock.url, 'tcp');
+    const w = await plane({ control: `tcp://127.0.0.1:${port}`, clusterKeyFile: keyFile, stateDir: path.join(tdir, 'dp') });
+    const r = await waitKeyWorks(w.url, d3.secret, d3.model.id, 5000);
+    const deadline = Date.now() + 5000;
+    let totals;
+    while (Date.now() < deadline) {
+      totals = (await must(cp3.api, 'GET', `/usage?key=${d3.key.id}`)).totals;
+      if (totals.requests >= 1) break;
+      await sleep(100);
+    }
+    assert.equal(totals.requests, 1);
+    assert.equal(totals.completion_tokens, r.body.usage.completion_tokens);
+  } finally {
+    await cp3.proc.stop();
   }
 });
