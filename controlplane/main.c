@@ -137,6 +137,9 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* The database (hashes, sealed credentials), the keys and the ipc sockets
+     * are for this user only; data-plane workers run as the same user. */
+    umask(0077);
 
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "switchyard-control: cannot create data dir %s: %s\n", data_dir,
