@@ -67,8 +67,8 @@ static void trip(sy_breaker_t *b, uint64_t now_ms)
     b->opens++;
 }
 
-bool sy_breaker_record(sy_breaker_t *b, const sy_breaker_config_t *cfg, uint64_t now_ms,
-                       bool probe, bool success)
+bool sy_breaker_record(sy_breaker_t *b, const sy_breaker_config_t *cfg, uint64_t now_ms, bool probe,
+                       bool success)
 {
     if (probe) {
         if (success) {

@@ -58,8 +58,8 @@ bool sy_breaker_acquire(sy_breaker_t *b, const sy_breaker_config_t *cfg, uint64_
 /* Records the outcome of a request let through by sy_breaker_acquire. A
  * probe's success closes the breaker, its failure reopens it. Returns true
  * when this call opened the breaker. */
-bool sy_breaker_record(sy_breaker_t *b, const sy_breaker_config_t *cfg, uint64_t now_ms,
-                       bool probe, bool success);
+bool sy_breaker_record(sy_breaker_t *b, const sy_breaker_config_t *cfg, uint64_t now_ms, bool probe,
+                       bool success);
 
 /* A request let through (acquire returned true) ended without an outcome
  * that says anything about the target (e.g. the client left). A probe is

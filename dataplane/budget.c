@@ -12,9 +12,9 @@
 typedef struct lease {
     int64_t window_start; /* current window */
     int64_t window_end;
-    double granted;  /* USD this worker may spend in the window */
-    double settled;  /* actual costs settled */
-    double reserved; /* estimates of requests in flight */
+    double granted;      /* USD this worker may spend in the window */
+    double settled;      /* actual costs settled */
+    double reserved;     /* estimates of requests in flight */
     bool explicit_grant; /* granted by sy_budget_grant, not self-granted */
 } lease_t;
 
@@ -72,8 +72,7 @@ static void break_time(int64_t now, const char *tz, struct tm *tm)
     tzset();
 }
 
-int sy_budget_window(const char *period, const char *tz, int64_t now, int64_t *start,
-                     int64_t *end)
+int sy_budget_window(const char *period, const char *tz, int64_t now, int64_t *start, int64_t *end)
 {
     bool daily;
     if (period != NULL && strcmp(period, "daily") == 0)
@@ -175,8 +174,8 @@ double sy_budget_remaining_fraction(sy_budget_ledger_t *l, const Switchyard__Bud
 }
 
 int sy_budget_reserve(sy_budget_ledger_t *l, const Switchyard__Budget *const *b, size_t n,
-                      const char *tz, double share, double est, int64_t now,
-                      sy_budget_hold_t *hold, sy_budget_verdict_t *v)
+                      const char *tz, double share, double est, int64_t now, sy_budget_hold_t *hold,
+                      sy_budget_verdict_t *v)
 {
     memset(v, 0, sizeof(*v));
     v->allowed = true;
@@ -257,8 +256,7 @@ int sy_budget_grant(sy_budget_ledger_t *l, const char *budget_id, int64_t window
     return 0;
 }
 
-int sy_budget_lease(const sy_budget_ledger_t *l, const char *budget_id,
-                    sy_budget_lease_info_t *out)
+int sy_budget_lease(const sy_budget_ledger_t *l, const char *budget_id, sy_budget_lease_info_t *out)
 {
     const lease_t *ls = sy_strmap_get(l->leases, sy_str_from_cstr(budget_id));
     if (ls == NULL)

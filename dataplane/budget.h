@@ -32,8 +32,7 @@
  * midnight) or "monthly" (first of the month), in time zone tz (IANA name;
  * NULL, "" or "UTC" = UTC). Writes *start and *end (unix seconds) only on
  * success; SY_EINVAL for an unknown period. */
-int sy_budget_window(const char *period, const char *tz, int64_t now, int64_t *start,
-                     int64_t *end);
+int sy_budget_window(const char *period, const char *tz, int64_t now, int64_t *start, int64_t *end);
 
 /* What a request reserved, for sy_budget_settle. */
 typedef struct sy_budget_hold {
@@ -47,11 +46,11 @@ typedef struct sy_budget_hold {
 
 /* The outcome of a reservation. */
 typedef struct sy_budget_verdict {
-    bool allowed;                  /* reserved on every budget */
+    bool allowed;                         /* reserved on every budget */
     const Switchyard__Budget *refused_by; /* borrowed; the hard budget that refused */
-    bool soft_exceeded;            /* a soft budget is past its threshold or amount */
-    double remaining_fraction;     /* of the tightest budget, 0..1 (1 when none) */
-    int64_t reset_at;              /* refused: unix time its window ends */
+    bool soft_exceeded;                   /* a soft budget is past its threshold or amount */
+    double remaining_fraction;            /* of the tightest budget, 0..1 (1 when none) */
+    int64_t reset_at;                     /* refused: unix time its window ends */
 } sy_budget_verdict_t;
 
 typedef struct sy_budget_ledger sy_budget_ledger_t;
@@ -70,8 +69,8 @@ double sy_budget_remaining_fraction(sy_budget_ledger_t *l, const Switchyard__Bud
  * always and *hold when allowed. Returns 0, SY_EAGAIN (a hard budget
  * refused) or SY_ENOMEM. */
 int sy_budget_reserve(sy_budget_ledger_t *l, const Switchyard__Budget *const *b, size_t n,
-                      const char *tz, double share, double est, int64_t now,
-                      sy_budget_hold_t *hold, sy_budget_verdict_t *v);
+                      const char *tz, double share, double est, int64_t now, sy_budget_hold_t *hold,
+                      sy_budget_verdict_t *v);
 
 /* Settles a reservation with the actual cost (a reservation from an
  * earlier window is dropped). hold is emptied. */

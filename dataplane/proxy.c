@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "dataplane/routing.h"
 #include "dataplane/worker.h"
 #include "dataplane/providers/anthropic_ingress.h"
 
@@ -120,6 +121,14 @@ static int reply_error(sy_req_t *r, int status, const char *type, const char *co
  * /v1/messages. */
 static int emit(sy_req_t *r, const char *p, size_t n)
 {
+    /* The stream's head goes out with its first bytes, so that an upstream
+     * failing before it can still fail over invisibly. */
+    if (!r->headers_sent &&
+        sy_server_stream_begin(
+            r, r->xfer.status >= 200 && r->xfer.status < 300 ? (int)r->xfer.status : 200,
+            "text/event-stream") != 0)
+        return SY_ECANCELED;
+    r->rt.events++;
     if (r->egress == NULL)
         return sy_server_stream_write(r, p, n);
     sy_buf_reset(&r->xlat);
@@ -168,8 +177,17 @@ void sy_proxy_finish(sy_req_t *r)
     int64_t latency = (int64_t)(now - r->start_ms);
     bool failed = r->status >= 400 || r->upstream_error || r->status == 0;
     const Switchyard__Model *m = r->model ? r->model->pb : NULL;
-    const Switchyard__Provider *prov = r->model ? r->model->provider : NULL;
+    const Switchyard__Provider *prov =
+        r->rt.provider ? r->rt.provider : (r->model ? r->model->provider : NULL);
     double cost = 0.0;
+    bool estimated = false;
+    if (m != NULL && !r->have_usage && r->stream && r->rt.events > 0) {
+        /* A stream that broke before its usage chunk: the part the client
+         * got is still accounted, estimated (flagged as such). */
+        r->usage.prompt_tokens = r->rt.prompt_est;
+        r->usage.completion_tokens = r->rt.events;
+        r->have_usage = estimated = true;
+    }
     if (m != NULL && r->have_usage) {
         const Switchyard__Price *price = sy_snapshot_price_at(m, r->start_unix_ms / 1000);
         cost = sy_snapshot_cost(price, r->usage.prompt_tokens, r->usage.completion_tokens,
@@ -185,7 +203,7 @@ void sy_proxy_finish(sy_req_t *r)
             .provider_id = prov ? prov->id : NULL,
             .model_id = m->id,
             .error = failed,
-            .estimated = false,
+            .estimated = estimated,
             .prompt_tokens = r->usage.prompt_tokens,
             .completion_tokens = r->usage.completion_tokens,
             .cached_tokens = r->usage.cached_tokens,
@@ -221,6 +239,8 @@ void sy_proxy_finish(sy_req_t *r)
         json_str(b, "model", m ? m->id : NULL);
         json_str(b, "route", r->route);
         json_str(b, "provider", prov ? prov->id : NULL);
+        if (r->rt.attempts > 1)
+            sy_buf_appendf(b, ",\"attempts\":%u", r->rt.attempts);
         sy_buf_appendf(b,
                        ",\"stream\":%s,\"bytes_in\":%llu,\"bytes_out\":%llu,\"prompt_tokens\":%llu,"
                        "\"completion_tokens\":%llu,\"cached_tokens\":%llu,\"cost_usd\":%.8f",
@@ -245,6 +265,7 @@ void sy_proxy_finish(sy_req_t *r)
             sy_log_line(b->data, b->len);
         }
     }
+    sy_routing_finish(r, cost, r->usage.prompt_tokens + r->usage.completion_tokens);
     release(r);
     r->key = NULL;
     r->model = NULL;
@@ -267,6 +288,7 @@ void sy_proxy_finish(sy_req_t *r)
 
 void sy_proxy_abort(sy_req_t *r)
 {
+    sy_routing_abort(r);
     if (r->xfer.active)
         sy_upstream_cancel(&r->xfer);
     if (r->error == NULL)
@@ -278,7 +300,13 @@ void sy_proxy_abort(sy_req_t *r)
 
 static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *why);
 static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n);
-static const sy_upstream_cbs_t CBS = {on_data, on_done};
+static void on_up_header(void *ctx, sy_upstream_xfer_t *x, const char *line, size_t n)
+{
+    SY_UNUSED(x);
+    sy_routing_upstream_header(ctx, line, n);
+}
+static const sy_upstream_cbs_t CBS = {on_data, on_done, on_up_header};
+static void retry_attempt(sy_req_t *r);
 
 /* One SSE event from the upstream: relayed untouched into the worker's
  * scratch buffer (flushed as one chunk per read), except the usage-only
@@ -314,6 +342,7 @@ static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n)
     sy_worker_t *w = worker_of(r);
     if (r->mode == SY_REQ_MODE_NONE) {
         r->upstream_ms = (int64_t)(uv_now(&w->loop) - r->start_ms);
+        sy_routing_first_byte(r);
         bool sse = strncasecmp(x->content_type, "text/event-stream", 17) == 0;
         if (r->stream && sse && x->status >= 200 && x->status < 300) {
             r->mode = SY_REQ_MODE_STREAM;
@@ -333,8 +362,6 @@ static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n)
                     return 0;
                 sy_anthropic_egress_init(r->egress, w->json, sy_str_from_cstr(r->model->pb->id));
             }
-            if (sy_server_stream_begin(r, (int)x->status, "text/event-stream") != 0)
-                return 0;
         } else {
             r->mode = SY_REQ_MODE_BUFFER;
         }
@@ -475,10 +502,73 @@ static void answer_buffered(sy_req_t *r, sy_upstream_xfer_t *x)
                       extra[0] ? extra : NULL);
 }
 
+/* Clears what one attempt left in r, before the next one. */
+static void reset_attempt(sy_req_t *r)
+{
+    if (r->framer_init) {
+        sy_sse_framer_free(&r->framer);
+        r->framer_init = false;
+    }
+    if (r->pstream != NULL) {
+        sy_provider_stream_free(r->pstream);
+        free(r->pstream);
+        r->pstream = NULL;
+    }
+    if (r->egress != NULL) {
+        sy_anthropic_egress_free(r->egress);
+        free(r->egress);
+        r->egress = NULL;
+    }
+    sy_buf_reset(&r->resp);
+    r->mode = SY_REQ_MODE_NONE;
+    r->adapter = NULL;
+    r->have_usage = r->saw_done = r->upstream_error = r->too_large = false;
+    memset(&r->usage, 0, sizeof(r->usage));
+    r->error = NULL;
+    r->ttft_ms = -1;
+    r->upstream_ms = -1;
+}
+
+/* An attempt failed before any byte reached the client: the next target
+ * (or the same after a backoff) takes over when the route allows it.
+ * Returns true when r is taken care of. */
+static bool try_failover(sy_req_t *r, int status, int result, const char *retry_after)
+{
+    if (r->error == E_CLIENT_GONE || r->headers_sent || r->rt.plan.n == 0)
+        return false;
+    int rc = sy_routing_next(r, status, result, retry_after);
+    if (rc == 0)
+        return false;
+    reset_attempt(r);
+    if (rc == 1)
+        retry_attempt(r);
+    return true;
+}
+
 static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *why)
 {
     sy_req_t *r = ctx;
     sy_worker_t *w = worker_of(r);
+    if (r->mode == SY_REQ_MODE_STREAM && !r->headers_sent && r->error != E_CLIENT_GONE) {
+        /* A stream that failed before its first byte reached the client
+         * fails over invisibly, or gets a plain HTTP error. */
+        if (result != 0 || r->too_large || r->upstream_error) {
+            if (try_failover(r, 0, result != 0 ? result : SY_EIO, NULL))
+                return;
+            r->upstream_error = true;
+            if (r->error == NULL)
+                r->error = why ? why : "upstream failed";
+            if (result == -ETIMEDOUT)
+                reply_error(r, 504, "upstream_error", "upstream_timeout", NULL, r->error);
+            else
+                reply_error(r, 502, "upstream_error", "upstream_unavailable", NULL, r->error);
+            return;
+        }
+    }
+    if (r->mode != SY_REQ_MODE_STREAM && !r->too_large && r->error != E_CLIENT_GONE &&
+        (result != 0 || x->status < 200 || x->status > 299) &&
+        try_failover(r, result != 0 ? 0 : (int)x->status, result, x->retry_after))
+        return;
     if (r->mode == SY_REQ_MODE_STREAM && r->pstream != NULL) {
         /* Translated stream: the translator closes it ([DONE]) or ends it with
          * an error event (truncated stream, upstream failure). */
@@ -506,6 +596,8 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
         } else {
             r->conn->keep_alive = false;
         }
+        if (!r->headers_sent)
+            sy_server_stream_begin(r, (int)x->status, "text/event-stream");
         sy_server_stream_end(r);
         return;
     }
@@ -534,6 +626,8 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
             sy_anthropic_egress_end(r->egress, &r->xlat);
             sy_server_stream_write(r, r->xlat.data, r->xlat.len);
         }
+        if (!r->headers_sent)
+            sy_server_stream_begin(r, (int)x->status, "text/event-stream");
         sy_server_stream_end(r);
         return;
     }
@@ -612,29 +706,6 @@ static bool provider_is_openai(const Switchyard__Provider *p)
     return p->kind == SWITCHYARD__PROVIDER_KIND__PROVIDER_KIND_OPENAI ||
            p->kind == SWITCHYARD__PROVIDER_KIND__PROVIDER_KIND_OPENAI_COMPATIBLE ||
            p->kind == SWITCHYARD__PROVIDER_KIND__PROVIDER_KIND_UNSPECIFIED;
-}
-
-/* Resolves a model name: a concrete model, or a route alias whose first
- * rule's first usable target is taken (the router replaces this later). */
-static const sy_snapshot_model_t *resolve_model(sy_req_t *r, sy_str_t name)
-{
-    const sy_snapshot_model_t *m = sy_snapshot_find_model(r->snap, name);
-    if (m != NULL)
-        return sy_snapshot_key_allows(r->key, name) ? m : NULL;
-    const Switchyard__Route *route = sy_snapshot_find_route(r->snap, name, r->key->pb->tenant_id);
-    if (route == NULL || !sy_snapshot_key_allows(r->key, name))
-        return NULL;
-    for (size_t i = 0; i < route->n_rules; i++) {
-        const Switchyard__RouteRule *rule = route->rules[i];
-        for (size_t j = 0; j < rule->n_targets; j++) {
-            m = sy_snapshot_find_model(r->snap, sy_str_from_cstr(rule->targets[j]->model_id));
-            if (m != NULL && m->provider != NULL) {
-                r->route = route->alias;
-                return m;
-            }
-        }
-    }
-    return NULL;
 }
 
 static void models_list(sy_req_t *r, sy_str_t only)
@@ -746,7 +817,31 @@ static int translate_request(sy_req_t *r, json_object *root, const Switchyard__P
     return 0;
 }
 
-static void relay(sy_req_t *r, const char *endpoint)
+static void start_attempt(sy_req_t *r, json_object *root);
+
+/* Starts another attempt of r on the target sy_routing_next chose, from
+ * the OpenAI-format request kept at the first attempt. */
+static void retry_attempt(sy_req_t *r)
+{
+    sy_worker_t *w = worker_of(r);
+    sy_buf_reset(&r->body);
+    json_object *root = NULL;
+    const char *why = NULL;
+    if (sy_buf_append(&r->body, r->rt.canon.data, r->rt.canon.len) != 0 ||
+        sy_json_parse(w->json, r->body.data, r->body.len, &root, &why) != 0) {
+        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        return;
+    }
+    start_attempt(r, root);
+    json_object_put(root);
+}
+
+void sy_proxy_resume(sy_req_t *r)
+{
+    retry_attempt(r);
+}
+
+static void relay(sy_req_t *r)
 {
     sy_worker_t *w = worker_of(r);
     /* Content type: JSON only (parameters such as charset allowed). */
@@ -796,23 +891,9 @@ static void relay(sy_req_t *r, const char *endpoint)
                     E_NO_MODEL);
         return;
     }
-    r->model = resolve_model(r, (sy_str_t){mname, mlen});
-    if (r->model == NULL) {
-        reply_error(r, 404, "invalid_request_error", "model_not_found", "model", E_NO_MODEL_FOUND);
+    /* Admission (rate limits, budgets) and routing: sets the first target. */
+    if (!sy_routing_begin(r, (sy_str_t){mname, mlen}, root))
         return;
-    }
-    const Switchyard__Provider *prov = r->model->provider;
-    if (prov == NULL || prov->base_url[0] == '\0') {
-        reply_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
-        return;
-    }
-    if (!provider_is_openai(prov)) {
-        r->adapter = sy_provider_for((sy_provider_family_t)prov->kind);
-        if (r->adapter == NULL || r->embeddings) {
-            reply_error(r, 501, "server_error", "provider_not_supported", NULL, E_KIND);
-            return;
-        }
-    }
     if (!r->embeddings) {
         json_object *st = sy_json_get(root, "stream");
         if (st != NULL && json_object_get_type(st) != json_type_null) {
@@ -830,6 +911,42 @@ static void relay(sy_req_t *r, const char *endpoint)
                 r->client_usage = iu;
         }
     }
+    if (r->rt.route != NULL) {
+        /* Keep the OpenAI-format request for a later attempt on another
+         * target (the body below becomes that target's). */
+        sy_buf_reset(&r->rt.canon);
+        size_t clen = 0;
+        const char *ctext = r->anthropic_ingress ? sy_json_to_string(root, &clen) : r->body.data;
+        if (!r->anthropic_ingress)
+            clen = r->body.len;
+        if (ctext == NULL || sy_buf_append(&r->rt.canon, ctext, clen) != 0) {
+            reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+            return;
+        }
+    }
+    start_attempt(r, root);
+}
+
+/* Starts the upstream transfer of r for its current target (r->model,
+ * r->rt.provider) from the OpenAI-format request root; answers the client
+ * when it cannot. root stays the caller's. */
+static void start_attempt(sy_req_t *r, json_object *root)
+{
+    sy_worker_t *w = worker_of(r);
+    const char *endpoint = r->embeddings ? "/embeddings" : "/chat/completions";
+    const Switchyard__Provider *prov = r->rt.provider;
+    if (prov == NULL || prov->base_url[0] == '\0') {
+        reply_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
+        return;
+    }
+    r->adapter = NULL;
+    if (!provider_is_openai(prov)) {
+        r->adapter = sy_provider_for((sy_provider_family_t)prov->kind);
+        if (r->adapter == NULL || r->embeddings) {
+            reply_error(r, 501, "server_error", "provider_not_supported", NULL, E_KIND);
+            return;
+        }
+    }
     sy_provider_request_t preq;
     sy_provider_request_init(&preq);
     if (r->adapter != NULL) {
@@ -839,8 +956,10 @@ static void relay(sy_req_t *r, const char *endpoint)
         reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
-    json_object_put(root);
-    r->json = NULL;
+    if (r->json == root) {
+        json_object_put(root);
+        r->json = NULL;
+    }
     /* URL: base_url (with its /v1) + the endpoint. */
     sy_buf_reset(&r->up_url);
     size_t bl = strlen(prov->base_url);
@@ -889,6 +1008,7 @@ static void relay(sy_req_t *r, const char *endpoint)
                                                    : (uint32_t)w->cfg.upstream_total_timeout_ms,
         .stream = r->stream,
     };
+    sy_routing_attempt_start(r);
     int started = sy_upstream_start(w->upstream, &r->xfer, &ur, &CBS, r);
     sy_provider_request_free(&preq); /* libcurl copied the URL and headers */
     if (started != 0) {
@@ -989,13 +1109,13 @@ void sy_proxy_handle(sy_req_t *r)
         return;
     case EP_EMB:
         r->embeddings = true;
-        relay(r, "/embeddings");
+        relay(r);
         return;
     case EP_MESSAGES:
-        relay(r, "/chat/completions");
+        relay(r);
         return;
     default:
-        relay(r, "/chat/completions");
+        relay(r);
         return;
     }
 }

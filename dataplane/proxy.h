@@ -13,6 +13,9 @@ void sy_proxy_handle(sy_req_t *r);
 void sy_proxy_on_drain(sy_req_t *r);
 /* The connection is closing while r is in flight: cancel the upstream. */
 void sy_proxy_abort(sy_req_t *r);
+/* Starts the next upstream attempt of r after a failover backoff (the
+ * routing module's timer calls it). */
+void sy_proxy_resume(sy_req_t *r);
 /* r is finished: write the access log line, record usage and release the
  * request's resources (the snapshot reference, the upstream state). */
 void sy_proxy_finish(sy_req_t *r);

@@ -41,18 +41,18 @@ typedef struct sy_ratelimit_check {
  * (figures of the tightest applicable limit, scaled back to the cluster:
  * this worker's remaining / share). */
 typedef struct sy_ratelimit_result {
-    bool allowed;                 /* admitted (and taken from every bucket) */
-    bool refused_tokens;          /* refused on TPM (else on RPM) when !allowed */
-    sy_ratelimit_scope_t scope;   /* the refusing limit's scope */
-    bool has_requests;            /* a RPM limit applied */
-    uint64_t limit_requests;      /* cluster-wide RPM of the tightest limit */
-    uint64_t remaining_requests;  /* after this request */
-    uint32_t reset_requests_ms;   /* until that bucket is full again */
-    bool has_tokens;              /* a TPM limit applied */
-    uint64_t limit_tokens;        /* cluster-wide TPM of the tightest limit */
-    uint64_t remaining_tokens;    /* after this request's estimate */
-    uint32_t reset_tokens_ms;     /* until that bucket is full again */
-    uint32_t retry_after_ms;      /* refused: when a retry can succeed */
+    bool allowed;                /* admitted (and taken from every bucket) */
+    bool refused_tokens;         /* refused on TPM (else on RPM) when !allowed */
+    sy_ratelimit_scope_t scope;  /* the refusing limit's scope */
+    bool has_requests;           /* a RPM limit applied */
+    uint64_t limit_requests;     /* cluster-wide RPM of the tightest limit */
+    uint64_t remaining_requests; /* after this request */
+    uint32_t reset_requests_ms;  /* until that bucket is full again */
+    bool has_tokens;             /* a TPM limit applied */
+    uint64_t limit_tokens;       /* cluster-wide TPM of the tightest limit */
+    uint64_t remaining_tokens;   /* after this request's estimate */
+    uint32_t reset_tokens_ms;    /* until that bucket is full again */
+    uint32_t retry_after_ms;     /* refused: when a retry can succeed */
 } sy_ratelimit_result_t;
 
 typedef struct sy_ratelimit sy_ratelimit_t;

@@ -46,8 +46,7 @@ const sy_breaker_config_t *sy_router_breaker_config(const sy_router_t *rt)
     return &rt->cfg;
 }
 
-sy_router_target_t *sy_router_state(sy_router_t *rt, const char *provider_id,
-                                    const char *model_id)
+sy_router_target_t *sy_router_state(sy_router_t *rt, const char *provider_id, const char *model_id)
 {
     char key[512];
     int n = snprintf(key, sizeof(key), "%s\n%s", provider_id ? provider_id : "",
@@ -141,8 +140,7 @@ static bool parse_i64(sy_str_t v, int64_t *out)
     return true;
 }
 
-void sy_router_observe_header(sy_router_target_t *t, sy_str_t name, sy_str_t value,
-                              uint64_t now_ms)
+void sy_router_observe_header(sy_router_target_t *t, sy_str_t name, sy_str_t value, uint64_t now_ms)
 {
     static const struct {
         const char *name;
@@ -153,8 +151,7 @@ void sy_router_observe_header(sy_router_target_t *t, sy_str_t name, sy_str_t val
         {"x-ratelimit-limit-tokens", offsetof(sy_router_target_t, rl_tok_limit)},
         {"x-ratelimit-remaining-tokens", offsetof(sy_router_target_t, rl_tok_remaining)},
         {"anthropic-ratelimit-requests-limit", offsetof(sy_router_target_t, rl_req_limit)},
-        {"anthropic-ratelimit-requests-remaining",
-         offsetof(sy_router_target_t, rl_req_remaining)},
+        {"anthropic-ratelimit-requests-remaining", offsetof(sy_router_target_t, rl_req_remaining)},
         {"anthropic-ratelimit-tokens-limit", offsetof(sy_router_target_t, rl_tok_limit)},
         {"anthropic-ratelimit-tokens-remaining", offsetof(sy_router_target_t, rl_tok_remaining)},
     };
@@ -340,14 +337,14 @@ static bool stats_one(sy_str_t key, void *value, void *arg)
     c->rc |= sy_buf_append_str(b, ",\"model\":");
     c->rc |= nl ? sy_buf_append_json_string(b, nl + 1, key.len - plen - 1)
                 : sy_buf_append_str(b, "\"\"");
-    c->rc |= sy_buf_appendf(
-        b,
-        ",\"breaker\":\"%s\",\"opens\":%llu,\"in_flight\":%u,\"attempts\":%llu,"
-        "\"failures\":%llu,\"ttft_p50_ms\":%lld,\"headroom\":%.3f}",
-        sy_breaker_state_name(&t->breaker, &c->rt->cfg, c->now),
-        (unsigned long long)t->breaker.opens, t->in_flight, (unsigned long long)t->attempts,
-        (unsigned long long)t->failures, (long long)sy_router_ttft_percentile(t, 50),
-        sy_router_headroom(t, c->now));
+    c->rc |=
+        sy_buf_appendf(b,
+                       ",\"breaker\":\"%s\",\"opens\":%llu,\"in_flight\":%u,\"attempts\":%llu,"
+                       "\"failures\":%llu,\"ttft_p50_ms\":%lld,\"headroom\":%.3f}",
+                       sy_breaker_state_name(&t->breaker, &c->rt->cfg, c->now),
+                       (unsigned long long)t->breaker.opens, t->in_flight,
+                       (unsigned long long)t->attempts, (unsigned long long)t->failures,
+                       (long long)sy_router_ttft_percentile(t, 50), sy_router_headroom(t, c->now));
     return false;
 }
 

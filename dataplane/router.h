@@ -57,19 +57,19 @@ typedef struct sy_router_target {
 } sy_router_target_t;
 
 typedef struct sy_router_candidate {
-    const Switchyard__RouteTarget *target;  /* borrowed from the snapshot */
-    const sy_snapshot_model_t *model;       /* borrowed from the snapshot */
-    const Switchyard__Provider *provider;   /* borrowed; the target's provider */
-    sy_router_target_t *state;              /* borrowed from the router */
-    double score;                           /* the strategy's sort key (lower first) */
+    const Switchyard__RouteTarget *target; /* borrowed from the snapshot */
+    const sy_snapshot_model_t *model;      /* borrowed from the snapshot */
+    const Switchyard__Provider *provider;  /* borrowed; the target's provider */
+    sy_router_target_t *state;             /* borrowed from the router */
+    double score;                          /* the strategy's sort key (lower first) */
 } sy_router_candidate_t;
 
 typedef struct sy_router_plan {
-    const Switchyard__RouteRule *rule;      /* borrowed; the matched rule */
-    size_t n;                               /* candidates, in the order to try */
+    const Switchyard__RouteRule *rule; /* borrowed; the matched rule */
+    size_t n;                          /* candidates, in the order to try */
     sy_router_candidate_t c[SY_ROUTER_MAX_CANDIDATES];
-    size_t skipped_open;                    /* targets left out: breaker open */
-    size_t skipped_unknown;                 /* targets left out: model/provider unknown */
+    size_t skipped_open;    /* targets left out: breaker open */
+    size_t skipped_unknown; /* targets left out: model/provider unknown */
 } sy_router_plan_t;
 
 typedef struct sy_router sy_router_t;
@@ -92,8 +92,7 @@ int sy_router_plan(sy_router_t *rt, const sy_snapshot_t *snap, const Switchyard_
                    sy_router_plan_t *out);
 
 /* The live state of a target, created on first use; NULL on ENOMEM. */
-sy_router_target_t *sy_router_state(sy_router_t *rt, const char *provider_id,
-                                    const char *model_id);
+sy_router_target_t *sy_router_state(sy_router_t *rt, const char *provider_id, const char *model_id);
 
 /* Records a time to first token. */
 void sy_router_observe_ttft(sy_router_target_t *t, uint32_t ms);

@@ -12,7 +12,7 @@
 #define PENDING_MAX (256 * 1024) /* unparsed pipelined input kept before reading stops */
 #define LOW_WATER_DIV 4          /* resume the upstream below high-water / 4 */
 
-enum { H_OTHER = 0, H_AUTH, H_APIKEY, H_CTYPE, H_EXPECT };
+enum { H_OTHER = 0, H_AUTH, H_APIKEY, H_CTYPE, H_EXPECT, H_TASK, H_LATENCY };
 
 /* A write that could not complete at once: the remaining bytes follow. */
 typedef struct write_req {
@@ -98,6 +98,7 @@ static void on_closed(uv_handle_t *h)
     sy_buf_free(&c->req.body);
     sy_buf_free(&c->req.resp);
     sy_buf_free(&c->req.up_url);
+    sy_buf_free(&c->req.rt.canon);
     free(c);
     sy_worker_check_drained(w);
 }
@@ -289,7 +290,7 @@ static int write_head(sy_req_t *r, int status, const char *ctype, size_t content
                       bool chunked, const char *extra, const char *body, size_t body_len)
 {
     sy_conn_t *c = r->conn;
-    char head[1024], length[128];
+    char head[2048], length[128], routing[768];
     bool close = !c->keep_alive || c->worker->draining;
     if (chunked)
         snprintf(
@@ -298,9 +299,10 @@ static int write_head(sy_req_t *r, int status, const char *ctype, size_t content
     else
         snprintf(length, sizeof(length), "Content-Length: %zu\r\n", content_length);
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%sx-request-id: %s\r\n%s%s\r\n", status,
-                     status_text(status), ctype, length, r->id,
-                     close ? "Connection: close\r\n" : "", extra ? extra : "");
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%sx-request-id: %s\r\n%s%s%s\r\n",
+                     status, status_text(status), ctype, length, r->id,
+                     close ? "Connection: close\r\n" : "", extra ? extra : "",
+                     sy_routing_head(r, routing, sizeof(routing)) > 0 ? routing : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         return UV_EINVAL;
     r->status = status;
@@ -409,6 +411,10 @@ static int on_message_begin(llhttp_t *p)
     r->ctype[0] = '\0';
     r->expect_continue = false;
     r->expect_other = false;
+    r->task_len = 0;
+    r->task[0] = '\0';
+    r->latency_len = 0;
+    r->latency[0] = '\0';
     r->header_bytes = 0;
     sy_buf_reset(&r->body);
     c->hname_len = 0;
@@ -477,6 +483,10 @@ static int on_header_field_complete(llhttp_t *p)
         c->hwhich = H_CTYPE;
     else if (strcmp(h, "expect") == 0)
         c->hwhich = H_EXPECT;
+    else if (strcmp(h, "x-switchyard-task") == 0)
+        c->hwhich = H_TASK;
+    else if (strcmp(h, "x-switchyard-latency") == 0)
+        c->hwhich = H_LATENCY;
     if (c->hwhich == H_AUTH || c->hwhich == H_APIKEY) {
         /* Authorization wins over x-api-key when both are present. */
         if (c->hwhich == H_APIKEY && c->req.auth_len > 0 && c->req.auth_is_bearer)
@@ -488,6 +498,10 @@ static int on_header_field_complete(llhttp_t *p)
         }
     } else if (c->hwhich == H_CTYPE) {
         c->req.ctype_len = 0;
+    } else if (c->hwhich == H_TASK) {
+        c->req.task_len = 0;
+    } else if (c->hwhich == H_LATENCY) {
+        c->req.latency_len = 0;
     }
     c->hname_len = 0;
     return 0;
@@ -519,6 +533,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
         break;
     case H_CTYPE:
         append_capped(r->ctype, sizeof(r->ctype), &r->ctype_len, NULL, at, n);
+        break;
+    case H_TASK:
+        append_capped(r->task, sizeof(r->task), &r->task_len, NULL, at, n);
+        break;
+    case H_LATENCY:
+        append_capped(r->latency, sizeof(r->latency), &r->latency_len, NULL, at, n);
         break;
     case H_EXPECT: {
         sy_str_t v = sy_str_trim((sy_str_t){at, n});

@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "sse.h"
 #include "dataplane/openai.h"
+#include "dataplane/routing.h"
 #include "dataplane/providers/anthropic_ingress.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/upstream.h"
@@ -51,8 +52,12 @@ typedef struct sy_req {
     size_t ctype_len;
     bool expect_continue; /* Expect: 100-continue */
     bool expect_other;    /* another Expect value (417) */
-    sy_buf_t body;        /* owned; the request body */
-    size_t header_bytes;  /* bytes of request line + headers so far */
+    char task[64];        /* x-switchyard-task, NUL-terminated, truncated */
+    size_t task_len;
+    char latency[16]; /* x-switchyard-latency, NUL-terminated, truncated */
+    size_t latency_len;
+    sy_buf_t body;       /* owned; the request body */
+    size_t header_bytes; /* bytes of request line + headers so far */
     /* proxy state */
     char id[SY_REQ_ID_LEN];           /* request id, NUL-terminated */
     uint64_t start_ms;                /* loop time when the request was dispatched */
@@ -86,6 +91,7 @@ typedef struct sy_req {
     uint64_t bytes_out;      /* response bytes written */
     int64_t ttft_ms;         /* first relayed event (stream) or first byte, -1 none */
     int64_t upstream_ms;     /* upstream time to first byte, -1 none */
+    sy_routing_req_t rt;     /* routing, admission and failover state (routing.c) */
     /* translation (dataplane/providers) */
     const sy_provider_ops_t *adapter; /* borrowed; Anthropic/Gemini upstream, NULL = passthrough */
     sy_provider_stream_t *pstream;    /* owned; translates the upstream stream (adapter set) */

@@ -5,9 +5,9 @@
 #include <string.h>
 
 typedef struct entry {
-    struct entry *next; /* owned; chain */
-    uint64_t hash;      /* of the key */
-    size_t key_len;     /* key bytes, stored after the value */
+    struct entry *next;  /* owned; chain */
+    uint64_t hash;       /* of the key */
+    size_t key_len;      /* key bytes, stored after the value */
     max_align_t value[]; /* value_size bytes, then the key */
 } entry_t;
 

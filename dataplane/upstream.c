@@ -405,6 +405,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *userp)
         cap = sizeof(x->retry_after);
         skip = 12;
     }
+    if (dst == NULL && x->cbs != NULL && x->cbs->on_header != NULL)
+        x->cbs->on_header(x->ctx, x, p, n);
     if (dst != NULL) {
         const char *v = p + skip, *end = p + n;
         while (v < end && (*v == ' ' || *v == '\t'))

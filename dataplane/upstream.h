@@ -29,6 +29,9 @@ typedef struct sy_upstream_cbs {
      * message); the easy handle is already removed. The xfer may be freed
      * or reused from here. Not called after sy_upstream_cancel. */
     void (*on_done)(void *ctx, sy_upstream_xfer_t *x, int result, const char *why);
+    /* Optional (NULL = none): one raw response header line ("Name: value\r\n"),
+     * e.g. for provider rate-limit figures. Runs inside libcurl. */
+    void (*on_header)(void *ctx, sy_upstream_xfer_t *x, const char *line, size_t n);
 } sy_upstream_cbs_t;
 
 /* One transfer; embed it in the request that owns it. */

@@ -2,6 +2,8 @@
 #include "dataplane/worker.h"
 
 #include "dataplane/control_link.h"
+#include "dataplane/proxy.h"
+#include "dataplane/routing.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -61,6 +63,8 @@ static void stop(sy_worker_t *w)
     sy_server_close_idle(w, true);
     sy_upstream_close(w->upstream);
     w->upstream = NULL;
+    sy_routing_close(w->routing);
+    w->routing = NULL;
     sy_control_link_detach(w); /* control link: last usage out, then closes */
     if (!uv_is_closing((uv_handle_t *)&w->listener))
         uv_close((uv_handle_t *)&w->listener, on_handle_closed);
@@ -206,7 +210,8 @@ int sy_worker_run(const sy_worker_config_t *cfg)
     }
     w->usage = sy_usage_new();
     w->json = sy_json_parser_new();
-    if (w->usage == NULL || w->json == NULL || sy_upstream_new(&w->loop, &w->upstream) != 0)
+    if (w->usage == NULL || w->json == NULL || sy_upstream_new(&w->loop, &w->upstream) != 0 ||
+        sy_routing_new(&w->loop, sy_proxy_resume, &w->routing) != 0)
         goto out;
     if (cfg->snapshot_file != NULL) {
         sy_snapshot_t *snap = NULL;
@@ -260,6 +265,8 @@ out:
         sy_upstream_close(w->upstream);
         w->upstream = NULL;
     }
+    sy_routing_close(w->routing);
+    w->routing = NULL;
     uv_walk(&w->loop, walk_close, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);

@@ -61,6 +61,7 @@ struct sy_worker {
     sy_buf_t scratch;           /* owned; per-event output assembly */
     sy_buf_t access_log;        /* owned; complete access-log lines not yet written */
     void *control_link;         /* owned by control_link.c when --control is set, else NULL */
+    struct sy_routing *routing; /* owned; router, limits, budget leases (routing.c) */
     char read_buf[65536];       /* shared read buffer: parsed synchronously in on_read */
 };
 

@@ -108,8 +108,8 @@ static void test_retry_policy(void **state)
     assert_int_equal(sy_retry_parse_after("-1", 0, &ms), SY_EINVAL);
     assert_int_equal(ms, 42);
 
-    sy_retry_policy_t p = {.max_attempts = 3, .deadline_ms = 1000, .base_ms = 100,
-                           .max_backoff_ms = 300};
+    sy_retry_policy_t p = {
+        .max_attempts = 3, .deadline_ms = 1000, .base_ms = 100, .max_backoff_ms = 300};
     /* Full jitter within the doubling ceiling, capped. */
     for (uint64_t r = 0; r < 1000; r += 7) {
         assert_true(sy_retry_backoff_ms(&p, 1, -1, r) <= 100);
@@ -244,8 +244,10 @@ static sy_snapshot_t *load_snap(void)
 
 static sy_router_input_t input(void)
 {
-    sy_router_input_t in = {.prompt_tokens = 100, .tenant_tier = "standard",
-                            .budget_remaining_fraction = 1.0, .now_unix = 1000};
+    sy_router_input_t in = {.prompt_tokens = 100,
+                            .tenant_tier = "standard",
+                            .budget_remaining_fraction = 1.0,
+                            .now_unix = 1000};
     return in;
 }
 

@@ -1,0 +1,701 @@
+/* Routing on the request path; see routing.h. */
+#include "dataplane/routing.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "dataplane/server.h"
+#include "dataplane/strmap.h"
+#include "dataplane/worker.h"
+
+#define DEFAULT_OUTPUT_TOKENS 256
+#define MAX_BUDGETS_PER_SCOPE 4
+
+typedef struct budget_refs {
+    uint32_t n;                          /* budgets of this scope id */
+    uint32_t idx[MAX_BUDGETS_PER_SCOPE]; /* indexes into the snapshot's budgets */
+} budget_refs_t;
+
+struct sy_routing {
+    uv_timer_t timer;              /* backoff waits; the struct is freed in its close callback */
+    sy_routing_resume_fn resume;   /* starts the next attempt of a request */
+    sy_router_t *router;           /* owned */
+    sy_ratelimit_t *limits;        /* owned */
+    sy_budget_ledger_t *budgets;   /* owned */
+    sy_strmap_t *budget_index;     /* owned; "<scope>:<id>" -> budget_refs_t, for one snapshot */
+    uint64_t budget_index_version; /* snapshot version the index was built for */
+    const void *budget_index_snap; /* the snapshot message it was built for (identity only) */
+    struct sy_req *waiting;        /* borrowed list of requests in a backoff wait */
+    uint64_t rnd;                  /* xorshift state */
+    char *clock_file;              /* owned; SWITCHYARD_FAKE_NOW_FILE, NULL = the real clock */
+    int64_t fake_unix_ms;          /* last value read from clock_file */
+    struct timespec clock_mtime;   /* of clock_file when read */
+    uint64_t clock_checked_ms;     /* loop time clock_file was last checked */
+    uint64_t attempts;             /* stats */
+    uint64_t failovers;
+    uint64_t refused_rate;
+    uint64_t refused_budget;
+};
+
+static const char E_NO_MODEL_FOUND[] = "The model does not exist or you do not have access to it.";
+static const char E_NO_TARGET[] =
+    "Every target of this route is unavailable right now (circuit open); try again shortly.";
+static const char E_NO_RULE[] = "No rule of this route matches the request.";
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return dflt;
+    char *end = NULL;
+    unsigned long long x = strtoull(v, &end, 10);
+    return (end != NULL && *end == '\0') ? (uint64_t)x : dflt;
+}
+
+static void on_timer(uv_timer_t *t);
+
+int sy_routing_new(uv_loop_t *loop, sy_routing_resume_fn resume, sy_routing_t **out)
+{
+    sy_routing_t *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL)
+        return SY_ENOMEM;
+    sy_breaker_config_t bc = sy_breaker_defaults;
+    bc.failures = (uint32_t)env_u64("SWITCHYARD_BREAKER_FAILURES", bc.failures);
+    bc.min_requests = (uint32_t)env_u64("SWITCHYARD_BREAKER_MIN_REQUESTS", bc.min_requests);
+    bc.window_ms = (uint32_t)env_u64("SWITCHYARD_BREAKER_WINDOW_MS", bc.window_ms);
+    bc.open_ms = (uint32_t)env_u64("SWITCHYARD_BREAKER_OPEN_MS", bc.open_ms);
+    const char *er = getenv("SWITCHYARD_BREAKER_ERROR_RATE");
+    if (er != NULL && *er != '\0')
+        bc.error_rate = atof(er);
+    rt->router = sy_router_new(&bc);
+    rt->limits = sy_ratelimit_new((uint32_t)env_u64("SWITCHYARD_RATELIMIT_WINDOW_MS", 60000));
+    rt->budgets = sy_budget_ledger_new();
+    const char *cf = getenv("SWITCHYARD_FAKE_NOW_FILE");
+    if (cf != NULL && *cf != '\0')
+        rt->clock_file = strdup(cf);
+    if (rt->router == NULL || rt->limits == NULL || rt->budgets == NULL ||
+        (cf != NULL && *cf != '\0' && rt->clock_file == NULL)) {
+        sy_router_free(rt->router);
+        sy_ratelimit_free(rt->limits);
+        sy_budget_ledger_free(rt->budgets);
+        free(rt->clock_file);
+        free(rt);
+        return SY_ENOMEM;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    rt->rnd = (uint64_t)ts.tv_nsec * 6364136223846793005ULL + (uint64_t)getpid();
+    rt->resume = resume;
+    uv_timer_init(loop, &rt->timer);
+    *out = rt;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    sy_routing_t *rt = sy_container_of((uv_timer_t *)h, sy_routing_t, timer);
+    sy_router_free(rt->router);
+    sy_ratelimit_free(rt->limits);
+    sy_budget_ledger_free(rt->budgets);
+    sy_strmap_free(rt->budget_index);
+    free(rt->clock_file);
+    free(rt);
+}
+
+void sy_routing_close(sy_routing_t *rt)
+{
+    if (rt == NULL)
+        return;
+    uv_close((uv_handle_t *)&rt->timer, on_closed);
+}
+
+static uint64_t next_rnd(sy_routing_t *rt)
+{
+    uint64_t x = rt->rnd ? rt->rnd : 88172645463325252ULL;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    rt->rnd = x;
+    return x;
+}
+
+int64_t sy_routing_now_unix_ms(sy_routing_t *rt)
+{
+    struct timespec ts;
+    if (rt->clock_file != NULL) {
+        /* Tests: the file holds the time; it is stat'ed at most every 50 ms. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t mono = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        if (rt->fake_unix_ms == 0 || mono >= rt->clock_checked_ms + 50) {
+            rt->clock_checked_ms = mono;
+            struct stat st;
+            if (stat(rt->clock_file, &st) == 0 &&
+                (rt->fake_unix_ms == 0 || st.st_mtim.tv_sec != rt->clock_mtime.tv_sec ||
+                 st.st_mtim.tv_nsec != rt->clock_mtime.tv_nsec)) {
+                FILE *f = fopen(rt->clock_file, "r");
+                double s = 0;
+                if (f != NULL) {
+                    if (fscanf(f, "%lf", &s) == 1 && s > 0) {
+                        rt->fake_unix_ms = (int64_t)(s * 1000.0);
+                        rt->clock_mtime = st.st_mtim;
+                    }
+                    fclose(f);
+                }
+            }
+        }
+        if (rt->fake_unix_ms > 0)
+            return rt->fake_unix_ms;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- budgets of a request ------------------------------------------------------ */
+
+static void index_key(char *buf, size_t size, int scope, const char *id, sy_str_t *out)
+{
+    int n = snprintf(buf, size, "%d:%s", scope, id ? id : "");
+    size_t len = n < 0 ? 0 : ((size_t)n < size ? (size_t)n : size - 1);
+    *out = (sy_str_t){buf, len};
+}
+
+/* (Re)builds the scope -> budgets index for the snapshot (once per snapshot). */
+static void index_budgets(sy_routing_t *rt, const Switchyard__Snapshot *s)
+{
+    if (rt->budget_index != NULL && rt->budget_index_snap == (const void *)s)
+        return;
+    sy_strmap_free(rt->budget_index);
+    rt->budget_index = sy_strmap_new(sizeof(budget_refs_t));
+    rt->budget_index_snap = s;
+    if (rt->budget_index == NULL)
+        return;
+    for (size_t i = 0; i < s->n_budgets; i++) {
+        char buf[256];
+        sy_str_t k;
+        index_key(buf, sizeof(buf), (int)s->budgets[i]->scope, s->budgets[i]->scope_id, &k);
+        budget_refs_t *br = sy_strmap_upsert(rt->budget_index, k, NULL);
+        if (br != NULL && br->n < MAX_BUDGETS_PER_SCOPE)
+            br->idx[br->n++] = (uint32_t)i;
+    }
+}
+
+static size_t request_budgets(sy_routing_t *rt, const sy_req_t *r, const Switchyard__Budget **out,
+                              size_t cap)
+{
+    const Switchyard__Snapshot *s = sy_snapshot_proto(r->snap);
+    if (s->n_budgets == 0)
+        return 0;
+    index_budgets(rt, s);
+    if (rt->budget_index == NULL)
+        return 0;
+    struct {
+        int scope;
+        const char *id;
+    } scopes[3] = {
+        {SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_KEY, r->key->pb->id},
+        {SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_TEAM, r->key->pb->team_id},
+        {SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_TENANT, r->key->pb->tenant_id},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < 3; i++) {
+        if (scopes[i].id == NULL || scopes[i].id[0] == '\0')
+            continue;
+        char buf[256];
+        sy_str_t k;
+        index_key(buf, sizeof(buf), scopes[i].scope, scopes[i].id, &k);
+        const budget_refs_t *br = sy_strmap_get(rt->budget_index, k);
+        for (uint32_t j = 0; br != NULL && j < br->n && n < cap; j++)
+            out[n++] = s->budgets[br->idx[j]];
+    }
+    return n;
+}
+
+/* --- admission and planning ---------------------------------------------------- */
+
+static double share_of(const sy_req_t *r)
+{
+    uint32_t live = sy_snapshot_proto(r->snap)->live_workers;
+    return live > 1 ? 1.0 / (double)live : 1.0;
+}
+
+static const char *scope_name(sy_ratelimit_scope_t s)
+{
+    switch (s) {
+    case SY_RATELIMIT_TEAM:
+        return "team";
+    case SY_RATELIMIT_TENANT:
+        return "organization";
+    case SY_RATELIMIT_MODEL:
+        return "model";
+    default:
+        return "api key";
+    }
+}
+
+static void add_check(sy_routing_req_t *q, sy_ratelimit_scope_t scope, const char *id,
+                      const Switchyard__RateLimit *l)
+{
+    if (l == NULL || (l->rpm == 0 && l->tpm == 0) || q->n_checks >= SY_RATELIMIT_MAX_CHECKS)
+        return;
+    q->checks[q->n_checks++] = (sy_ratelimit_check_t){scope, id, l->rpm, l->tpm};
+}
+
+static uint64_t output_estimate(json_object *root, const Switchyard__Model *m)
+{
+    int64_t v = 0;
+    if (root != NULL &&
+        (sy_json_get_int64(root, "max_completion_tokens", &v) == 0 ||
+         sy_json_get_int64(root, "max_tokens", &v) == 0) &&
+        v > 0)
+        return (uint64_t)v;
+    if (m != NULL && m->default_max_tokens > 0)
+        return m->default_max_tokens;
+    return DEFAULT_OUTPUT_TOKENS;
+}
+
+static void set_candidate(sy_req_t *r, size_t i)
+{
+    sy_routing_req_t *q = &r->rt;
+    r->model = q->plan.c[i].model;
+    q->provider = q->plan.c[i].provider;
+    q->cur = q->plan.c[i].state;
+    q->next = i + 1;
+}
+
+bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
+{
+    sy_worker_t *w = r->conn->worker;
+    sy_routing_t *rt = w->routing;
+    sy_routing_req_t *q = &r->rt;
+    uint64_t now_ms = uv_now(&w->loop);
+    q->retry_after_ms = -1;
+    /* Resolve: a concrete model first, then a route alias. */
+    const sy_snapshot_model_t *m = sy_snapshot_find_model(r->snap, name);
+    const Switchyard__Route *route = NULL;
+    if (m != NULL) {
+        if (!sy_snapshot_key_allows(r->key, name) || m->provider == NULL) {
+            sy_server_error(r, 404, "invalid_request_error", "model_not_found", "model",
+                            E_NO_MODEL_FOUND);
+            return false;
+        }
+    } else {
+        route = sy_snapshot_find_route(r->snap, name, r->key->pb->tenant_id);
+        if (route == NULL || !sy_snapshot_key_allows(r->key, name)) {
+            sy_server_error(r, 404, "invalid_request_error", "model_not_found", "model",
+                            E_NO_MODEL_FOUND);
+            return false;
+        }
+        r->route = route->alias;
+        q->route = route;
+    }
+    /* Estimates: about 4 bytes per token of the request body. */
+    q->prompt_est = r->body.len / 4 + 1;
+    /* Route inputs. */
+    sy_router_input_t in = {
+        .prompt_tokens = q->prompt_est,
+        .max_output_tokens = 0,
+        .tenant_tier = r->key->tenant ? r->key->tenant->tier : NULL,
+        .budget_remaining_fraction = 1.0,
+        .now_unix = r->start_unix_ms / 1000,
+    };
+    int64_t mo = 0;
+    if (root != NULL &&
+        (sy_json_get_int64(root, "max_completion_tokens", &mo) == 0 ||
+         sy_json_get_int64(root, "max_tokens", &mo) == 0) &&
+        mo > 0)
+        in.max_output_tokens = (uint64_t)mo;
+    in.task = (sy_str_t){r->task, r->task_len};
+    if (in.task.len == 0 && root != NULL) {
+        json_object *md = sy_json_get_object(root, "metadata");
+        size_t tl = 0;
+        const char *t = md ? sy_json_get_string(md, "task", &tl) : NULL;
+        if (t != NULL)
+            in.task = (sy_str_t){t, tl};
+    }
+    in.latency_class = (sy_str_t){r->latency, r->latency_len};
+    /* Budgets: the fraction left steers rules; the reservation comes below. */
+    const Switchyard__Budget *bs[SY_BUDGET_MAX_HOLDS];
+    size_t nb = request_budgets(rt, r, bs, SY_BUDGET_MAX_HOLDS);
+    int64_t now_unix = sy_routing_now_unix_ms(rt) / 1000;
+    const char *tz = r->key->tenant ? r->key->tenant->time_zone : NULL;
+    double share = share_of(r);
+    if (nb > 0)
+        in.budget_remaining_fraction =
+            sy_budget_remaining_fraction(rt->budgets, bs, nb, tz, share, now_unix);
+    /* Plan. */
+    if (route != NULL) {
+        int rc = sy_router_plan(rt->router, r->snap, route, &in, now_ms, next_rnd(rt), &q->plan);
+        if (rc == SY_ENOENT) {
+            sy_server_error(r, 404, "invalid_request_error", "no_matching_rule", "model",
+                            E_NO_RULE);
+            return false;
+        }
+        if (rc != 0 || q->plan.n == 0) {
+            r->error = "no available target";
+            sy_server_error(r, 503, "server_error", "no_available_target", NULL, E_NO_TARGET);
+            return false;
+        }
+        q->policy.max_attempts = route->max_attempts ? route->max_attempts : 3;
+        q->policy.deadline_ms = route->deadline_ms;
+    } else {
+        q->plan.rule = NULL;
+        q->plan.n = 1;
+        q->plan.c[0] = (sy_router_candidate_t){
+            .target = NULL,
+            .model = m,
+            .provider = m->provider,
+            .state = sy_router_state(rt->router, m->provider->id, m->pb->id),
+        };
+        q->policy.max_attempts = 1; /* a concrete model: its answer, whatever it is */
+    }
+    set_candidate(r, 0);
+    const Switchyard__Model *mp = r->model->pb;
+    /* Rate limits: key, team, tenant, model (each worker its share). */
+    add_check(q, SY_RATELIMIT_KEY, r->key->pb->id, r->key->pb->limits);
+    if (r->key->team != NULL)
+        add_check(q, SY_RATELIMIT_TEAM, r->key->team->id, r->key->team->limits);
+    if (r->key->tenant != NULL)
+        add_check(q, SY_RATELIMIT_TENANT, r->key->tenant->id, r->key->tenant->limits);
+    add_check(q, SY_RATELIMIT_MODEL, mp->id, mp->limits);
+    uint64_t out_est = output_estimate(root, mp);
+    q->tokens_est = q->prompt_est + out_est;
+    if (q->n_checks > 0) {
+        int rc = sy_ratelimit_admit(rt->limits, q->checks, q->n_checks, q->tokens_est, share,
+                                    now_ms, &q->rl);
+        if (rc == SY_EAGAIN) {
+            rt->refused_rate++;
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "Rate limit reached for %s on %s per min: limit %llu. Please try again in "
+                     "%.1fs.",
+                     scope_name(q->rl.scope), q->rl.refused_tokens ? "tokens" : "requests",
+                     (unsigned long long)(q->rl.refused_tokens ? q->rl.limit_tokens
+                                                               : q->rl.limit_requests),
+                     q->rl.retry_after_ms / 1000.0);
+            r->error = "rate limited";
+            q->refused = true;
+            q->refused_retry_ms = q->rl.retry_after_ms;
+            sy_server_error(r, 429, "requests", "rate_limit_exceeded", NULL, msg);
+            return false;
+        }
+        q->rl_admitted = true;
+    }
+    /* Budgets: reserve the estimated cost on every budget that applies. */
+    if (nb > 0) {
+        double est = sy_router_estimate_cost(mp, now_unix, q->prompt_est, out_est);
+        sy_budget_verdict_t v;
+        int rc = sy_budget_reserve(rt->budgets, bs, nb, tz, share, est, now_unix, &q->hold, &v);
+        if (rc == SY_EAGAIN) {
+            rt->refused_budget++;
+            const Switchyard__Budget *b = v.refused_by;
+            int64_t wait = v.reset_at > now_unix ? v.reset_at - now_unix : 1;
+            q->retry_after_ms = wait * 1000;
+            char msg[320];
+            snprintf(msg, sizeof(msg),
+                     "The %s budget '%s' of $%.2f is exhausted for this %s window; it resets at "
+                     "unix time %lld.",
+                     b->hard ? "hard" : "soft", b->id, b->amount_usd,
+                     strcmp(b->period, "daily") == 0 ? "daily" : "monthly", (long long)v.reset_at);
+            r->error = "budget exhausted";
+            q->refused = true;
+            q->refused_retry_ms = (uint64_t)wait * 1000;
+            sy_server_error(r, 429, "insufficient_quota", "budget_exceeded", NULL, msg);
+            return false;
+        }
+        q->budget_soft = v.soft_exceeded;
+    }
+    return true;
+}
+
+/* --- attempts ------------------------------------------------------------------- */
+
+void sy_routing_attempt_start(sy_req_t *r)
+{
+    sy_routing_t *rt = r->conn->worker->routing;
+    sy_routing_req_t *q = &r->rt;
+    uint64_t now = uv_now(&r->conn->worker->loop);
+    q->attempts++;
+    rt->attempts++;
+    if (q->cur != NULL) {
+        q->cur_probe = false;
+        sy_breaker_acquire(&q->cur->breaker, sy_router_breaker_config(rt->router), now,
+                           &q->cur_probe);
+        q->cur->in_flight++;
+        q->cur->attempts++;
+        q->cur_open = true;
+    }
+}
+
+void sy_routing_first_byte(sy_req_t *r)
+{
+    sy_routing_req_t *q = &r->rt;
+    if (q->cur != NULL && r->xfer.start_ms > 0) {
+        uint64_t now = uv_now(&r->conn->worker->loop);
+        sy_router_observe_ttft(q->cur, (uint32_t)(now - r->xfer.start_ms));
+    }
+}
+
+void sy_routing_upstream_header(sy_req_t *r, const char *line, size_t n)
+{
+    sy_routing_req_t *q = &r->rt;
+    if (q->cur == NULL || n < 20)
+        return;
+    const char *colon = memchr(line, ':', n);
+    if (colon == NULL)
+        return;
+    sy_str_t name = {line, (size_t)(colon - line)};
+    sy_str_t value = {colon + 1, n - (size_t)(colon + 1 - line)};
+    sy_router_observe_header(q->cur, name, value, uv_now(&r->conn->worker->loop));
+}
+
+void sy_routing_stream_event(sy_req_t *r)
+{
+    r->rt.events++;
+}
+
+/* Ends the current attempt's bookkeeping with an outcome. */
+static void close_attempt(sy_req_t *r, bool has_outcome, bool success)
+{
+    sy_routing_t *rt = r->conn->worker->routing;
+    sy_routing_req_t *q = &r->rt;
+    if (q->cur == NULL || !q->cur_open)
+        return;
+    q->cur_open = false;
+    if (q->cur->in_flight > 0)
+        q->cur->in_flight--;
+    uint64_t now = uv_now(&r->conn->worker->loop);
+    if (!has_outcome) {
+        sy_breaker_release(&q->cur->breaker, q->cur_probe);
+    } else {
+        if (!success)
+            q->cur->failures++;
+        if (sy_breaker_record(&q->cur->breaker, sy_router_breaker_config(rt->router), now,
+                              q->cur_probe, success)) {
+            char f[200];
+            int n = snprintf(f, sizeof(f), "\"provider\":\"%s\",\"model\":\"%s\"",
+                             q->provider ? q->provider->id : "", r->model ? r->model->pb->id : "");
+            sy_log_fields(SY_LOG_WARN, "breaker_open", f, (size_t)(n > 0 ? n : 0));
+        }
+    }
+    q->cur_probe = false;
+}
+
+static void wait_unlink(sy_routing_t *rt, sy_req_t *r)
+{
+    sy_routing_req_t *q = &r->rt;
+    if (!q->waiting)
+        return;
+    if (q->wait_prev != NULL)
+        q->wait_prev->rt.wait_next = q->wait_next;
+    else
+        rt->waiting = q->wait_next;
+    if (q->wait_next != NULL)
+        q->wait_next->rt.wait_prev = q->wait_prev;
+    q->wait_next = q->wait_prev = NULL;
+    q->waiting = false;
+}
+
+static void arm_timer(sy_routing_t *rt, uint64_t now)
+{
+    uint64_t due = UINT64_MAX;
+    for (sy_req_t *x = rt->waiting; x != NULL; x = x->rt.wait_next)
+        if (x->rt.wait_due_ms < due)
+            due = x->rt.wait_due_ms;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&rt->timer);
+        return;
+    }
+    uv_timer_start(&rt->timer, on_timer, due > now ? due - now : 1, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    sy_routing_t *rt = sy_container_of(t, sy_routing_t, timer);
+    uint64_t now = uv_now(t->loop);
+    /* Take the due requests off the list first: resuming may answer and
+     * finish them, which must not disturb the walk. */
+    sy_req_t *due = NULL;
+    sy_req_t *x = rt->waiting;
+    while (x != NULL) {
+        sy_req_t *nx = x->rt.wait_next;
+        if (x->rt.wait_due_ms <= now) {
+            wait_unlink(rt, x);
+            x->rt.wait_next = due;
+            due = x;
+        }
+        x = nx;
+    }
+    arm_timer(rt, now);
+    while (due != NULL) {
+        sy_req_t *nx = due->rt.wait_next;
+        due->rt.wait_next = NULL;
+        rt->resume(due);
+        due = nx;
+    }
+}
+
+int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after)
+{
+    sy_worker_t *w = r->conn->worker;
+    sy_routing_t *rt = w->routing;
+    sy_routing_req_t *q = &r->rt;
+    uint64_t now = uv_now(&w->loop);
+    bool retryable =
+        result != 0 ? sy_retry_result_retryable(result) : sy_retry_status_retryable(status);
+    /* The caller's own mistakes (4xx) say nothing bad about the target. */
+    close_attempt(r, true, !retryable);
+    if (!retryable)
+        return 0;
+    q->retry_after_ms = -1;
+    int64_t ra;
+    if (retry_after != NULL && retry_after[0] != '\0' &&
+        sy_retry_parse_after(retry_after, r->start_unix_ms / 1000, &ra) == 0) {
+        q->retry_after_ms = ra;
+        if (q->cur != NULL)
+            q->cur->cooldown_until_ms = now + (uint64_t)(ra > 60000 ? 60000 : ra);
+    }
+    uint64_t elapsed = now - r->start_ms;
+    /* The next target in the plan whose breaker still lets traffic through,
+     * at once; after the last one, the plan again from the start after a
+     * backoff (honouring Retry-After). */
+    const sy_breaker_config_t *bc = sy_router_breaker_config(rt->router);
+    for (size_t i = q->next; i < q->plan.n; i++) {
+        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now))
+            continue;
+        if (!sy_retry_may_retry(&q->policy, q->attempts, elapsed, 0))
+            return 0;
+        set_candidate(r, i);
+        rt->failovers++;
+        return 1;
+    }
+    if (q->route == NULL)
+        return 0;
+    for (size_t i = 0; i < q->plan.n; i++) {
+        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now))
+            continue;
+        uint32_t wait =
+            sy_retry_backoff_ms(&q->policy, q->attempts, q->retry_after_ms, next_rnd(rt));
+        if (!sy_retry_may_retry(&q->policy, q->attempts, elapsed, wait))
+            return 0;
+        set_candidate(r, i);
+        rt->failovers++;
+        if (wait == 0)
+            return 1;
+        q->wait_due_ms = now + wait;
+        q->waiting = true;
+        q->wait_prev = NULL;
+        q->wait_next = rt->waiting;
+        if (rt->waiting != NULL)
+            rt->waiting->rt.wait_prev = r;
+        rt->waiting = r;
+        arm_timer(rt, now);
+        return 2;
+    }
+    return 0;
+}
+
+void sy_routing_abort(sy_req_t *r)
+{
+    sy_routing_t *rt = r->conn->worker->routing;
+    if (rt != NULL)
+        wait_unlink(rt, r);
+}
+
+void sy_routing_finish(sy_req_t *r, double cost_usd, uint64_t tokens)
+{
+    sy_worker_t *w = r->conn->worker;
+    sy_routing_t *rt = w->routing;
+    sy_routing_req_t *q = &r->rt;
+    if (rt == NULL) {
+        sy_buf_free(&q->canon);
+        return;
+    }
+    wait_unlink(rt, r);
+    if (q->cur_open) {
+        bool gone = r->status == 0 || r->status == 499;
+        bool ok = !r->upstream_error && r->status < 500 && r->status != 429;
+        close_attempt(r, !gone, ok);
+    }
+    if (q->rl_admitted) {
+        sy_ratelimit_settle(rt->limits, q->checks, q->n_checks, q->tokens_est, tokens,
+                            uv_now(&w->loop));
+    }
+    if (q->hold.n > 0)
+        sy_budget_settle(rt->budgets, &q->hold, cost_usd);
+    sy_buf_t canon = q->canon;
+    sy_buf_reset(&canon);
+    if (canon.cap > 65536)
+        sy_buf_free(&canon);
+    memset(q, 0, sizeof(*q));
+    q->canon = canon; /* the allocation is reused by the connection's next request */
+}
+
+/* --- response headers ------------------------------------------------------------ */
+
+size_t sy_routing_head(const sy_req_t *r, char *out, size_t size)
+{
+    const sy_routing_req_t *q = &r->rt;
+    size_t len = 0;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int n_ = snprintf(out + len, size - len, __VA_ARGS__);                                     \
+        if (n_ < 0 || (size_t)n_ >= size - len) {                                                  \
+            out[0] = '\0';                                                                         \
+            return 0;                                                                              \
+        }                                                                                          \
+        len += (size_t)n_;                                                                         \
+    } while (0)
+    if (size == 0)
+        return 0;
+    out[0] = '\0';
+    if (q->route != NULL) {
+        PUT("x-switchyard-route: %s\r\n", q->route->alias);
+        if (q->plan.rule != NULL && q->plan.rule->name != NULL && q->plan.rule->name[0])
+            PUT("x-switchyard-rule: %s\r\n", q->plan.rule->name);
+    }
+    if (q->attempts > 0 && q->provider != NULL && r->model != NULL) {
+        PUT("x-switchyard-target: %s/%s\r\n", q->provider->id, r->model->pb->id);
+        PUT("x-switchyard-attempts: %u\r\n", q->attempts);
+    }
+    if (q->budget_soft)
+        PUT("x-switchyard-budget: soft-exceeded\r\n");
+    char a[24], b[24];
+    if (q->rl.has_requests) {
+        sy_ratelimit_format_reset(q->rl.reset_requests_ms, a, sizeof(a));
+        PUT("x-ratelimit-limit-requests: %llu\r\nx-ratelimit-remaining-requests: %llu\r\n"
+            "x-ratelimit-reset-requests: %s\r\n",
+            (unsigned long long)q->rl.limit_requests, (unsigned long long)q->rl.remaining_requests,
+            a);
+    }
+    if (q->rl.has_tokens) {
+        sy_ratelimit_format_reset(q->rl.reset_tokens_ms, b, sizeof(b));
+        PUT("x-ratelimit-limit-tokens: %llu\r\nx-ratelimit-remaining-tokens: %llu\r\n"
+            "x-ratelimit-reset-tokens: %s\r\n",
+            (unsigned long long)q->rl.limit_tokens, (unsigned long long)q->rl.remaining_tokens, b);
+    }
+    if (q->refused) {
+        uint64_t secs = (q->refused_retry_ms + 999) / 1000;
+        PUT("Retry-After: %llu\r\n", (unsigned long long)(secs > 0 ? secs : 1));
+    }
+#undef PUT
+    return len;
+}
+
+int sy_routing_stats_json(sy_routing_t *rt, sy_buf_t *out)
+{
+    int rc = sy_buf_appendf(out,
+                            "{\"attempts\":%llu,\"failovers\":%llu,\"refused_rate\":%llu,"
+                            "\"refused_budget\":%llu,\"targets\":",
+                            (unsigned long long)rt->attempts, (unsigned long long)rt->failovers,
+                            (unsigned long long)rt->refused_rate,
+                            (unsigned long long)rt->refused_budget);
+    rc |= sy_router_stats_json(rt->router, uv_now(rt->timer.loop), out);
+    rc |= sy_buf_append_str(out, "}");
+    return rc ? SY_ENOMEM : 0;
+}
