@@ -652,6 +652,13 @@ int main(int argc, char **argv)
      * ends: that is when the gateway holds state for it. */
     uint64_t peak_active = 0, peak_open = 0, all_open_at_ms = 0;
     double peak_t = 0, last_print = t0;
+    /* The steady window runs from the first sample with every stream
+     * answering to the last sample before any stream ended: the gateway only
+     * relays events then, with no connection set-up or tear-down. */
+    probe_t steady_from = {0}, steady_to = {0};
+    uint64_t steady_ev_from = 0, steady_ev_to = 0;
+    double steady_t_from = 0, steady_t_to = 0;
+    int steady = 0; /* 0 not started, 1 open, 2 closed */
     int running = nprocs;
     slot_t sum;
     while (running > 0) {
@@ -670,6 +677,18 @@ int main(int argc, char **argv)
                 probe_tree(tree, &peak);
             if (active == (uint64_t)streams && all_open_at_ms == 0)
                 all_open_at_ms = (uint64_t)((t - t0) * 1000);
+        }
+        if (tree && steady < 2) {
+            if (sum.ended > 0 || sum.refused > 0) {
+                steady = steady ? 2 : 3; /* 3: there never was one */
+            } else if (answering == (uint64_t)streams) {
+                probe_t *p = steady ? &steady_to : &steady_from;
+                if (probe_tree(tree, p) == 0) {
+                    *(steady ? &steady_ev_to : &steady_ev_from) = sum.events;
+                    *(steady ? &steady_t_to : &steady_t_from) = t;
+                    steady = 1;
+                }
+            }
         }
         if (t - last_print >= 1.0) {
             last_print = t;
@@ -703,6 +722,12 @@ int main(int argc, char **argv)
         print_probe("peak", &peak);
         printf(",");
         print_probe("after", &after);
+        if (steady == 2 && steady_ev_to > steady_ev_from) {
+            printf(",\"steady\":{\"events\":%llu,\"cpu_us\":%llu,\"seconds\":%.1f}",
+                   (unsigned long long)(steady_ev_to - steady_ev_from),
+                   (unsigned long long)(steady_to.cpu_us - steady_from.cpu_us),
+                   steady_t_to - steady_t_from);
+        }
     }
     printf("}\n");
     for (int b = 0; b < nrequests; b++)
