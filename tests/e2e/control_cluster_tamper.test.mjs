@@ -25,9 +25,12 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of planes) await p.proc.stop();
-  if (cp) await cp.proc.stop();
+  const codes = [];
+  for (const p of planes) codes.push(await p.proc.stop());
+  const cpCode = cp ? await cp.proc.stop() : 0;
   if (mock) await mock.stop();
+  codes.forEach((c, i) => assert.equal(c, 0, `data plane ${i} exited with ${c}:\n${planes[i].proc.output().slice(-4000)}`));
+  assert.equal(cpCode, 0, `control plane exited with ${cpCode}`);
 });
 
 async function plane(opts) {
