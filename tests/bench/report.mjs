@@ -16,14 +16,22 @@ const int = (v) => (v == null ? '–' : Math.round(v).toLocaleString('en-US'));
 const http = rows.filter((r) => r.kind === 'http');
 const streams = rows.filter((r) => r.kind === 'stream');
 
-// Per (target, conns) figures.
-const fig = new Map();
+// Per (target, conns) figures: with several rounds, each figure is the
+// median over the rounds (taken figure by figure).
+const median = (xs) => {
+  const v = xs.filter((x) => x != null && !Number.isNaN(x)).sort((p, q) => p - q);
+  if (!v.length) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const runs = new Map();
 for (const r of http) {
   if (r.failed) continue;
+  const key = `${r.target}/${r.conns}`;
+  if (!runs.has(key)) runs.set(key, []);
   const w = r.wrk;
   const secs = w.duration_us / 1e6;
-  const errors = w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout;
-  fig.set(`${r.target}/${r.conns}`, {
+  runs.get(key).push({
     target: r.target,
     conns: r.conns,
     rps: w.requests / secs,
@@ -31,7 +39,23 @@ for (const r of http) {
     p99: w.latency_us.p99 / 1000,
     cpu: r.gw_cpu_us == null ? null : r.gw_cpu_us / w.requests,
     mockCpu: r.mock_cpu_us / w.requests,
-    bad: `${w.errors.status}/${errors}`,
+    status: w.errors.status,
+    errors: w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout,
+  });
+}
+const fig = new Map();
+for (const [key, rs] of runs) {
+  const pick = (f) => median(rs.map(f));
+  fig.set(key, {
+    target: rs[0].target,
+    conns: rs[0].conns,
+    rounds: rs.length,
+    rps: pick((x) => x.rps),
+    p50: pick((x) => x.p50),
+    p99: pick((x) => x.p99),
+    cpu: pick((x) => x.cpu),
+    mockCpu: pick((x) => x.mockCpu),
+    bad: `${rs.reduce((n, x) => n + x.status, 0)}/${rs.reduce((n, x) => n + x.errors, 0)}`,
   });
 }
 
@@ -66,7 +90,7 @@ out.push(
   'CPU: utime+stime (+ reaped children) of the gateway\'s whole process tree (master and workers), ' +
     'from /proc/PID/stat before and after the run, divided by the requests wrk completed. ' +
     'Added p50: the target\'s p50 minus the direct-to-mock p50 at the same connection count. ' +
-    'non-2xx/errors: wrk\'s status errors / socket errors and timeouts.',
+    'non-2xx/errors: wrk\'s status errors / socket errors and timeouts, summed over the rounds.',
 );
 
 if (streams.length) {

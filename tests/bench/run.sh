@@ -21,6 +21,8 @@
 #   BENCH_CONNS [64]          connections of the loaded run (the other run uses 1)
 #   BENCH_THREADS [2]         wrk threads of the loaded run
 #   BENCH_TARGETS [direct nginx switchyard portkey]   (empty: none)
+#   BENCH_REPEAT [1]          rounds over the targets (interleaved); the table shows each
+#                             figure's median over the rounds, which tames a busy machine
 #   BENCH_WORKERS [nproc]     worker processes of nginx and Switchyard alike
 #   BENCH_STREAMS [2000]      concurrent streams (BENCH_STREAMS=20000 for the full run; 0 skips)
 #   BENCH_STREAM_TARGETS [switchyard nginx]           (empty: none)
@@ -55,6 +57,7 @@ STREAM_DELAY_MS=${BENCH_STREAM_DELAY_MS:-$((STREAMS / 5 > 2000 ? STREAMS / 5 : 2
 MOCK_STREAMS=${BENCH_MOCK_STREAMS:-12000}
 RAMP=${BENCH_RAMP:-512}
 ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
+REPEAT=${BENCH_REPEAT:-1}
 MODEL=gpt-4o-mini
 KEY="sk-sy-bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 MOCK_KEY=sk-mock-upstream
@@ -368,8 +371,8 @@ run_wrk() { # $1 = target, $2 = connections
         gw_rss=$(field "$ga" rss_kib)
     fi
     mock_cpu=$(($(field "$ma" cpu_us) - $(field "$mb" cpu_us)))
-    printf '{"kind":"http","target":"%s","conns":%d,"threads":%d,"wrk":%s,"gw_cpu_us":%s,"mock_cpu_us":%d,"gw_rss_kib":%s}\n' \
-        "$target" "$c" "$t" "$json" "$gw_cpu" "$mock_cpu" "$gw_rss" >>"$RESULTS"
+    printf '{"kind":"http","target":"%s","conns":%d,"threads":%d,"round":%d,"wrk":%s,"gw_cpu_us":%s,"mock_cpu_us":%d,"gw_rss_kib":%s}\n' \
+        "$target" "$c" "$t" "$ROUND" "$json" "$gw_cpu" "$mock_cpu" "$gw_rss" >>"$RESULTS"
     log "$target c=$c: $(field "$json" requests) requests in ${DURATION}s, gateway CPU ${gw_cpu} us"
 }
 
@@ -436,12 +439,15 @@ build_streamclient
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average $LOAD; workers $WORKERS ($STREAM_WORKERS for streams), wrk ${DURATION}s (+${WARMUP}s warm-up) at $CONNS and 1 connections, $STREAMS streams, fd limit $NOFILE"
 start_mocks
-for target in $TARGETS; do
-    if [ "$target" = switchyard ] && [ ! -x "$BIN/switchyard-dataplane" ]; then
-        log "switchyard: $BIN/switchyard-dataplane is missing, skipped"
-        continue
-    fi
-    bench_target "$target" || printf '{"kind":"http","target":"%s","failed":true}\n' "$target" >>"$RESULTS"
+for ROUND in $(seq "$REPEAT"); do
+    [ "$REPEAT" -gt 1 ] && log "=== round $ROUND of $REPEAT"
+    for target in $TARGETS; do
+        if [ "$target" = switchyard ] && [ ! -x "$BIN/switchyard-dataplane" ]; then
+            log "switchyard: $BIN/switchyard-dataplane is missing, skipped"
+            continue
+        fi
+        bench_target "$target" || printf '{"kind":"http","target":"%s","failed":true}\n' "$target" >>"$RESULTS"
+    done
 done
 if [ "$STREAMS" -gt 0 ]; then
     for target in $STREAM_TARGETS; do
@@ -453,8 +459,9 @@ for i in $(seq 0 $((NMOCKS - 1))); do stop "mock$i"; done
 {
     printf 'Machine: %s cores, Linux %s; %s; load average before the run %s (other work on the machine skews every figure)\n' \
         "$(nproc)" "$(uname -r)" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$LOAD"
-    printf 'Workers: %s (nginx and Switchyard; %s in the stream run); wrk %ss per run after %ss warm-up; ' \
+    printf 'Workers: %s (nginx and Switchyard; %s in the stream run); wrk %ss per run after %ss warm-up, ' \
         "$WORKERS" "$STREAM_WORKERS" "$DURATION" "$WARMUP"
+    printf 'median of %s round(s); ' "$REPEAT"
     printf 'access log %s; fd limit %s; mock delay between stream events %s ms\n' \
         "$([ "$ACCESS_LOG" = 1 ] && echo on || echo off)" "$NOFILE" "$STREAM_DELAY_MS"
 } >"$OUT/header.txt"
