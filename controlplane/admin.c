@@ -1486,9 +1486,16 @@ static int check_team(rq_t *r, json_object *body, const char *tenant)
     return 0;
 }
 
+/* ?prefix= finds a key from the display prefix that logs show. */
 static void h_keys_list(rq_t *r)
 {
-    if (parent_tenant(r, false, &R_KEY) == 0)
+    char prefix[32];
+    if (parent_tenant(r, false, &R_KEY) != 0 ||
+        query_param(r, "prefix", prefix, sizeof(prefix)) != 0)
+        return;
+    if (prefix[0])
+        list_rows(r, &R_KEY, "tenant_id = ? AND prefix = ?", r->p[0], prefix);
+    else
         list_rows(r, &R_KEY, "tenant_id = ?", r->p[0], NULL);
 }
 
@@ -3296,6 +3303,9 @@ static json_object *operation(const route_t *rt)
                               param("limit", "query", false, "integer", "1 to 1000, default 100"));
         json_object_array_add(
             params, param("cursor", "query", false, "string", "next_cursor of the previous page"));
+        if (rt->fn == h_keys_list)
+            json_object_array_add(params, param("prefix", "query", false, "string",
+                                                "the key's display prefix, as logged"));
         if (strchr(rt->path + 1, '/') == NULL && rt->res->owner_col &&
             strcmp(rt->res->owner_col, "tenant_id") == 0)
             json_object_array_add(params, param("tenant_id", "query", false, "string", NULL));

@@ -294,6 +294,18 @@ static void test_secrets_once(void **state)
     assert_int_equal(strncmp(secret, "sk-sy-", 6), 0);
     assert_int_equal(strncmp(get_s(o, "prefix"), secret, strlen(get_s(o, "prefix"))), 0);
     json_object_put(o);
+    /* Found by its display prefix. */
+    char purl[200];
+    snprintf(purl, sizeof(purl), "/admin/v1/tenants/%s/keys?prefix=%.12s", tid, secret);
+    free(expect(f, "GET", purl, f->root, NULL, 200, &o));
+    assert_int_equal(json_object_array_length(json_object_object_get(o, "data")), 1);
+    assert_string_equal(
+        get_s(json_object_array_get_idx(json_object_object_get(o, "data"), 0), "id"), kid);
+    json_object_put(o);
+    snprintf(purl, sizeof(purl), "/admin/v1/tenants/%s/keys?prefix=sk-sy-zzzzzz", tid);
+    free(expect(f, "GET", purl, f->root, NULL, 200, &o));
+    assert_int_equal(json_object_array_length(json_object_object_get(o, "data")), 0);
+    json_object_put(o);
     /* Never again: not on GET, not in lists, not in the database, not in the audit. */
     snprintf(url, sizeof(url), "/admin/v1/keys/%s", kid);
     free(expect(f, "GET", url, f->root, NULL, 200, &o));
