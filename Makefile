@@ -170,3 +170,7 @@ format-check:
 
 clean:
 	rm -rf build bin run
+
+# Long-running scenarios kept out of make test (tests/soak/*.test.mjs).
+soak: all npm-deps
+	cd tests && node --test --test-concurrency=1 soak/*.test.mjs
