@@ -124,19 +124,22 @@ free_port() {
     die "no free port"
 }
 
-wait_http() { # $1 = name, $2 = url: until it answers below 500, 20 s at most
+wait_http() { # $1 = name, $2 = url: until it answers below 500, 20 s at most; 1 on failure
     local name=$1 url=$2 i code
     for i in $(seq 200); do
         kill -0 "${PIDS[$name]}" 2>/dev/null || {
             tail -20 "$TMP/$name.log" >&2
-            die "$name exited during start-up"
+            log "$name exited during start-up"
+            return 1
         }
         code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$url" 2>/dev/null)
         [ -n "$code" ] && [ "$code" != 000 ] && [ "$code" -lt 500 ] && return 0
         sleep 0.1
     done
     tail -20 "$TMP/$name.log" >&2
-    die "$name did not answer at $url"
+    log "$name did not answer at $url"
+    stop "$name"
+    return 1
 }
 
 # --- build helpers ------------------------------------------------------------------------
@@ -185,7 +188,7 @@ start_mocks() {
             --name "bench$i" --api-key "$MOCK_KEY" --log-level warn
     done
     for i in $(seq 0 $((NMOCKS - 1))); do
-        wait_http "mock$i" "http://127.0.0.1:${MOCK_PORTS[i]}/_mock/stats"
+        wait_http "mock$i" "http://127.0.0.1:${MOCK_PORTS[i]}/_mock/stats" || die "the mock did not start"
     done
     MOCK_PORT=${MOCK_PORTS[0]}
     MOCK_URL=http://127.0.0.1:$MOCK_PORT
@@ -264,7 +267,7 @@ start_nginx() { # $1 = workers, $2 = "all" to balance over every mock
         write_nginx_conf "$GW_PORT" "${1:-$WORKERS}" "$MOCK_PORT"
     fi
     start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
-    wait_http nginx "http://127.0.0.1:$GW_PORT/_mock/stats"
+    wait_http nginx "http://127.0.0.1:$GW_PORT/_mock/stats" || return 1
     GW_PID=${PIDS[nginx]}
     GW_URL=http://127.0.0.1:$GW_PORT
     GW_KEY=$MOCK_KEY
@@ -305,7 +308,7 @@ start_switchyard() { # $1 = workers
     start switchyard "$BIN/switchyard-dataplane" --listen "127.0.0.1:$GW_PORT" \
         --workers "$workers" --snapshot-file "$TMP/snapshot.json" \
         --access-log="$([ "$ACCESS_LOG" = 1 ] && echo true || echo false)"
-    wait_http switchyard "http://127.0.0.1:$GW_PORT/readyz"
+    wait_http switchyard "http://127.0.0.1:$GW_PORT/readyz" || return 1
     GW_PID=${PIDS[switchyard]}
     GW_URL=http://127.0.0.1:$GW_PORT
     GW_KEY=$KEY
@@ -313,10 +316,13 @@ start_switchyard() { # $1 = workers
 }
 
 start_portkey() {
-    npm_portkey || die "npm ci in tests/bench failed"
+    npm_portkey || {
+        log "portkey: npm ci in tests/bench failed"
+        return 1
+    }
     GW_PORT=$(free_port)
     start portkey node "$BENCH/portkey.mjs" "--port=$GW_PORT"
-    wait_http portkey "http://127.0.0.1:$GW_PORT/"
+    wait_http portkey "http://127.0.0.1:$GW_PORT/" || return 1
     GW_PID=${PIDS[portkey]}
     GW_URL=http://127.0.0.1:$GW_PORT
     GW_KEY=$MOCK_KEY
