@@ -3,12 +3,12 @@
  *
  * Stream mode opens N concurrent HTTP/1.1 streaming requests (SSE) against a
  * gateway, counts the events relayed on each, and measures the gateway's
- * process tree (RSS at the moment the most streams were open at once, CPU over
- * the whole run). One process cannot hold more descriptors than RLIMIT_NOFILE
- * allows and an unprivileged container cannot raise the hard limit, so the
- * streams are spread over forked children, each with its own libuv loop; the
- * children publish their counters in a shared anonymous mapping that the
- * parent samples.
+ * process tree: RSS at the moment the most streams were in flight at once, CPU
+ * over the whole run and over the steady window in which every stream was
+ * answering and none had ended (only relaying then). One process cannot hold more descriptors than
+ * RLIMIT_NOFILE allows and an unprivileged container cannot raise the hard limit, so the streams
+ * are spread over forked children, each with its own libuv loop; the children publish their
+ * counters in a shared anonymous mapping that the parent samples.
  *
  *   streamclient --port P [--host 127.0.0.1] [--path /v1/chat/completions]
  *                [--header "K: V"]... [--body-file F] --streams N
@@ -83,16 +83,16 @@ typedef struct client {
     struct sockaddr_in addr;       /* gateway address */
     uv_buf_t requests[MAX_BODIES]; /* borrowed: the shared request bytes, one per body */
     int nrequests;                 /* requests in use; stream i sends i % nrequests */
-    llhttp_settings_t settings;
-    slot_t *slot;        /* borrowed: this child's shared counters */
-    stream_t *live;      /* borrowed: head of the live list (streams own themselves) */
-    uv_timer_t deadline; /* embedded: ends the run after --timeout */
-    int total;           /* streams this process opens */
-    int started;         /* streams started so far */
-    int pending;         /* streams connecting or writing their request */
-    int ramp;            /* cap on pending */
-    int nsrc;            /* source addresses 127.0.0.2.. to spread over; 0 = kernel's choice */
-    char rbuf[65536];    /* one read buffer for all streams: parsed at once */
+    llhttp_settings_t settings;    /* response parser callbacks, shared by the streams */
+    slot_t *slot;                  /* borrowed: this child's shared counters */
+    stream_t *live;                /* borrowed: head of the live list (streams own themselves) */
+    uv_timer_t deadline;           /* embedded: ends the run after --timeout */
+    int total;                     /* streams this process opens */
+    int started;                   /* streams started so far */
+    int pending;                   /* streams connecting or writing their request */
+    int ramp;                      /* cap on pending */
+    int nsrc;         /* source addresses 127.0.0.2.. to spread over; 0 = kernel's choice */
+    char rbuf[65536]; /* one read buffer for all streams: parsed at once */
 } client_t;
 
 static void start_more(client_t *c);
