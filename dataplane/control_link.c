@@ -18,10 +18,11 @@
 #include "log.h"
 
 #define TICK_MS 250
-#define RESEND_MS 1000                /* nanomsg REQ resends an unanswered request this often */
-#define BEHIND_GRACE_MS 1500          /* then a missed snapshot is fetched with a Hello */
-#define STUCK_MS 10000                /* give up on a request and issue it anew */
-#define MAX_MESSAGE_BYTES (512 << 20) /* a snapshot of millions of keys still fits */
+#define RESEND_MS 1000                 /* nanomsg REQ resends an unanswered request this often */
+#define ASYNC_DECODE_BYTES (256 << 10) /* larger snapshots are decoded off the loop */
+#define BEHIND_GRACE_MS 1500           /* then a missed snapshot is fetched with a Hello */
+#define STUCK_MS 10000                 /* give up on a request and issue it anew */
+#define MAX_MESSAGE_BYTES (512 << 20)  /* a snapshot of millions of keys still fits */
 #define BOOT_ID_LEN 32
 
 enum { SPOOL_REPORT = 1, SPOOL_ACK = 2 };
@@ -69,8 +70,13 @@ struct sy_control_link {
     uint64_t want_version;   /* newest version an Ack announced */
     uint64_t behind_since;   /* loop ms since an Ack announced a version SUB has not delivered */
     uint64_t bad_version;    /* last version refused as malformed (not retried) */
-    sy_buf_t scratch;        /* owned; sealing */
-    uint64_t stop_deadline;  /* loop ms; non-zero once a graceful stop began */
+    struct decode_job *job;  /* owned; the large snapshot being decoded off the loop */
+    void *next_sub;          /* owned nn message: the newest large SUB message waiting */
+    size_t next_sub_len;
+    void *next_req; /* owned nn message: a large Hello answer waiting */
+    size_t next_req_len;
+    sy_buf_t scratch;       /* owned; sealing */
+    uint64_t stop_deadline; /* loop ms; non-zero once a graceful stop began */
     sy_control_link_stats_t st;
 };
 
@@ -169,6 +175,32 @@ static void log_rejected(sy_control_link_t *l, const char *where, size_t len, in
                sy_err_name(rc), (unsigned long long)l->st.rejected_messages);
 }
 
+/* Hands a new table (one reference) to the worker. */
+static void install_table(sy_control_link_t *l, sy_snapshot_t *snap, uint64_t version)
+{
+    l->st.version = version;
+    l->st.snapshots_installed++;
+    if (l->st.version >= l->want_version)
+        l->behind_since = 0;
+    if (l->install != NULL)
+        l->install(l->install_arg, snap);
+    else
+        sy_snapshot_unref(snap);
+}
+
+/* An Ack announced current_version. A newer snapshot is normally on its
+ * way over SUB already; only when it has not arrived within a grace period
+ * is it fetched with a Hello (see on_tick). */
+static void note_current_version(sy_control_link_t *l, uint64_t current_version)
+{
+    if (current_version > l->st.version && current_version != l->bad_version) {
+        if (current_version > l->want_version)
+            l->want_version = current_version;
+        if (l->behind_since == 0)
+            l->behind_since = uv_now(l->loop);
+    }
+}
+
 /* Applies a snapshot that opened under the cluster key. sealed/len is the
  * message it came in, cached as is when the snapshot is installed. */
 static void take_snapshot(sy_control_link_t *l, const Switchyard__Snapshot *msg, const void *sealed,
@@ -188,14 +220,7 @@ static void take_snapshot(sy_control_link_t *l, const Switchyard__Snapshot *msg,
                (unsigned long long)msg->version, err.msg);
         return;
     }
-    l->st.version = msg->version;
-    l->st.snapshots_installed++;
-    if (l->st.version >= l->want_version)
-        l->behind_since = 0;
-    if (l->install != NULL)
-        l->install(l->install_arg, snap);
-    else
-        sy_snapshot_unref(snap);
+    install_table(l, snap, msg->version);
     if (persist && l->snap_path != NULL && write_file_atomic(l->snap_path, sealed, len) != 0)
         sy_log(SY_LOG_WARN, "snapshot_cache", "cannot write %s: %s", l->snap_path, strerror(errno));
 }
@@ -306,6 +331,192 @@ static void load_cached_snapshot(sy_control_link_t *l)
     sy_buf_free(&b);
 }
 
+/* --- large snapshots, decoded off the loop ------------------------------------ */
+
+/* Opening, unpacking and indexing a snapshot of 100,000 keys takes a
+ * quarter of a second: done on the loop it would stall every request of the
+ * worker. Messages past ASYNC_DECODE_BYTES go to the libuv thread pool, one
+ * at a time; the table is installed back on the loop. Smaller ones are
+ * handled in place. */
+typedef struct decode_job {
+    uv_work_t req;        /* the thread-pool request */
+    sy_control_link_t *l; /* borrowed; outlives the job (see on_close) */
+    void *msg;            /* owned nn message */
+    size_t len;           /* bytes in msg */
+    bool from_req;        /* the answer to a Hello (else a SUB message) */
+    uint64_t have;        /* the worker's version when queued */
+    uint64_t bad;         /* l->bad_version when queued */
+    /* Results, written by the thread, read after it. */
+    int open_rc;       /* sy_envelope_open's result */
+    bool malformed;    /* opened, but not a snapshot or an ack */
+    bool is_ack;       /* an Ack (from_req) */
+    bool has_snapshot; /* it carried a snapshot */
+    uint64_t version;  /* of that snapshot */
+    uint64_t current;  /* Ack.current_version */
+    bool refused;      /* sy_snapshot_from_proto failed (message in err) */
+    sy_err_t err;
+    sy_snapshot_t *snap; /* owned; the new table when newer and valid */
+    bool cache_failed;   /* writing snapshot.sealed failed */
+} decode_job_t;
+
+static void start_next_decode(sy_control_link_t *l);
+
+static void decode_work(uv_work_t *req)
+{
+    decode_job_t *j = sy_container_of(req, decode_job_t, req);
+    sy_control_link_t *l = j->l; /* only its immutable key and paths are read here */
+    sy_envelope_t env;
+    j->open_rc = sy_envelope_open(&l->key, j->msg, j->len, &env);
+    if (j->open_rc != 0)
+        return;
+    const uint8_t *p = (const uint8_t *)env.payload.data;
+    Switchyard__Snapshot *s = NULL;
+    Switchyard__Ack *a = NULL;
+    const Switchyard__Snapshot *snap_msg = NULL;
+    if (env.kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT && !j->from_req) {
+        s = switchyard__snapshot__unpack(NULL, env.payload.len, p);
+        snap_msg = s;
+        j->malformed = s == NULL;
+    } else if (env.kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_ACK && j->from_req) {
+        a = switchyard__ack__unpack(NULL, env.payload.len, p);
+        j->malformed = a == NULL;
+        j->is_ack = a != NULL;
+        if (a != NULL) {
+            j->current = a->current_version;
+            snap_msg = a->snapshot;
+        }
+    } else {
+        j->malformed = true;
+    }
+    if (snap_msg != NULL) {
+        j->has_snapshot = true;
+        j->version = snap_msg->version;
+        if (snap_msg->version > j->have && snap_msg->version != j->bad) {
+            sy_err_clear(&j->err);
+            if (sy_snapshot_from_proto(snap_msg, &j->snap, &j->err) != 0) {
+                j->refused = true;
+                j->snap = NULL;
+            } else if (l->snap_path != NULL &&
+                       write_file_atomic(l->snap_path, j->msg, j->len) != 0) {
+                j->cache_failed = true;
+            }
+        }
+    }
+    if (s != NULL)
+        switchyard__snapshot__free_unpacked(s, NULL);
+    if (a != NULL)
+        switchyard__ack__free_unpacked(a, NULL);
+    /* The payload held provider credentials in clear. */
+    if (env.payload.data != NULL)
+        explicit_bzero(env.payload.data, env.payload.len);
+    sy_envelope_free(&env);
+}
+
+static void free_waiting(sy_control_link_t *l)
+{
+    if (l->next_sub != NULL)
+        nn_freemsg(l->next_sub);
+    if (l->next_req != NULL)
+        nn_freemsg(l->next_req);
+    l->next_sub = l->next_req = NULL;
+}
+
+static void free_link(sy_control_link_t *l);
+static void pump(sy_control_link_t *l);
+
+static void decode_done(uv_work_t *req, int status)
+{
+    decode_job_t *j = sy_container_of(req, decode_job_t, req);
+    sy_control_link_t *l = j->l;
+    l->job = NULL;
+    if (status != 0) {
+        /* Cancelled (stopping): nothing was decoded. */
+        sy_snapshot_unref(j->snap);
+    } else if (j->open_rc != 0) {
+        log_rejected(l, j->from_req ? "reports" : "snapshots", j->len, j->open_rc);
+    } else if (j->malformed) {
+        l->st.invalid_messages++;
+    } else {
+        if (j->has_snapshot)
+            l->st.snapshots_received++;
+        if (j->refused) {
+            l->bad_version = j->version;
+            l->st.invalid_messages++;
+            sy_log(SY_LOG_ERROR, "snapshot_invalid", "version %llu refused: %s",
+                   (unsigned long long)j->version, j->err.msg);
+        }
+        if (j->cache_failed)
+            sy_log(SY_LOG_WARN, "snapshot_cache", "cannot write %s", l->snap_path);
+        if (j->snap != NULL && !l->stopping && j->version > l->st.version)
+            install_table(l, j->snap, j->version);
+        else
+            sy_snapshot_unref(j->snap);
+        if (j->is_ack && l->inflight == REQ_HELLO) {
+            l->inflight = REQ_IDLE;
+            l->hello_needed = false;
+            note_current_version(l, j->current);
+        }
+    }
+    nn_freemsg(j->msg);
+    free(j);
+    if (l->stopping) {
+        free_waiting(l);
+        if (l->open_handles == 0)
+            free_link(l);
+        return;
+    }
+    start_next_decode(l);
+    pump(l);
+}
+
+/* Takes msg (an nn message) over: decodes it now if no job runs, else keeps
+ * it as the next one (a newer SUB message replaces an older waiting one). */
+static void queue_decode(sy_control_link_t *l, void *msg, size_t len, bool from_req)
+{
+    if (from_req) {
+        if (l->next_req != NULL)
+            nn_freemsg(l->next_req);
+        l->next_req = msg;
+        l->next_req_len = len;
+    } else {
+        if (l->next_sub != NULL) {
+            nn_freemsg(l->next_sub);
+            l->st.snapshots_received++; /* superseded before it was looked at */
+        }
+        l->next_sub = msg;
+        l->next_sub_len = len;
+    }
+    start_next_decode(l);
+}
+
+static void start_next_decode(sy_control_link_t *l)
+{
+    if (l->job != NULL || l->stopping || (l->next_req == NULL && l->next_sub == NULL))
+        return;
+    decode_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return; /* retried with the next message */
+    j->l = l;
+    j->have = l->st.version;
+    j->bad = l->bad_version;
+    if (l->next_req != NULL) {
+        j->msg = l->next_req;
+        j->len = l->next_req_len;
+        j->from_req = true;
+        l->next_req = NULL;
+    } else {
+        j->msg = l->next_sub;
+        j->len = l->next_sub_len;
+        l->next_sub = NULL;
+    }
+    if (uv_queue_work(l->loop, &j->req, decode_work, decode_done) != 0) {
+        nn_freemsg(j->msg);
+        free(j);
+        return;
+    }
+    l->job = j;
+}
+
 static void on_sub_readable(uv_poll_t *h, int status, int events)
 {
     sy_control_link_t *l = sy_container_of(h, sy_control_link_t, sub_poll);
@@ -324,6 +535,9 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
             kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_SNAPSHOT && seq != 0 &&
             (seq <= l->st.version || seq == l->bad_version)) {
             l->st.snapshots_received++;
+        } else if ((size_t)n > ASYNC_DECODE_BYTES) {
+            queue_decode(l, msg, (size_t)n, false);
+            continue; /* the job owns msg now */
         } else {
             take_sealed_snapshot(l, msg, (size_t)n, "snapshots", true);
         }
@@ -601,15 +815,7 @@ static void handle_ack(sy_control_link_t *l, const Switchyard__Ack *a, const voi
                a->boot_id != NULL && strcmp(a->boot_id, l->head->boot_id) == 0) {
         report_acked(l);
     }
-    /* The control plane has a newer snapshot than this worker. It is
-     * normally on its way over SUB already; only when it has not arrived
-     * within a grace period is it fetched with a Hello. */
-    if (a->current_version > l->st.version && a->current_version != l->bad_version) {
-        if (a->current_version > l->want_version)
-            l->want_version = a->current_version;
-        if (l->behind_since == 0)
-            l->behind_since = uv_now(l->loop);
-    }
+    note_current_version(l, a->current_version);
 }
 
 static void on_req_readable(uv_poll_t *h, int status, int events)
@@ -623,6 +829,12 @@ static void on_req_readable(uv_poll_t *h, int status, int events)
         int n = nn_recv(l->req, &msg, NN_MSG, NN_DONTWAIT);
         if (n < 0)
             break;
+        if (l->inflight == REQ_HELLO && (size_t)n > ASYNC_DECODE_BYTES) {
+            /* A Hello answer with a large snapshot: the Hello stays in
+             * flight (no other request goes out) until it is decoded. */
+            queue_decode(l, msg, (size_t)n, true);
+            continue;
+        }
         sy_envelope_t env;
         int rc = sy_envelope_open(&l->key, msg, (size_t)n, &env);
         if (rc != 0) {
@@ -698,7 +910,8 @@ static void on_tick(uv_timer_t *t)
         l->last_drain = now;
         sy_control_link_flush(l);
     }
-    if (l->inflight != REQ_IDLE && now - l->inflight_since >= STUCK_MS) {
+    if (l->inflight != REQ_IDLE && now - l->inflight_since >= STUCK_MS && l->next_req == NULL &&
+        (l->job == NULL || !l->job->from_req)) {
         /* nanomsg resends by itself; this only covers a request it lost
          * track of. A new request cancels the old one. */
         l->inflight = REQ_IDLE;
@@ -746,6 +959,7 @@ int sy_control_link_stats_json(const sy_control_link_t *l, sy_buf_t *out)
 
 static void free_link(sy_control_link_t *l)
 {
+    free_waiting(l);
     pending_t *p = l->head;
     while (p != NULL) {
         pending_t *next = p->next;
@@ -764,7 +978,8 @@ static void free_link(sy_control_link_t *l)
 static void on_close(uv_handle_t *h)
 {
     sy_control_link_t *l = h->data;
-    if (--l->open_handles == 0)
+    /* A decode job still running frees the link when it is done. */
+    if (--l->open_handles == 0 && l->job == NULL)
         free_link(l);
 }
 

@@ -242,11 +242,11 @@ static const sy_snapshot_key_t *find_secret(fixture_t *f, const char *secret)
 static void test_snapshot_delivery_and_revocation(void **state)
 {
     fixture_t *f = *state;
+    uint64_t v1 = sy_cluster_snapshot_version(f->cluster);
     sy_control_link_t *l = start_link(f, f->pub_url, f->rep_url, NULL, NULL, NULL);
-    wait_version_t w = {f, 0};
+    /* The Hello answer (or the PUB) carries the current version at once. */
+    wait_version_t w = {f, v1 - 1};
     assert_true(run_until(f, has_newer, &w, 3000));
-    /* The Hello answer or the PUB carries the current version at once. */
-    assert_int_equal(sy_snapshot_version(f->snap), sy_cluster_snapshot_version(f->cluster));
     const sy_snapshot_key_t *k = find_secret(f, SECRET);
     assert_non_null(k);
     assert_string_equal(k->pb->tenant_id, "ten_a");
@@ -653,6 +653,92 @@ static void test_worker_refuses_tampered_snapshots(void **state)
     sy_buf_free(&bad);
 }
 
+typedef struct gap_probe {
+    uv_timer_t t;     /* fires every ms */
+    uint64_t last;    /* loop time of the previous tick */
+    uint64_t max_gap; /* longest time between two ticks */
+} gap_probe_t;
+
+static void on_probe(uv_timer_t *t)
+{
+    gap_probe_t *g = (gap_probe_t *)t;
+    uint64_t now = uv_now(t->loop);
+    if (g->last != 0 && now - g->last > g->max_gap)
+        g->max_gap = now - g->last;
+    g->last = now;
+}
+
+static void test_large_snapshot_decoded_off_loop(void **state)
+{
+    fixture_t *f = *state;
+    /* 6,000 keys: a ~700 KB snapshot, past the size decoded in place. */
+    sqlite3 *db = f->store->db;
+    exec_ok(db, "BEGIN");
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO api_keys (id, tenant_id, name, sha256, prefix,"
+                                        " created_at, updated_at) VALUES (?1, 'ten_a', 'bulk', ?2,"
+                                        " 'sk-bulk', 0, 0)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < 6000; i++) {
+        char id[32], secret[48];
+        unsigned char h[32];
+        snprintf(id, sizeof(id), "key_bulk_%05d", i);
+        snprintf(secret, sizeof(secret), "sk-bulk-%05d", i);
+        sy_store_hash_secret(secret, strlen(secret), h);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 2, h, 32, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    exec_ok(db, "COMMIT");
+    uint64_t v0 = sy_cluster_snapshot_version(f->cluster);
+    sy_cluster_notify_change(f->cluster);
+    for (int i = 0; i < 200 && sy_cluster_snapshot_version(f->cluster) == v0; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uint64_t bytes;
+    cluster_stat(f, "snapshot_bytes", &bytes);
+    assert_true(bytes > 256 * 1024);
+
+    gap_probe_t g = {0};
+    uv_timer_init(&f->loop, &g.t);
+    uv_timer_start(&g.t, on_probe, 1, 1);
+    char st_dir[300];
+    snprintf(st_dir, sizeof(st_dir), "%s/big-state", f->dir);
+    /* The Hello answer carries it (decoded in the thread pool)... */
+    uint64_t v1 = sy_cluster_snapshot_version(f->cluster);
+    sy_control_link_t *l = start_link(f, f->pub_url, f->rep_url, st_dir, NULL, NULL);
+    wait_version_t w = {f, v1 - 1};
+    assert_true(run_until(f, has_newer, &w, 5000));
+    assert_non_null(find_secret(f, "sk-bulk-05999"));
+    /* ... and so does the next PUB after a change. */
+    exec_ok(db, "UPDATE api_keys SET revoked_at = 1 WHERE id = 'key_bulk_00042'");
+    w.above = sy_snapshot_version(f->snap);
+    sy_cluster_notify_change(f->cluster);
+    assert_true(run_until(f, has_newer, &w, 5000));
+    assert_null(find_secret(f, "sk-bulk-00042"));
+    assert_non_null(find_secret(f, "sk-bulk-00043"));
+    sy_control_link_stats_t s;
+    sy_control_link_get_stats(l, &s);
+    assert_int_equal(s.rejected_messages, 0);
+    assert_int_equal(s.invalid_messages, 0);
+    /* (The control plane shares this loop here, so its own build counts.) */
+    print_message("6,000-key snapshot of %llu bytes: longest loop stall %llu ms\n",
+                  (unsigned long long)bytes, (unsigned long long)g.max_gap);
+    stop_link(f, l);
+    /* The cache written by the thread opens again. */
+    sy_snapshot_unref(f->snap);
+    f->snap = NULL;
+    l = start_link(f, NULL, NULL, st_dir, NULL, NULL);
+    assert_non_null(f->snap);
+    assert_non_null(find_secret(f, "sk-bulk-00043"));
+    stop_link(f, l);
+    uv_close((uv_handle_t *)&g.t, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* g lives on this stack: finish closing it here */
+}
+
 typedef struct wait_seen {
     sy_control_link_t *l;
     uint64_t want; /* rejected + invalid + received */
@@ -747,6 +833,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_refuses_tampered_snapshots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_survives_garbage_and_truncations, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_large_snapshot_decoded_off_loop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
