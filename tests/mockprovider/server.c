@@ -118,6 +118,7 @@ struct conn {
     sy_buf_t out;          /* owned; response body / stream batch */
     size_t ev, nev;        /* next stream event, number of events */
     bool stream;           /* current response is an SSE stream */
+    bool counted;          /* the current request is counted in stats (not /_mock/...) */
 };
 
 typedef struct wreq {
@@ -175,7 +176,7 @@ static void on_conn_closed(uv_handle_t *h)
 /* Counts an abort when the client leaves mid-response. */
 static void note_abort(conn_t *c)
 {
-    if (c->busy && c->phase != PH_RESET_WAIT && c->phase != PH_RESETTING)
+    if (c->busy && c->counted && c->phase != PH_RESET_WAIT && c->phase != PH_RESETTING)
         c->srv->stats.ep[c->ep].aborted++;
     c->busy = false;
 }
@@ -424,7 +425,7 @@ static void send_full(conn_t *c)
 static void respond(conn_t *c, int status)
 {
     c->status = status;
-    if (status >= 400)
+    if (status >= 400 && c->counted)
         c->srv->stats.ep[c->ep].errors++;
     if (build_head(c, status, "application/json", (int64_t)c->out.len) != 0) {
         close_conn(c, false);
@@ -516,6 +517,7 @@ static void record(conn_t *c, sy_str_t method, sy_str_t target)
     sy_mock_stats_t *st = &c->srv->stats;
     sy_mock_ep_stats_t *e = &st->ep[c->ep];
     e->received++;
+    c->counted = true;
     st->last_ep = (int)c->ep;
     e->has_last = true;
     sy_buf_reset(&e->last_method);
@@ -953,6 +955,7 @@ static void dispatch(conn_t *c)
     sy_buf_init(&c->req.ans.args);
     c->req.name = srv->opts.name;
     c->stream = false;
+    c->counted = false;
     srv->seq++;
 
     sy_str_t method = sy_str_from_cstr(llhttp_method_name(llhttp_get_method(&c->parser)));
@@ -1103,7 +1106,7 @@ static void dispatch(conn_t *c)
 static void finish_response(conn_t *c)
 {
     sy_mock_server_t *srv = c->srv;
-    if (c->busy)
+    if (c->busy && c->counted)
         srv->stats.ep[c->ep].completed++;
     c->busy = false;
     c->phase = PH_IDLE;
@@ -1250,6 +1253,7 @@ static void protocol_error(conn_t *c)
     memset(&c->req, 0, sizeof(c->req));
     c->req.prov = SY_MOCK_OPENAI;
     c->srv->stats.ep[SY_MOCK_EP_OTHER].received++;
+    c->counted = true;
     respond_error(c, 400, "Malformed HTTP request.", NULL, NULL);
 }
 
