@@ -263,8 +263,11 @@ static void test_snapshot_delivery_and_revocation(void **state)
 
     /* Revoke: the next snapshot no longer has the key. */
     exec_ok(f->store->db, "UPDATE api_keys SET revoked_at = 1 WHERE id = 'key_1'");
-    w.above = sy_snapshot_version(f->snap);
+    uint64_t v2 = sy_cluster_snapshot_version(f->cluster);
     sy_cluster_notify_change(f->cluster);
+    for (int i = 0; i < 500 && sy_cluster_snapshot_version(f->cluster) == v2; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    w.above = sy_cluster_snapshot_version(f->cluster) - 1;
     assert_true(run_until(f, has_newer, &w, 2000));
     assert_null(find_secret(f, SECRET));
 
@@ -715,8 +718,12 @@ static void test_large_snapshot_decoded_off_loop(void **state)
     assert_non_null(find_secret(f, "sk-bulk-05999"));
     /* ... and so does the next PUB after a change. */
     exec_ok(db, "UPDATE api_keys SET revoked_at = 1 WHERE id = 'key_bulk_00042'");
-    w.above = sy_snapshot_version(f->snap);
+    uint64_t v2 = sy_cluster_snapshot_version(f->cluster);
     sy_cluster_notify_change(f->cluster);
+    for (int i = 0; i < 500 && sy_cluster_snapshot_version(f->cluster) == v2; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    /* Wait for that build (an earlier one may still be in flight). */
+    w.above = sy_cluster_snapshot_version(f->cluster) - 1;
     assert_true(run_until(f, has_newer, &w, 5000));
     assert_null(find_secret(f, "sk-bulk-00042"));
     assert_non_null(find_secret(f, "sk-bulk-00043"));
