@@ -173,3 +173,13 @@ test('in-stream error event after the 200 fails the stream', async () => {
   );
   assert.equal(text, 'Echo: a');
 });
+
+test('models: list and get', async () => {
+  const names = [];
+  const pager = await ai.models.list();
+  for await (const m of pager) names.push(m.name);
+  assert.deepEqual(names, ['models/gemini-2.5-flash', 'models/gemini-2.5-pro']);
+  const one = await ai.models.get({ model: 'gemini-x' });
+  assert.equal(one.name, 'models/gemini-x');
+  assert.equal(one.description, 'mock model of gm-1');
+});

@@ -181,3 +181,29 @@ int sy_mock_gemini_stream_error(sy_buf_t *out)
     rc = rc ? rc : sy_mock_gemini_error(503, NULL, NULL, -1, out);
     return rc ? rc : SY_MOCK_LIT(out, "\r\n\r\n");
 }
+
+/* One entry of GET /v1beta/models: names are "models/<id>". */
+static int model_json(const char *name, sy_str_t id, sy_buf_t *out)
+{
+    int rc = SY_MOCK_LIT(out, "{\"name\":\"models/");
+    rc = rc ? rc : sy_mock_json_escape(out, id);
+    rc = rc ? rc : SY_MOCK_LIT(out, "\",\"version\":\"001\",\"displayName\":");
+    rc = rc ? rc : sy_mock_json_str(out, id);
+    rc = rc ? rc : SY_MOCK_LIT(out, ",\"description\":\"mock model of ");
+    rc = rc ? rc : sy_buf_append_str(out, name);
+    return rc ? rc
+              : SY_MOCK_LIT(out, "\",\"inputTokenLimit\":1048576,\"outputTokenLimit\":65536,"
+                                 "\"supportedGenerationMethods\":[\"generateContent\","
+                                 "\"countTokens\"]}");
+}
+
+int sy_mock_gemini_models(const char *name, sy_str_t id, sy_buf_t *out)
+{
+    if (id.len > 0)
+        return model_json(name, id, out);
+    int rc = SY_MOCK_LIT(out, "{\"models\":[");
+    rc = rc ? rc : model_json(name, SY_STR("gemini-2.5-flash"), out);
+    rc = rc ? rc : SY_MOCK_LIT(out, ",");
+    rc = rc ? rc : model_json(name, SY_STR("gemini-2.5-pro"), out);
+    return rc ? rc : SY_MOCK_LIT(out, "]}");
+}

@@ -215,6 +215,7 @@ int sy_mock_gemini_validate(const sy_mock_req_t *r, const char **why);
 int sy_mock_openai_chat(const sy_mock_req_t *r, sy_buf_t *out);
 int sy_mock_openai_embeddings(const sy_mock_req_t *r, sy_buf_t *out);
 int sy_mock_openai_models(const char *name, sy_str_t id, sy_buf_t *out);
+int sy_mock_gemini_models(const char *name, sy_str_t id, sy_buf_t *out);
 int sy_mock_anthropic_message(const sy_mock_req_t *r, sy_buf_t *out);
 int sy_mock_gemini_generate(const sy_mock_req_t *r, sy_buf_t *out);
 

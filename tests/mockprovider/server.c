@@ -621,6 +621,8 @@ static int render_body(conn_t *c)
     case SY_MOCK_EP_MESSAGES:
         return sy_mock_anthropic_message(r, &c->out);
     case SY_MOCK_EP_MODELS:
+        if (r->prov == SY_MOCK_GEMINI)
+            return sy_mock_gemini_models(c->srv->opts.name, r->model, &c->out);
         return sy_mock_openai_models(c->srv->opts.name, r->model, &c->out);
     default:
         return sy_mock_gemini_generate(r, &c->out);
@@ -911,10 +913,18 @@ static sy_mock_endpoint_t route(sy_str_t path, sy_str_t *model, sy_str_t *model_
         *model_id = (sy_str_t){path.ptr + 11, path.len - 11};
         return SY_MOCK_EP_MODELS;
     }
+    if (sy_str_eq_cstr(path, "/v1beta/models")) {
+        *model_id = SY_STR_NULL;
+        return SY_MOCK_EP_MODELS;
+    }
     static const char pre[] = "/v1beta/models/";
     if (sy_str_has_prefix(path, pre)) {
         sy_str_t rest = {path.ptr + sizeof(pre) - 1, path.len - (sizeof(pre) - 1)};
         const char *colon = memchr(rest.ptr, ':', rest.len);
+        if (colon == NULL && rest.len > 0) {
+            *model_id = rest;
+            return SY_MOCK_EP_MODELS;
+        }
         if (colon == NULL || colon == rest.ptr)
             return SY_MOCK_EP_OTHER;
         *model = (sy_str_t){rest.ptr, (size_t)(colon - rest.ptr)};
@@ -936,6 +946,7 @@ static sy_mock_provider_t provider_of(sy_mock_endpoint_t ep, bool gemini_ns)
     case SY_MOCK_EP_STREAM_GENERATE:
         return SY_MOCK_GEMINI;
     case SY_MOCK_EP_OTHER:
+    case SY_MOCK_EP_MODELS:
         return gemini_ns ? SY_MOCK_GEMINI : SY_MOCK_OPENAI;
     default:
         return SY_MOCK_OPENAI;
