@@ -1117,8 +1117,11 @@ static void dispatch(conn_t *c)
 static void finish_response(conn_t *c)
 {
     sy_mock_server_t *srv = c->srv;
-    if (c->busy && c->counted)
+    if (c->busy && c->counted) {
         srv->stats.ep[c->ep].completed++;
+        SY_LOG_DEBUG_("response", "endpoint=%s status=%d fault=%s", sy_mock_endpoint_name(c->ep),
+                      c->status, c->fault.any ? "yes" : "no");
+    }
     c->busy = false;
     c->phase = PH_IDLE;
     release_req(c);
