@@ -989,8 +989,7 @@ static int fast_delta(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
     sy_str_t dtype = SY_STR_NULL, text = SY_STR_NULL, pj = SY_STR_NULL;
     sy_jscan_t it;
     int r, rc;
-    if (!s->started || !sy_jscan_document(data.ptr, data.len, &doc) ||
-        !sy_jscan_begin(&it, doc, true))
+    if (!s->started || !sy_jscan_begin_doc(&it, data.ptr, data.len))
         return 1;
     while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
         if (sy_jscan_key_is(key, "type"))
@@ -1000,7 +999,8 @@ static int fast_delta(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
         else if (sy_jscan_key_is(key, "delta"))
             delta = val;
     }
-    if (r < 0 || !sy_jscan_str_is(type, "content_block_delta") || !sy_jscan_begin(&it, delta, true))
+    if (r < 0 || !sy_jscan_end_doc(&it, &doc) || !sy_jscan_str_is(type, "content_block_delta") ||
+        !sy_jscan_begin(&it, delta, true))
         return 1;
     while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
         if (sy_jscan_key_is(key, "type"))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "dataplane/providers/jscan.h"
 
 /* --- request --------------------------------------------------------------------- */
 
@@ -686,7 +687,8 @@ static int fail(sy_anthropic_egress_t *e, const char *type, const char *msg, siz
     return emit(out, "error", e->scratch.data, e->scratch.len);
 }
 
-static int text_delta(sy_anthropic_egress_t *e, const char *t, size_t tl, sy_buf_t *out)
+/* t is the text, or (raw) a JSON string token copied verbatim. */
+static int text_delta(sy_anthropic_egress_t *e, const char *t, size_t tl, bool raw, sy_buf_t *out)
 {
     int rc;
     char head[128];
@@ -707,10 +709,59 @@ static int text_delta(sy_anthropic_egress_t *e, const char *t, size_t tl, sy_buf
                              "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":"
                              "\"text_delta\",\"text\":",
                              e->open_block)) < 0 ||
-        (rc = sy_buf_append_json_string(&e->scratch, t, tl)) < 0 ||
+        (rc = raw ? sy_buf_append(&e->scratch, t, tl)
+                  : sy_buf_append_json_string(&e->scratch, t, tl)) < 0 ||
         (rc = sy_buf_append(&e->scratch, "}}", 2)) < 0)
         return rc;
     return emit(out, "content_block_delta", e->scratch.data, e->scratch.len);
+}
+
+/* The common chunk (one choice, a text delta, no finish, no usage) from a
+ * scan of its bytes; returns 1 when the chunk needs the full parser. */
+static int fast_chunk(sy_anthropic_egress_t *e, sy_str_t data, sy_buf_t *out)
+{
+    sy_str_t doc, key, val, choices = SY_STR_NULL, delta = SY_STR_NULL, content = SY_STR_NULL;
+    sy_jscan_t it;
+    int r;
+    if (!e->started || !sy_jscan_begin_doc(&it, data.ptr, data.len))
+        return 1;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "choices"))
+            choices = val;
+        else if (sy_jscan_key_is(key, "error") ||
+                 (sy_jscan_key_is(key, "usage") &&
+                  !(val.len == 4 && memcmp(val.ptr, "null", 4) == 0)))
+            return 1;
+    }
+    sy_jscan_t ci;
+    if (r < 0 || !sy_jscan_end_doc(&it, &doc) || !sy_jscan_begin(&ci, choices, false) ||
+        sy_jscan_next(&ci, &key, &val) != 1)
+        return 1;
+    sy_str_t choice = val;
+    if (sy_jscan_next(&ci, &key, &val) != 0 || !sy_jscan_begin(&it, choice, true))
+        return 1; /* several choices: the full path picks choice 0 */
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "delta"))
+            delta = val;
+        else if (sy_jscan_key_is(key, "finish_reason") &&
+                 !(val.len == 4 && memcmp(val.ptr, "null", 4) == 0))
+            return 1;
+        else if (sy_jscan_key_is(key, "index") && !(val.len == 1 && val.ptr[0] == '0'))
+            return 1;
+    }
+    if (r < 0 || !sy_jscan_begin(&it, delta, true))
+        return 1;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "content"))
+            content = val;
+        else if (sy_jscan_key_is(key, "tool_calls"))
+            return 1;
+    }
+    if (r < 0)
+        return 1;
+    if (content.len > 2 && content.ptr[0] == '"')
+        return text_delta(e, content.ptr, content.len, true, out);
+    return 0;
 }
 
 static int tool_delta(sy_anthropic_egress_t *e, json_object *tc, sy_buf_t *out)
@@ -783,6 +834,8 @@ static int on_chunk(void *ctx, const sy_sse_event_t *ev)
         return 0;
     if (ev->data.len == 6 && memcmp(ev->data.ptr, "[DONE]", 6) == 0)
         return finish(e, out) < 0 ? SY_ENOMEM : 0;
+    if ((rc = fast_chunk(e, ev->data, out)) != 1)
+        return rc < 0 ? SY_ENOMEM : 0;
     json_object *o = NULL;
     const char *why;
     rc = sy_json_parse(e->parser, ev->data.ptr, ev->data.len, &o, &why);
@@ -825,7 +878,7 @@ static int on_chunk(void *ctx, const sy_sse_event_t *ev)
         json_object *d = json_object_object_get(c, "delta");
         size_t tl;
         const char *t = sy_provider__str(d, "content", &tl);
-        if (t != NULL && tl > 0 && (rc = text_delta(e, t, tl, out)) < 0)
+        if (t != NULL && tl > 0 && (rc = text_delta(e, t, tl, false, out)) < 0)
             goto out;
         json_object *tcs = json_object_object_get(d, "tool_calls");
         size_t nt = tcs != NULL && json_object_is_type(tcs, json_type_array)

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "json.h"
+#include "dataplane/providers/jscan.h"
 
 /* Gemini has no tool-call ids; the gateway invents them. A call that carries a
  * thought signature gets it appended after this separator (LiteLLM's scheme),
@@ -1072,10 +1073,168 @@ static int stream_candidate(sy_provider_stream_t *s, json_object *c, unsigned k,
     return 0;
 }
 
+static bool is_null(sy_str_t v)
+{
+    return v.len == 4 && memcmp(v.ptr, "null", 4) == 0;
+}
+
+/* Checks one candidate for the fast path (text parts only) and finds its
+ * parts, index and finishReason. */
+static bool fast_candidate(sy_str_t cand, sy_str_t *parts, uint64_t *idx, sy_str_t *finish)
+{
+    sy_jscan_t it, pi, fi;
+    sy_str_t key, val, content = SY_STR_NULL;
+    int r;
+    *parts = SY_STR_NULL;
+    *finish = SY_STR_NULL;
+    if (!sy_jscan_begin(&it, cand, true))
+        return false;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "content"))
+            content = val;
+        else if (sy_jscan_key_is(key, "finishReason"))
+            *finish = val;
+        else if (sy_jscan_key_is(key, "index") && !sy_jscan_u64(val, idx))
+            return false;
+    }
+    if (r < 0 || *idx >= SY_PROVIDER_MAX_CHOICES)
+        return false;
+    if (finish->len > 0 && (finish->ptr[0] != '"' || finish->len > 40 ||
+                            memchr(finish->ptr, '\\', finish->len) != NULL))
+        return false;
+    if (content.len == 0)
+        return true;
+    if (!sy_jscan_begin(&it, content, true))
+        return false;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1)
+        if (sy_jscan_key_is(key, "parts"))
+            *parts = val;
+    if (r < 0 || parts->len == 0)
+        return r == 0;
+    if (!sy_jscan_begin(&pi, *parts, false))
+        return false;
+    while ((r = sy_jscan_next(&pi, &key, &val)) == 1) {
+        int r2;
+        if (!sy_jscan_begin(&fi, val, true))
+            return false;
+        while ((r2 = sy_jscan_next(&fi, &key, &val)) == 1) {
+            /* Calls and thoughts take the full path. */
+            if (sy_jscan_key_is(key, "functionCall") || sy_jscan_key_is(key, "thought"))
+                return false;
+            if (sy_jscan_key_is(key, "text") && val.ptr[0] != '"')
+                return false;
+        }
+        if (r2 < 0)
+            return false;
+    }
+    return r == 0;
+}
+
+/* A usual Gemini event (text parts, usage, maybe a finish) from a scan of
+ * its bytes; returns 1 when it needs the full parser. Everything is checked
+ * before anything is emitted. */
+static int fast_event(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
+{
+    sy_str_t doc, key, val, cands = SY_STR_NULL, um = SY_STR_NULL;
+    sy_jscan_t it, ci, pi, fi;
+    int r, rc;
+    if (!s->started || !sy_jscan_begin_doc(&it, data.ptr, data.len))
+        return 1;
+    while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+        if (sy_jscan_key_is(key, "candidates"))
+            cands = val;
+        else if (sy_jscan_key_is(key, "usageMetadata"))
+            um = val;
+        else if (sy_jscan_key_is(key, "error") || sy_jscan_key_is(key, "promptFeedback"))
+            return 1;
+    }
+    if (r < 0 || !sy_jscan_end_doc(&it, &doc) || !sy_jscan_begin(&ci, cands, false))
+        return 1;
+    sy_str_t parts[SY_PROVIDER_MAX_CHOICES], finish[SY_PROVIDER_MAX_CHOICES];
+    uint64_t idx[SY_PROVIDER_MAX_CHOICES];
+    size_t k = 0;
+    while ((r = sy_jscan_next(&ci, &key, &val)) == 1) {
+        if (k == SY_PROVIDER_MAX_CHOICES)
+            return 1;
+        idx[k] = k;
+        if (!fast_candidate(val, &parts[k], &idx[k], &finish[k]))
+            return 1;
+        k++;
+    }
+    if (r < 0 || k == 0)
+        return 1;
+    sy_provider_usage_t u = {0};
+    bool have_usage = false;
+    if (um.len > 0 && !is_null(um)) {
+        uint64_t prompt = 0, cand = 0, total = 0, cached = 0, thoughts = 0, tool = 0, x;
+        if (!sy_jscan_begin(&it, um, true))
+            return 1;
+        while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+            uint64_t *dst = sy_jscan_key_is(key, "promptTokenCount")          ? &prompt
+                            : sy_jscan_key_is(key, "candidatesTokenCount")    ? &cand
+                            : sy_jscan_key_is(key, "totalTokenCount")         ? &total
+                            : sy_jscan_key_is(key, "cachedContentTokenCount") ? &cached
+                            : sy_jscan_key_is(key, "thoughtsTokenCount")      ? &thoughts
+                            : sy_jscan_key_is(key, "toolUsePromptTokenCount") ? &tool
+                                                                              : NULL;
+            if (dst != NULL && sy_jscan_u64(val, &x))
+                *dst = x;
+        }
+        if (r < 0)
+            return 1;
+        u.prompt_tokens = prompt + tool;
+        u.completion_tokens =
+            (total != 0 && prompt + tool + cand == total) ? cand : cand + thoughts;
+        u.total_tokens = total ? total : u.prompt_tokens + u.completion_tokens;
+        u.cached_tokens = cached;
+        u.reasoning_tokens = thoughts;
+        u.present = true;
+        have_usage = true;
+    }
+    /* Valid and simple: emit. */
+    for (size_t c = 0; c < k; c++) {
+        if ((rc = start_choice(s, out, (unsigned)idx[c])) < 0)
+            return rc;
+        if (parts[c].len > 0 && sy_jscan_begin(&pi, parts[c], false)) {
+            sy_str_t part;
+            while (sy_jscan_next(&pi, &key, &part) == 1) {
+                sy_jscan_begin(&fi, part, true);
+                while (sy_jscan_next(&fi, &key, &val) == 1) {
+                    if (!sy_jscan_key_is(key, "text") || val.len <= 2)
+                        continue;
+                    sy_buf_reset(&s->scratch);
+                    if ((rc = sy_buf_append(&s->scratch, "{\"content\":", 11)) < 0 ||
+                        (rc = sy_buf_append(&s->scratch, val.ptr, val.len)) < 0 ||
+                        (rc = sy_buf_append(&s->scratch, "}", 1)) < 0 ||
+                        (rc = sy_provider__chunk(s, out, (unsigned)idx[c], s->scratch.data,
+                                                 s->scratch.len, NULL)) < 0)
+                        return rc;
+                }
+            }
+        }
+        if (finish[c].len > 0 && !(s->choices_finished & (1u << idx[c]))) {
+            char fr[48];
+            memcpy(fr, finish[c].ptr + 1, finish[c].len - 2);
+            fr[finish[c].len - 2] = '\0';
+            s->choices_finished |= 1u << idx[c];
+            s->finish_reason = map_finish(fr, (s->choices_tooled & (1u << idx[c])) != 0);
+            if ((rc = sy_provider__chunk(s, out, (unsigned)idx[c], "{}", 2, s->finish_reason)) < 0)
+                return rc;
+        }
+    }
+    if (have_usage)
+        s->usage = u;
+    s->finished =
+        s->choices_started != 0 && (s->choices_finished & s->choices_started) == s->choices_started;
+    return 0;
+}
+
 static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_buf_t *out)
 {
     json_object *o = NULL;
     int rc;
+    if ((rc = fast_event(s, ev->data, out)) != 1)
+        return rc;
     if ((rc = sy_provider__parse_event(s, ev, out, &o)) < 0)
         return rc == SY_EINVAL ? 0 : rc;
     json_object *err = json_object_object_get(o, "error");

@@ -225,6 +225,7 @@ int sy_jscan_next(sy_jscan_t *it, sy_str_t *key, sy_str_t *val)
         return -1;
     if (p[i] == close) {
         it->state = 2;
+        it->i = i + 1; /* just past the close */
         return 0;
     }
     if (it->state == 1) {
@@ -285,5 +286,20 @@ bool sy_jscan_u64(sy_str_t val, uint64_t *out)
         x = x * 10 + (uint64_t)(val.ptr[i] - '0');
     }
     *out = x;
+    return true;
+}
+
+bool sy_jscan_begin_doc(sy_jscan_t *it, const char *p, size_t n)
+{
+    size_t i = skip_ws(p, n, 0);
+    return i < n && sy_jscan_begin(it, (sy_str_t){p + i, n - i}, true);
+}
+
+bool sy_jscan_end_doc(const sy_jscan_t *it, sy_str_t *doc)
+{
+    if (it->state != 2 || skip_ws(it->p, it->n, it->i) != it->n)
+        return false;
+    doc->ptr = it->p;
+    doc->len = it->i;
     return true;
 }

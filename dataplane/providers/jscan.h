@@ -42,6 +42,13 @@ int sy_jscan_next(sy_jscan_t *it, sy_str_t *key, sy_str_t *val);
  * false when the document is not exactly one valid value. */
 bool sy_jscan_document(const char *p, size_t n, sy_str_t *val);
 
+/* Iterates the top-level object of a whole document in one pass (instead
+ * of sy_jscan_document + sy_jscan_begin). After sy_jscan_next returned 0,
+ * sy_jscan_end_doc checks that only whitespace follows and writes the
+ * object's view to *doc. */
+bool sy_jscan_begin_doc(sy_jscan_t *it, const char *p, size_t n);
+bool sy_jscan_end_doc(const sy_jscan_t *it, sy_str_t *doc);
+
 /* Raw key equality (keys containing escapes never match). */
 bool sy_jscan_key_is(sy_str_t key, const char *lit);
 /* True when a raw value is the JSON string "lit" written without escapes. */

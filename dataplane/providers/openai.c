@@ -55,6 +55,16 @@ static const char *const known_params[] = {
 
 /* --- request ------------------------------------------------------------------ */
 
+/* Adds a shared reference to val (which may be JSON null, i.e. NULL). */
+static int add_ref(json_object *o, const char *key, json_object *val)
+{
+    if (json_object_object_add(o, key, json_object_get(val)) != 0) {
+        json_object_put(val);
+        return SY_ENOMEM;
+    }
+    return 0;
+}
+
 static int build_request(const sy_provider_target_t *t, json_object *req,
                          sy_provider_request_t *out, sy_provider_error_t *e)
 {
@@ -79,7 +89,7 @@ static int build_request(const sy_provider_target_t *t, json_object *req,
     {
         if (strcmp(key, "model") == 0 || strcmp(key, "stream_options") == 0)
             continue;
-        if ((rc = sy_provider__add(body, key, json_object_get(val))) < 0)
+        if ((rc = add_ref(body, key, val)) < 0)
             goto fail;
     }
     if ((rc = sy_provider__add(
@@ -94,8 +104,7 @@ static int build_request(const sy_provider_target_t *t, json_object *req,
         if (so != NULL && json_object_is_type(so, json_type_object)) {
             json_object_object_foreach(so, k2, v2)
             {
-                if (strcmp(k2, "include_usage") != 0 &&
-                    (rc = sy_provider__add(nso, k2, json_object_get(v2))) < 0)
+                if (strcmp(k2, "include_usage") != 0 && (rc = add_ref(nso, k2, v2)) < 0)
                     goto fail;
             }
         }
@@ -221,7 +230,7 @@ static int fast_chunk(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
     size_t usage_from = 0, usage_to = 0;
     sy_jscan_t it, ci, fi;
     int r, rc;
-    if (!sy_jscan_document(data.ptr, data.len, &doc) || !sy_jscan_begin(&it, doc, true))
+    if (!sy_jscan_begin_doc(&it, data.ptr, data.len))
         return 1;
     while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
         if (sy_jscan_key_is(key, "model")) {
@@ -239,7 +248,8 @@ static int fast_chunk(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
         }
     }
     bool usage_null = usage.len == 4 && memcmp(usage.ptr, "null", 4) == 0;
-    if (r < 0 || model.len < 2 || model.ptr[0] != '"' || (usage.len > 0 && !usage_null))
+    if (r < 0 || !sy_jscan_end_doc(&it, &doc) || model.len < 2 || model.ptr[0] != '"' ||
+        (usage.len > 0 && !usage_null))
         return 1;
     if (!sy_jscan_begin(&ci, choices, false))
         return 1;

@@ -98,6 +98,75 @@ static void bench_stream(const char *label, const sy_provider_ops_t *ops, const 
     free(in);
 }
 
+/* Counts events (used to find event boundaries byte by byte). */
+static int split_event(void *ctx, const sy_sse_event_t *ev)
+{
+    (void)ev;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* A long stream: the fixture with its event number `which` (a text or
+ * argument delta) repeated `times` times, to measure the steady per-delta
+ * cost apart from the per-stream setup and the rare events. */
+static char *lengthen(const char *in, size_t len, size_t which, size_t times, size_t *out_len)
+{
+    /* Event boundaries: feed byte by byte and note where each event ends. */
+    size_t seen = 0;
+    sy_sse_framer_t f;
+    sy_sse_framer_init(&f, 1 << 20, split_event, &seen);
+    size_t bounds[65] = {0}, nb = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t before = seen;
+        sy_sse_framer_feed(&f, in + i, 1);
+        if (seen != before && nb < 64)
+            bounds[++nb] = i + 1;
+    }
+    sy_sse_framer_free(&f);
+    if (which >= nb)
+        which = nb - 1;
+    size_t ev_len = bounds[which + 1] - bounds[which];
+    char *outp = malloc(len + ev_len * times);
+    size_t o = 0;
+    memcpy(outp, in, bounds[which + 1]);
+    o = bounds[which + 1];
+    for (size_t t = 0; t < times; t++, o += ev_len)
+        memcpy(outp + o, in + bounds[which], ev_len);
+    memcpy(outp + o, in + bounds[which + 1], len - bounds[which + 1]);
+    o += len - bounds[which + 1];
+    *out_len = o;
+    return outp;
+}
+
+static void bench_steady(const char *label, const sy_provider_ops_t *ops, const char *file,
+                         size_t which, double secs, sy_json_parser_t *p)
+{
+    size_t len, big_len;
+    char *in = load(file, &len);
+    char *big = lengthen(in, len, which, 1000, &big_len);
+    size_t events = count_events(big, big_len), streams = 0;
+    sy_buf_t out;
+    sy_buf_init(&out);
+    sy_provider_resp_opts_t o = {
+        .public_model = SY_STR("public-model"), .created = 1760000000, .include_usage = true};
+    double t0 = now(), t;
+    do {
+        sy_provider_stream_t s;
+        sy_provider_stream_init(&s, ops, p, &o);
+        sy_provider_stream_feed(&s, big, big_len, &out);
+        sy_provider_stream_end(&s, &out);
+        sy_provider_stream_free(&s);
+        sy_buf_reset(&out);
+        streams++;
+        t = now() - t0;
+    } while (t < secs);
+    double eps = (double)(streams * events) / t;
+    printf("%-34s %6zu ev/stream %12.0f events/s  %7.2f us/event\n", label, events, eps, 1e6 / eps);
+    sy_buf_free(&out);
+    free(big);
+    free(in);
+}
+
 /* upstream -> OpenAI chunks once, then chunks -> Anthropic events repeatedly. */
 static void bench_egress(const char *label, const sy_provider_ops_t *ops, const char *file,
                          double secs, sy_json_parser_t *p)
@@ -154,6 +223,14 @@ int main(int argc, char **argv)
                  "gemini_stream_function_call.sse", secs, p);
     bench_egress("openai chunks -> anthropic events", &sy_provider_anthropic,
                  "anthropic_messages_stream_tool_use.sse", secs, p);
+    printf("\nsteady state: one delta event repeated 1000 times per stream\n");
+    bench_steady("openai passthrough (content chunk)", &sy_provider_openai,
+                 "openai_chat_stream.sse", 2, secs, p);
+    bench_steady("anthropic text_delta", &sy_provider_anthropic, "anthropic_messages_stream.sse", 3,
+                 secs, p);
+    bench_steady("anthropic input_json_delta", &sy_provider_anthropic,
+                 "anthropic_messages_stream_tool_use.sse", 8, secs, p);
+    bench_steady("gemini text event", &sy_provider_gemini, "gemini_stream.sse", 1, secs, p);
     sy_json_parser_free(p);
     return 0;
 }

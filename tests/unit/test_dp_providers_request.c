@@ -397,6 +397,21 @@ static void test_gemini_shapes(void **state)
     json_object_put(req);
 }
 
+/* JSON null members are forwarded as null, not mistaken for a failure. */
+static void test_openai_null_members(void **state)
+{
+    (void)state;
+    sy_provider_target_t t = target("up");
+    json_object *got = build_json(
+        &sy_provider_openai, &t,
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"user\":null,\"stream\":true,\"stream_options\":{\"include_obfuscation\":null}}");
+    assert_json_text(got, "{\"model\":\"up\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                          "\"user\":null,\"stream\":true,\"stream_options\":{"
+                          "\"include_obfuscation\":null,\"include_usage\":true}}");
+    json_object_put(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_anthropic_shapes),
         cmocka_unit_test(test_gemini_shapes),
+        cmocka_unit_test(test_openai_null_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
