@@ -721,6 +721,7 @@ static int text_delta(sy_anthropic_egress_t *e, const char *t, size_t tl, bool r
 static int fast_chunk(sy_anthropic_egress_t *e, sy_str_t data, sy_buf_t *out)
 {
     sy_str_t doc, key, val, choices = SY_STR_NULL, delta = SY_STR_NULL, content = SY_STR_NULL;
+    sy_str_t calls = SY_STR_NULL;
     sy_jscan_t it;
     int r;
     if (!e->started || !sy_jscan_begin_doc(&it, data.ptr, data.len))
@@ -755,10 +756,50 @@ static int fast_chunk(sy_anthropic_egress_t *e, sy_str_t data, sy_buf_t *out)
         if (sy_jscan_key_is(key, "content"))
             content = val;
         else if (sy_jscan_key_is(key, "tool_calls"))
-            return 1;
+            calls = val;
     }
     if (r < 0)
         return 1;
+    if (calls.len > 0 && !(calls.len == 4 && memcmp(calls.ptr, "null", 4) == 0)) {
+        /* An argument fragment of a known call: {"index":i,"function":{"arguments":"…"}}. */
+        sy_str_t index = SY_STR_NULL, fn = SY_STR_NULL, args = SY_STR_NULL, tc;
+        uint64_t ti;
+        if (content.len > 2 || !sy_jscan_begin(&ci, calls, false) ||
+            sy_jscan_next(&ci, &key, &tc) != 1 || sy_jscan_next(&ci, &key, &val) != 0 ||
+            !sy_jscan_begin(&it, tc, true))
+            return 1;
+        while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+            if (sy_jscan_key_is(key, "index"))
+                index = val;
+            else if (sy_jscan_key_is(key, "function"))
+                fn = val;
+            else if (sy_jscan_key_is(key, "id"))
+                return 1; /* a new call: the full path opens its block */
+        }
+        if (r < 0 || !sy_jscan_u64(index, &ti) || ti >= SY_ANTHROPIC_EGRESS_MAX_TOOLS ||
+            e->tool_block[ti] < 0 || !sy_jscan_begin(&it, fn, true))
+            return 1;
+        while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
+            if (sy_jscan_key_is(key, "arguments"))
+                args = val;
+            else if (sy_jscan_key_is(key, "name"))
+                return 1;
+        }
+        if (r < 0 || args.len < 2 || args.ptr[0] != '"')
+            return 1;
+        if (args.len == 2)
+            return 0;
+        int rc;
+        sy_buf_reset(&e->scratch);
+        if ((rc = sy_buf_appendf(&e->scratch,
+                                 "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{"
+                                 "\"type\":\"input_json_delta\",\"partial_json\":",
+                                 e->tool_block[ti])) < 0 ||
+            (rc = sy_buf_append(&e->scratch, args.ptr, args.len)) < 0 ||
+            (rc = sy_buf_append(&e->scratch, "}}", 2)) < 0)
+            return rc;
+        return emit(out, "content_block_delta", e->scratch.data, e->scratch.len);
+    }
     if (content.len > 2 && content.ptr[0] == '"')
         return text_delta(e, content.ptr, content.len, true, out);
     return 0;
