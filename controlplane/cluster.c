@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "controlplane/leases.h"
 #include "controlplane/reports.h"
 #include "controlplane/snapshot_build.h"
 #include "err.h"
@@ -39,6 +40,7 @@ struct sy_cluster {
     int open_handles;                    /* handles not yet closed; free at 0 */
     bool stopping;                       /* sy_cluster_stop was called */
     sy_reports_t *reports;               /* owned */
+    sy_leases_t *leases;                 /* owned; budget leases granted to workers */
     int64_t heartbeat_ms, debounce_ms, usage_refresh_ms;
 
     uint64_t version;       /* of the current snapshot */
@@ -59,7 +61,7 @@ struct sy_cluster {
     /* Counters (GET /admin/v1/stats). */
     uint64_t snapshots_built, snapshots_published, build_failures, hellos, reports_applied,
         reports_duplicate, reports_invalid, reports_failed, report_rows, rejected_messages,
-        unexpected_messages, send_failures;
+        unexpected_messages, send_failures, leases_granted;
     uint64_t snapshot_bytes, snapshot_build_us, snapshot_keys;
 };
 
@@ -200,6 +202,8 @@ static int rebuild(sy_cluster_t *c, sy_err_t *err)
     pb.len = switchyard__snapshot__pack(msg, (uint8_t *)pb.data);
     size_t keys = msg->n_keys;
     bool budgets = msg->n_budgets > 0;
+    if (sy_leases_set_budgets(c->leases, msg->budgets, msg->n_budgets, live) != 0)
+        sy_log(SY_LOG_WARN, "leases", "out of memory: budget leases keep the previous budgets");
     sy_snapshot_build_free(b);
     /* A snapshot's envelope seq is its version: readable before opening, so
      * a worker skips a heartbeat repeat of what it has without decrypting. */
@@ -388,6 +392,43 @@ static void handle_report(sy_cluster_t *c, const sy_envelope_t *env)
     switchyard__usage_report__free_unpacked(r, NULL);
 }
 
+/* A worker asks for (or renews, or gives back) budget leases. */
+static void handle_lease(sy_cluster_t *c, const sy_envelope_t *env)
+{
+    Switchyard__LeaseRequest *r = switchyard__lease_request__unpack(
+        NULL, env->payload.len, (const uint8_t *)env->payload.data);
+    if (r == NULL) {
+        c->unexpected_messages++;
+        return;
+    }
+    saw_worker(c, r->worker_id != NULL && r->worker_id[0] ? r->worker_id : env->sender);
+    Switchyard__LeaseGrant *g = NULL;
+    Switchyard__LeaseGrant none = SWITCHYARD__LEASE_GRANT__INIT;
+    int rc = sy_leases_handle(c->leases, r, (int64_t)now_ms_wall(), &g);
+    if (rc != 0)
+        sy_log(SY_LOG_WARN, "lease_failed", "from %s: %s", env->sender, sy_err_name(rc));
+    /* Always answer (REQ/REP): an empty grant leaves the worker as it was. */
+    const Switchyard__LeaseGrant *ans = g != NULL ? g : &none;
+    sy_buf_t plain;
+    sy_buf_init(&plain);
+    size_t n = switchyard__lease_grant__get_packed_size(ans);
+    if (sy_buf_reserve(&plain, n) == 0) {
+        plain.len = switchyard__lease_grant__pack(ans, (uint8_t *)plain.data);
+        sy_buf_reset(&c->scratch);
+        if (sy_envelope_seal(&c->key, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_LEASE_GRANT, SENDER,
+                             ++c->send_seq, plain.data, plain.len, &c->scratch) != 0 ||
+            nn_send(c->rep, c->scratch.data, c->scratch.len, NN_DONTWAIT) < 0)
+            c->send_failures++;
+        else
+            c->leases_granted++;
+    } else {
+        c->send_failures++;
+    }
+    sy_buf_free(&plain);
+    sy_leases_grant_free(g);
+    switchyard__lease_request__free_unpacked(r, NULL);
+}
+
 static void handle_request(sy_cluster_t *c, const void *msg, size_t len)
 {
     sy_envelope_t env;
@@ -407,6 +448,9 @@ static void handle_request(sy_cluster_t *c, const void *msg, size_t len)
         break;
     case SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT:
         handle_report(c, &env);
+        break;
+    case SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_LEASE_REQUEST:
+        handle_lease(c, &env);
         break;
     default:
         c->unexpected_messages++;
@@ -445,6 +489,7 @@ static void on_close(uv_handle_t *h)
     sy_buf_free(&c->sealed);
     sy_buf_free(&c->scratch);
     sy_reports_free(c->reports);
+    sy_leases_free(c->leases);
     free(c->workers);
     explicit_bzero(&c->key, sizeof(c->key));
     free(c);
@@ -508,6 +553,10 @@ int sy_cluster_start(uv_loop_t *loop, sqlite3 *db, const sy_cluster_options_t *o
         goto fail;
     if ((rc = sy_reports_open(db, &c->reports, err)) != 0)
         goto fail;
+    if ((c->leases = sy_leases_new(0)) == NULL) {
+        rc = sy_err_set(err, SY_ENOMEM, "cluster: out of memory");
+        goto fail;
+    }
     if ((rc = load_version(c, &c->version)) != 0) {
         rc = sy_err_set(err, rc, "cluster: reading cluster_state: %s", sqlite3_errmsg(db));
         goto fail;
@@ -548,6 +597,7 @@ fail:
     sy_buf_free(&c->snapshot_pb);
     sy_buf_free(&c->sealed);
     sy_reports_free(c->reports);
+    sy_leases_free(c->leases);
     free(c->workers);
     explicit_bzero(&c->key, sizeof(c->key));
     free(c);
@@ -585,7 +635,7 @@ int sy_cluster_stats_json(const sy_cluster_t *c, sy_buf_t *out)
         "\"snapshot_build_failures\":%llu,\"live_workers\":%u,\"hellos\":%llu,"
         "\"reports_applied\":%llu,\"reports_duplicate\":%llu,\"reports_invalid\":%llu,"
         "\"reports_failed\":%llu,\"report_rows\":%llu,\"rejected_messages\":%llu,"
-        "\"unexpected_messages\":%llu,\"send_failures\":%llu}",
+        "\"unexpected_messages\":%llu,\"send_failures\":%llu,\"leases_granted\":%llu}",
         (unsigned long long)c->version, (unsigned long long)c->snapshot_bytes,
         (unsigned long long)c->snapshot_keys, (unsigned long long)c->snapshot_build_us,
         (unsigned long long)c->snapshots_built, (unsigned long long)c->snapshots_published,
@@ -593,5 +643,6 @@ int sy_cluster_stats_json(const sy_cluster_t *c, sy_buf_t *out)
         (unsigned long long)c->reports_applied, (unsigned long long)c->reports_duplicate,
         (unsigned long long)c->reports_invalid, (unsigned long long)c->reports_failed,
         (unsigned long long)c->report_rows, (unsigned long long)c->rejected_messages,
-        (unsigned long long)c->unexpected_messages, (unsigned long long)c->send_failures);
+        (unsigned long long)c->unexpected_messages, (unsigned long long)c->send_failures,
+        (unsigned long long)c->leases_granted);
 }

@@ -26,7 +26,7 @@
 #define BOOT_ID_LEN 32
 
 enum { SPOOL_REPORT = 1, SPOOL_ACK = 2 };
-enum { REQ_IDLE, REQ_HELLO, REQ_REPORT };
+enum { REQ_IDLE, REQ_HELLO, REQ_REPORT, REQ_LEASE };
 
 /* One unacked report, serialized (sealed afresh at each send). */
 typedef struct pending {
@@ -77,6 +77,10 @@ struct sy_control_link {
     size_t next_req_len;
     sy_buf_t scratch;       /* owned; sealing */
     uint64_t stop_deadline; /* loop ms; non-zero once a graceful stop began */
+    sy_control_link_lease_build_fn lease_build; /* budget leases (routing.c), NULL = off */
+    sy_control_link_lease_grant_fn lease_grant;
+    void *lease_arg;   /* passed to both */
+    bool lease_wanted; /* a lease request waits for the channel */
     sy_control_link_stats_t st;
 };
 
@@ -763,6 +767,22 @@ static void pump(sy_control_link_t *l)
         }
         return;
     }
+    if (l->lease_wanted && l->lease_build != NULL) {
+        sy_buf_t b;
+        sy_buf_init(&b);
+        if (l->lease_build(l->lease_arg, l->worker_id, l->boot_id, &b) == 0) {
+            if (send_request(l, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_LEASE_REQUEST, b.data,
+                             b.len)) {
+                l->lease_wanted = false;
+                l->inflight = REQ_LEASE;
+                l->inflight_since = uv_now(l->loop);
+            }
+            sy_buf_free(&b);
+            return;
+        }
+        sy_buf_free(&b);
+        l->lease_wanted = false;
+    }
     if (l->head != NULL && send_request(l, SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_USAGE_REPORT,
                                         l->head->data, l->head->len)) {
         l->inflight = REQ_REPORT;
@@ -841,6 +861,20 @@ static void on_req_readable(uv_poll_t *h, int status, int events)
             log_rejected(l, "reports", (size_t)n, rc);
         } else {
             Switchyard__Ack *a = NULL;
+            if (env.kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_LEASE_GRANT &&
+                l->inflight == REQ_LEASE) {
+                Switchyard__LeaseGrant *g = switchyard__lease_grant__unpack(
+                    NULL, env.payload.len, (const uint8_t *)env.payload.data);
+                l->inflight = REQ_IDLE;
+                if (g != NULL && l->lease_grant != NULL)
+                    l->lease_grant(l->lease_arg, g);
+                else if (g == NULL)
+                    l->st.invalid_messages++;
+                switchyard__lease_grant__free_unpacked(g, NULL);
+                sy_envelope_free(&env);
+                nn_freemsg(msg);
+                continue;
+            }
             if (env.kind == SWITCHYARD__MESSAGE_KIND__MESSAGE_KIND_ACK)
                 a = switchyard__ack__unpack(NULL, env.payload.len,
                                             (const uint8_t *)env.payload.data);
@@ -854,6 +888,26 @@ static void on_req_readable(uv_poll_t *h, int status, int events)
         }
         nn_freemsg(msg);
     }
+    pump(l);
+}
+
+void sy_control_link_set_lease(sy_control_link_t *l, sy_control_link_lease_build_fn build,
+                               sy_control_link_lease_grant_fn grant, void *arg)
+{
+    if (l == NULL)
+        return;
+    l->lease_build = build;
+    l->lease_grant = grant;
+    l->lease_arg = arg;
+    if (build == NULL)
+        l->lease_wanted = false;
+}
+
+void sy_control_link_want_lease(sy_control_link_t *l)
+{
+    if (l == NULL || l->lease_build == NULL)
+        return;
+    l->lease_wanted = true;
     pump(l);
 }
 

@@ -54,6 +54,19 @@ typedef struct sy_control_link_options {
 int sy_control_link_start(uv_loop_t *loop, const sy_control_link_options_t *opts,
                           sy_control_link_t **out, sy_err_t *err);
 
+/* Budget leases (issue 6; dataplane/routing.c). build packs a
+ * Switchyard__LeaseRequest into out and returns 0, or SY_ENOENT when there is
+ * nothing to ask; grant receives the control plane's answer (borrowed for the
+ * call). Both run on the loop. NULL callbacks turn leases off. */
+typedef int (*sy_control_link_lease_build_fn)(void *arg, const char *worker_id,
+                                              const char *boot_id, sy_buf_t *out);
+typedef void (*sy_control_link_lease_grant_fn)(void *arg, const Switchyard__LeaseGrant *g);
+void sy_control_link_set_lease(sy_control_link_t *l, sy_control_link_lease_build_fn build,
+                               sy_control_link_lease_grant_fn grant, void *arg);
+/* Sends a lease request as soon as the request channel is free (before
+ * pending usage reports: requests may be waiting for it). */
+void sy_control_link_want_lease(sy_control_link_t *l);
+
 /* Drains the usage aggregator into a report now (spooled and queued), e.g.
  * before a graceful exit. Returns 0 or SY_E*. */
 int sy_control_link_flush(sy_control_link_t *l);

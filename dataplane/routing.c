@@ -156,6 +156,13 @@ int64_t sy_routing_now_unix_ms(sy_routing_t *rt)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* --- budgets of a request ------------------------------------------------------ */
 
 static void index_key(char *buf, size_t size, int scope, const char *id, sy_str_t *out)
@@ -390,7 +397,8 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
     if (nb > 0) {
         double est = sy_router_estimate_cost(mp, now_unix, q->prompt_est, out_est);
         sy_budget_verdict_t v;
-        int rc = sy_budget_reserve(rt->budgets, bs, nb, tz, share, est, now_unix, &q->hold, &v);
+        int rc = sy_budget_reserve(rt->budgets, bs, nb, tz, share, est, now_unix, real_ms(),
+                                   &q->hold, &v);
         if (rc == SY_EAGAIN) {
             rt->refused_budget++;
             const Switchyard__Budget *b = v.refused_by;

@@ -433,7 +433,7 @@ static void test_budget_hard_lease(void **state)
     /* Two workers: this one's lease is $0.50. Reserve 0.03 each until refused. */
     int ok = 0;
     for (int i = 0; i < 40; i++) {
-        if (sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.03, now, &holds[ok], &v) == 0)
+        if (sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.03, now, 0, &holds[ok], &v) == 0)
             ok++;
     }
     assert_int_equal(ok, 16); /* 16 x 0.03 = 0.48; the 17th does not fit */
@@ -447,19 +447,19 @@ static void test_budget_hard_lease(void **state)
     assert_int_equal(sy_budget_lease(l, "b1", &li), 0);
     assert_true(li.settled > 0.3199 && li.settled < 0.3201);
     assert_true(li.reserved < 1e-9);
-    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.03, now, &holds[0], &v), 0);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.03, now, 0, &holds[0], &v), 0);
     double f = sy_budget_remaining_fraction(l, bs, 1, NULL, 0.5, now);
     assert_true(f > 0.29 && f < 0.31);
     /* The next window starts empty; a reservation from the old window
      * settles into nothing. */
-    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.4, now + 86400, &holds[1], &v), 0);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.4, now + 86400, 0, &holds[1], &v), 0);
     sy_budget_settle(l, &holds[0], 0.03);
     assert_int_equal(sy_budget_lease(l, "b1", &li), 0);
     assert_true(li.settled < 1e-9);
     assert_int_equal(li.window_start, 1795305600);
     /* An explicit grant replaces the self-granted share. */
     assert_int_equal(sy_budget_grant(l, "b1", 1795305600, 0.41), 0);
-    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.02, now + 86400, &holds[2], &v),
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.02, now + 86400, 0, &holds[2], &v),
                      SY_EAGAIN);
     sy_budget_ledger_free(l);
 }
@@ -484,16 +484,16 @@ static void test_budget_soft_and_snapshot_spend(void **state)
     sy_budget_ledger_t *l = sy_budget_ledger_new();
     sy_budget_hold_t h;
     sy_budget_verdict_t v;
-    assert_int_equal(sy_budget_reserve(l, bs, 2, NULL, 1.0, 0.4, now, &h, &v), 0);
+    assert_int_equal(sy_budget_reserve(l, bs, 2, NULL, 1.0, 0.4, now, 0, &h, &v), 0);
     assert_false(v.soft_exceeded);
-    assert_int_equal(sy_budget_reserve(l, bs, 2, NULL, 1.0, 0.2, now, &h, &v), SY_EAGAIN);
+    assert_int_equal(sy_budget_reserve(l, bs, 2, NULL, 1.0, 0.2, now, 0, &h, &v), SY_EAGAIN);
     assert_ptr_equal(v.refused_by, &hard);
     /* Nothing was reserved on the soft budget by the refused request. */
     sy_budget_lease_info_t li;
     assert_int_equal(sy_budget_lease(l, "soft", &li), 0);
     assert_true(li.reserved > 0.399 && li.reserved < 0.401);
     const Switchyard__Budget *only_soft[1] = {&soft};
-    assert_int_equal(sy_budget_reserve(l, only_soft, 1, NULL, 1.0, 0.2, now, &h, &v), 0);
+    assert_int_equal(sy_budget_reserve(l, only_soft, 1, NULL, 1.0, 0.2, now, 0, &h, &v), 0);
     assert_true(v.soft_exceeded);
     sy_budget_ledger_free(l);
 }
