@@ -179,3 +179,87 @@ test('errors keep their meaning across providers and dialects', async () => {
   assert.equal(e3.error?.type, 'error');
   assert.equal(e3.error?.error?.type, 'invalid_request_error');
 });
+
+const addFault = (fault, endpoint) =>
+  fetch(`${mock.url}/_mock/faults`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ fault, count: 1, endpoint }),
+  }).then((r) => r.arrayBuffer());
+
+test('a stream that breaks after the 200 ends in an explicit error, never a silent truncation', async () => {
+  const cases = [
+    { model: 'mx-anthropic', endpoint: 'messages', fault: 'malformed' },
+    { model: 'mx-gemini', endpoint: 'stream_generate_content', fault: 'malformed' },
+    { model: 'mx-anthropic', endpoint: 'messages', fault: 'reset=2' },
+    { model: 'mx-gemini', endpoint: 'stream_generate_content', fault: 'reset=2' },
+  ];
+  for (const c of cases) {
+    // OpenAI ingress: the SDK raises on the error event.
+    await addFault(c.fault, c.endpoint);
+    const s = await openai.chat.completions.create({
+      model: c.model, stream: true, messages: [{ role: 'user', content: 'one two three four five' }],
+    });
+    let text = '';
+    const err = await (async () => {
+      try {
+        for await (const chunk of s) text += chunk.choices[0]?.delta?.content || '';
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    assert.ok(err, `${c.model} ${c.fault}: the client must see an error`);
+    assert.ok(!text.includes('five'), 'the stream did not complete');
+    // Anthropic ingress: the SDK raises on the error event too.
+    await addFault(c.fault, c.endpoint);
+    const err2 = await anthropic.messages
+      .stream({ model: c.model, max_tokens: 50, messages: [{ role: 'user', content: 'one two three four five' }] })
+      .finalMessage()
+      .then(() => null, (e) => e);
+    assert.ok(err2, `${c.model} ${c.fault} (anthropic ingress): the client must see an error`);
+  }
+});
+
+test('Gemini RetryInfo and Anthropic retry-after become Retry-After on a 429', async () => {
+  await addFault({ status: 429, retry_after: 7 }, 'generate_content');
+  const res = await fetch(`${dp.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${dp.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'mx-gemini', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('retry-after'), '7');
+  const body = await res.json();
+  assert.equal(body.error.code, 'rate_limit_exceeded');
+  assert.equal(body.error.cause, 'provider');
+
+  await addFault({ status: 429, retry_after: 3 }, 'messages');
+  const res2 = await fetch(`${dp.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'x-api-key': dp.key, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'mx-anthropic', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  assert.equal(res2.status, 429);
+  assert.equal(res2.headers.get('retry-after'), '3');
+  const b2 = await res2.json();
+  assert.equal(b2.type, 'error');
+  assert.equal(b2.error.type, 'rate_limit_error');
+});
+
+test('the Anthropic ingress takes the key from Authorization too, and refuses a bad one in its shape', async () => {
+  const ok = await fetch(`${dp.url}/v1/messages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${dp.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'mx-gemini', max_tokens: 10, messages: [{ role: 'user', content: 'hi there' }] }),
+  });
+  assert.equal(ok.status, 200);
+  const msg = await ok.json();
+  assert.equal(msg.content[0].text, 'Echo: hi there');
+  const wrong = new Anthropic({ baseURL: dp.url, apiKey: 'sk-wrong-key', maxRetries: 0, timeout: 10000 });
+  const bad = await wrong.messages
+    .create({ model: 'mx-gemini', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+    .catch((e) => e);
+  assert.equal(bad.status, 401);
+  assert.equal(bad.error?.type, 'error');
+  assert.equal(bad.error?.error?.type, 'authentication_error');
+});
