@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "dataplane/usage_journal.h"
 #include "dataplane/worker.h"
 #include "err.h"
 #include "log.h"
@@ -25,7 +26,9 @@
 #define MAX_MESSAGE_BYTES (512 << 20)  /* a snapshot of millions of keys still fits */
 #define BOOT_ID_LEN 32
 
-enum { SPOOL_REPORT = 1, SPOOL_ACK = 2 };
+/* Spool records: a report, an ack of one, and the newest usage-journal
+ * generation the reports carry (seq field; see dataplane/usage_journal.h). */
+enum { SPOOL_REPORT = 1, SPOOL_ACK = 2, SPOOL_GEN = 3 };
 enum { REQ_IDLE, REQ_HELLO, REQ_REPORT, REQ_LEASE };
 
 /* One unacked report, serialized (sealed afresh at each send). */
@@ -75,12 +78,15 @@ struct sy_control_link {
     size_t next_sub_len;
     void *next_req; /* owned nn message: a large Hello answer waiting */
     size_t next_req_len;
-    sy_buf_t scratch;       /* owned; sealing */
-    uint64_t stop_deadline; /* loop ms; non-zero once a graceful stop began */
+    sy_buf_t scratch;                           /* owned; sealing */
+    uint64_t stop_deadline;                     /* loop ms; non-zero once a graceful stop began */
     sy_control_link_lease_build_fn lease_build; /* budget leases (routing.c), NULL = off */
     sy_control_link_lease_grant_fn lease_grant;
-    void *lease_arg;   /* passed to both */
-    bool lease_wanted; /* a lease request waits for the channel */
+    void *lease_arg;             /* passed to both */
+    bool lease_wanted;           /* a lease request waits for the channel */
+    sy_usage_journal_t *journal; /* owned; write-ahead usage journal, NULL without a state dir */
+    uint64_t covered_gen;        /* newest journal generation a spooled report carries */
+    bool journal_failed;         /* an append failed (logged once) */
     sy_control_link_stats_t st;
 };
 
@@ -580,6 +586,39 @@ static int spool_append(sy_control_link_t *l, int type, const char *boot_id, uin
     return SY_EIO;
 }
 
+/* Appends a report preceded by the journal generation it carries, in one
+ * writev: a process killed with -9 leaves both or neither. */
+static int spool_append_report(sy_control_link_t *l, const char *boot_id, uint64_t seq,
+                               uint64_t gen, const void *data, size_t len)
+{
+    if (gen == 0)
+        return spool_append(l, SPOOL_REPORT, boot_id, seq, data, len);
+    if (l->spool_fd < 0)
+        return SY_EIO;
+    size_t blen = strlen(boot_id);
+    size_t body = 1 + blen + 8 + len;
+    uint8_t mark[5 + 1 + 8], head[5 + 1 + BOOT_ID_LEN + 8];
+    if (blen > BOOT_ID_LEN || body > UINT32_MAX)
+        return SY_EINVAL;
+    put_u32(mark, 9);
+    mark[4] = SPOOL_GEN;
+    mark[5] = 0;
+    put_u64(mark + 6, gen);
+    put_u32(head, (uint32_t)body);
+    head[4] = SPOOL_REPORT;
+    head[5] = (uint8_t)blen;
+    memcpy(head + 6, boot_id, blen);
+    put_u64(head + 6 + blen, seq);
+    struct iovec iov[3] = {{mark, sizeof(mark)}, {head, 14 + blen}, {(void *)data, len}};
+    off_t at = lseek(l->spool_fd, 0, SEEK_END);
+    ssize_t w = writev(l->spool_fd, iov, 3);
+    if (w == (ssize_t)(sizeof(mark) + 5 + body))
+        return 0;
+    if (at >= 0 && ftruncate(l->spool_fd, at) != 0)
+        sy_log(SY_LOG_ERROR, "usage_spool", "cannot cut a torn record off %s", l->spool_path);
+    return SY_EIO;
+}
+
 static pending_t *pending_new(const char *boot_id, uint64_t seq, const void *data, size_t len)
 {
     pending_t *p = malloc(sizeof(*p) + len);
@@ -662,6 +701,9 @@ static int spool_reload(sy_control_link_t *l)
             e[n].seq = seq;
             e[n].acked = false;
             n++;
+        } else if (type == SPOOL_GEN) {
+            if (seq > l->covered_gen)
+                l->covered_gen = seq;
         } else if (type == SPOOL_ACK && n > 0) {
             /* Acks come in report order, so the search starts where the last one hit. */
             for (size_t k = 0; k < n; k++) {
@@ -687,7 +729,11 @@ static int spool_reload(sy_control_link_t *l)
         snprintf(tmp, sizeof(tmp), "%s.tmp", l->spool_path);
         l->spool_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
         size_t unacked = 0;
-        for (size_t i = 0; i < n && l->spool_fd >= 0; i++) {
+        /* The generation marker outlives the reports it came with. */
+        if (l->spool_fd >= 0 && l->covered_gen > 0 &&
+            spool_append(l, SPOOL_GEN, "", l->covered_gen, NULL, 0) != 0)
+            rc = SY_EIO;
+        for (size_t i = 0; i < n && l->spool_fd >= 0 && rc == 0; i++) {
             if (e[i].acked)
                 continue;
             if (spool_append(l, SPOOL_REPORT, e[i].boot_id, e[i].seq, e[i].data, e[i].len) != 0) {
@@ -917,6 +963,14 @@ int sy_control_link_flush(sy_control_link_t *l)
 {
     if (l->usage == NULL || sy_usage_row_count(l->usage) == 0)
         return 0;
+    /* The journal's current generation holds exactly what the aggregator
+     * holds: close it, so the report can name it. */
+    uint64_t gen = 0;
+    if (l->journal != NULL && sy_usage_journal_pending(l->journal) > 0 &&
+        sy_usage_journal_rotate(l->journal, &gen) != 0) {
+        sy_log(SY_LOG_WARN, "usage_journal", "cannot rotate the usage journal");
+        gen = 0;
+    }
     Switchyard__UsageRow **rows = NULL;
     size_t n = 0;
     int rc = sy_usage_drain(l->usage, &rows, &n);
@@ -941,7 +995,12 @@ int sy_control_link_flush(sy_control_link_t *l)
     p->len = switchyard__usage_report__pack(&r, p->data);
     sy_usage_rows_free(rows, n);
 
-    bool spooled = spool_append(l, SPOOL_REPORT, p->boot_id, p->seq, p->data, p->len) == 0;
+    bool spooled = spool_append_report(l, p->boot_id, p->seq, gen, p->data, p->len) == 0;
+    if (spooled && gen != 0) {
+        /* The spooled report carries these samples now. */
+        l->covered_gen = gen;
+        sy_usage_journal_forget(l->journal, gen);
+    }
     if (!spooled && l->spool_path != NULL)
         sy_log(SY_LOG_WARN, "usage_spool", "cannot append to %s; report %llu kept in memory",
                l->spool_path, (unsigned long long)p->seq);
@@ -954,6 +1013,17 @@ int sy_control_link_flush(sy_control_link_t *l)
     }
     pump(l);
     return 0;
+}
+
+void sy_control_link_journal(sy_control_link_t *l, const sy_usage_sample_t *s)
+{
+    if (l == NULL || l->journal == NULL)
+        return;
+    if (sy_usage_journal_append(l->journal, s) != 0 && !l->journal_failed) {
+        l->journal_failed = true;
+        sy_log(SY_LOG_ERROR, "usage_journal",
+               "cannot append to the usage journal: a kill -9 would lose this usage");
+    }
 }
 
 static void on_tick(uv_timer_t *t)
@@ -1022,6 +1092,7 @@ static void free_link(sy_control_link_t *l)
     }
     if (l->spool_fd >= 0)
         close(l->spool_fd);
+    sy_usage_journal_close(l->journal);
     free(l->snap_path);
     free(l->spool_path);
     sy_buf_free(&l->scratch);
@@ -1131,6 +1202,16 @@ int sy_control_link_start(uv_loop_t *loop, const sy_control_link_options_t *o,
             rc = sy_err_set(err, rc, "control link: usage spool %s: %s", l->spool_path,
                             sy_err_name(rc));
             goto fail;
+        }
+        if (o->usage != NULL) {
+            char jname[SY_ENVELOPE_MAX_SENDER + 32];
+            snprintf(jname, sizeof(jname), "usage-%s", name + strlen("reports-"));
+            char *dot = strrchr(jname, '.');
+            if (dot != NULL)
+                *dot = '\0'; /* drop ".spool" */
+            if ((rc = sy_usage_journal_open(o->state_dir, jname, l->covered_gen, o->usage,
+                                            &l->journal, NULL, err)) != 0)
+                goto fail;
         }
     }
 

@@ -58,8 +58,8 @@ int sy_control_link_start(uv_loop_t *loop, const sy_control_link_options_t *opts
  * Switchyard__LeaseRequest into out and returns 0, or SY_ENOENT when there is
  * nothing to ask; grant receives the control plane's answer (borrowed for the
  * call). Both run on the loop. NULL callbacks turn leases off. */
-typedef int (*sy_control_link_lease_build_fn)(void *arg, const char *worker_id,
-                                              const char *boot_id, sy_buf_t *out);
+typedef int (*sy_control_link_lease_build_fn)(void *arg, const char *worker_id, const char *boot_id,
+                                              sy_buf_t *out);
 typedef void (*sy_control_link_lease_grant_fn)(void *arg, const Switchyard__LeaseGrant *g);
 void sy_control_link_set_lease(sy_control_link_t *l, sy_control_link_lease_build_fn build,
                                sy_control_link_lease_grant_fn grant, void *arg);
@@ -70,6 +70,13 @@ void sy_control_link_want_lease(sy_control_link_t *l);
 /* Drains the usage aggregator into a report now (spooled and queued), e.g.
  * before a graceful exit. Returns 0 or SY_E*. */
 int sy_control_link_flush(sy_control_link_t *l);
+
+/* Journals one finished request's usage (call right after sy_usage_record
+ * succeeded for it): one write(2) to <state_dir>/usage-<worker>.<gen>.journal,
+ * so a worker killed with -9 loses no usage; the samples no spooled report
+ * carries yet are replayed by the next start. No-op without a state dir or
+ * for l NULL. */
+void sy_control_link_journal(sy_control_link_t *l, const sy_usage_sample_t *s);
 
 /* Reports not yet acked (in memory and in the spool). */
 size_t sy_control_link_pending(const sy_control_link_t *l);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "dataplane/control_link.h"
 #include "dataplane/routing.h"
 #include "dataplane/worker.h"
 #include "dataplane/providers/anthropic_ingress.h"
@@ -212,7 +213,9 @@ void sy_proxy_finish(sy_req_t *r)
             .latency_ms = latency,
             .ttft_ms = r->stream ? r->ttft_ms : -1,
         };
-        sy_usage_record(w->usage, &s);
+        /* Journaled too (control link), so a kill -9 loses no usage. */
+        if (sy_usage_record(w->usage, &s) == 0)
+            sy_control_link_journal(w->control_link, &s);
     }
     if (w->cfg.access_log) {
         sy_buf_t *b = &w->scratch;

@@ -413,6 +413,78 @@ static void test_spill_beyond_memory_bound(void **state)
     sy_usage_free(u);
 }
 
+/* record() plus what the proxy does after it: journal the sample. */
+static void record_journaled(sy_control_link_t *l, sy_usage_t *u, uint64_t prompt,
+                             uint64_t completion)
+{
+    record(u, prompt, completion);
+    sy_usage_sample_t s = {
+        .unix_ms = 1795255200000LL,
+        .tenant_id = "ten_a",
+        .team_id = "team_a",
+        .key_id = "key_1",
+        .route = "",
+        .provider_id = "prv_1",
+        .model_id = "gpt-x",
+        .prompt_tokens = prompt,
+        .completion_tokens = completion,
+        .latency_ms = 12,
+        .ttft_ms = -1,
+    };
+    sy_control_link_journal(l, &s);
+}
+
+static void test_journal_covers_the_undrained_window(void **state)
+{
+    fixture_t *f = *state;
+    char st_dir[300], dead[300];
+    snprintf(st_dir, sizeof(st_dir), "%s/journal-state", f->dir);
+    snprintf(dead, sizeof(dead), "ipc://%s/nobody.ipc", f->dir);
+    sqlite3 *db = f->store->db;
+
+    /* 1. Usage recorded but never drained into a report: killed. */
+    sy_usage_t *u = sy_usage_new();
+    sy_control_link_t *l = start_link(f, NULL, dead, st_dir, u, NULL);
+    record_journaled(l, u, 100, 10);
+    record_journaled(l, u, 200, 20);
+    stop_link(f, l);
+    sy_usage_free(u); /* the aggregator dies with the process */
+
+    /* 2. The successor replays them; one more sample is drained into a
+     * report that cannot be delivered yet (the control plane is away). */
+    u = sy_usage_new();
+    l = start_link(f, NULL, dead, st_dir, u, NULL);
+    assert_int_equal(sy_usage_row_count(u), 1);
+    record_journaled(l, u, 400, 40);
+    assert_int_equal(sy_control_link_flush(l), 0);
+    assert_int_equal(sy_control_link_pending(l), 1);
+    /* 3. More usage after the report, then killed again. */
+    record_journaled(l, u, 800, 80);
+    stop_link(f, l);
+    sy_usage_free(u);
+
+    /* 4. Its successor reaches the control plane: the spooled report (700)
+     * and the journaled sample (800) arrive, each exactly once. */
+    u = sy_usage_new();
+    l = start_link(f, NULL, f->rep_url, st_dir, u, NULL);
+    assert_int_equal(sy_usage_row_count(u), 1);
+    assert_int_equal(sy_control_link_flush(l), 0);
+    assert_true(run_until(f, link_idle, l, 3000));
+    assert_int_equal(q_int(db, "SELECT sum(prompt_tokens) FROM usage_minute"), 1500);
+    assert_int_equal(q_int(db, "SELECT sum(requests) FROM usage_day"), 4);
+    stop_link(f, l);
+
+    /* 5. Nothing is left to replay. */
+    sy_usage_free(u);
+    u = sy_usage_new();
+    l = start_link(f, NULL, f->rep_url, st_dir, u, NULL);
+    assert_int_equal(sy_usage_row_count(u), 0);
+    assert_int_equal(sy_control_link_pending(l), 0);
+    stop_link(f, l);
+    sy_usage_free(u);
+    assert_int_equal(q_int(db, "SELECT sum(prompt_tokens) FROM usage_minute"), 1500);
+}
+
 typedef struct wait_stat {
     fixture_t *f;
     const char *name;
@@ -836,6 +908,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_delivery_and_revocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_exactly_once_across_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spill_beyond_memory_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_covers_the_undrained_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_refuses_tampered_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_refuses_tampered_snapshots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_survives_garbage_and_truncations, setup,
