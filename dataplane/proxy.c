@@ -914,9 +914,10 @@ static void relay(sy_req_t *r)
                 r->client_usage = iu;
         }
     }
-    if (r->rt.route != NULL) {
+    if (r->rt.route != NULL || r->rt.parked) {
         /* Keep the OpenAI-format request for a later attempt on another
-         * target (the body below becomes that target's). */
+         * target (the body below becomes that target's), or for the first
+         * one when admission waits for a budget lease. */
         sy_buf_reset(&r->rt.canon);
         size_t clen = 0;
         const char *ctext = r->anthropic_ingress ? sy_json_to_string(root, &clen) : r->body.data;
@@ -927,6 +928,8 @@ static void relay(sy_req_t *r)
             return;
         }
     }
+    if (r->rt.parked)
+        return; /* sy_proxy_resume starts it once the budget lease is there */
     start_attempt(r, root);
 }
 

@@ -10,11 +10,16 @@
 #include <time.h>
 
 #include "log.h"
+#include "dataplane/control_link.h"
 #include "dataplane/server.h"
 #include "dataplane/strmap.h"
 #include "dataplane/worker.h"
 
 #define DEFAULT_OUTPUT_TOKENS 256
+#define LEASE_WAIT_MS 1500      /* a request waits this long for a grant, then falls back */
+#define LEASE_TICK_MS 1000      /* renewals, releases, lost requests */
+#define LEASE_ASK_STALE_MS 3000 /* an unanswered lease request is asked again */
+#define MAX_LEASE_ITEMS 64
 #define MAX_BUDGETS_PER_SCOPE 4
 
 typedef struct budget_refs {
@@ -23,7 +28,12 @@ typedef struct budget_refs {
 } budget_refs_t;
 
 struct sy_routing {
-    uv_timer_t timer;              /* backoff waits; the struct is freed in its close callback */
+    uv_timer_t timer;        /* backoff and lease waits */
+    uv_timer_t tick;         /* lease upkeep; the struct is freed when both are closed */
+    int open_handles;        /* timers not yet closed */
+    sy_control_link_t *link; /* borrowed; budget leases, NULL = none */
+    int64_t lease_asked_ms;  /* real ms of the unanswered lease request, 0 = none */
+    uint64_t lease_requests, lease_grants, lease_fallbacks; /* stats */
     sy_routing_resume_fn resume;   /* starts the next attempt of a request */
     sy_router_t *router;           /* owned */
     sy_ratelimit_t *limits;        /* owned */
@@ -93,13 +103,17 @@ int sy_routing_new(uv_loop_t *loop, sy_routing_resume_fn resume, sy_routing_t **
     rt->rnd = (uint64_t)ts.tv_nsec * 6364136223846793005ULL + (uint64_t)getpid();
     rt->resume = resume;
     uv_timer_init(loop, &rt->timer);
+    uv_timer_init(loop, &rt->tick);
+    rt->open_handles = 2;
     *out = rt;
     return 0;
 }
 
 static void on_closed(uv_handle_t *h)
 {
-    sy_routing_t *rt = sy_container_of((uv_timer_t *)h, sy_routing_t, timer);
+    sy_routing_t *rt = h->data;
+    if (--rt->open_handles > 0)
+        return;
     sy_router_free(rt->router);
     sy_ratelimit_free(rt->limits);
     sy_budget_ledger_free(rt->budgets);
@@ -112,7 +126,12 @@ void sy_routing_close(sy_routing_t *rt)
 {
     if (rt == NULL)
         return;
+    if (rt->link != NULL)
+        sy_control_link_set_lease(rt->link, NULL, NULL, NULL);
+    rt->link = NULL;
+    rt->timer.data = rt->tick.data = rt;
     uv_close((uv_handle_t *)&rt->timer, on_closed);
+    uv_close((uv_handle_t *)&rt->tick, on_closed);
 }
 
 static uint64_t next_rnd(sy_routing_t *rt)
@@ -266,6 +285,9 @@ static uint64_t output_estimate(json_object *root, const Switchyard__Model *m)
     return DEFAULT_OUTPUT_TOKENS;
 }
 
+static int admit_budget(sy_req_t *r, bool fallback);
+static void park(sy_req_t *r);
+
 static void set_candidate(sy_req_t *r, size_t i)
 {
     sy_routing_req_t *q = &r->rt;
@@ -395,10 +417,43 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
     }
     /* Budgets: reserve the estimated cost on every budget that applies. */
     if (nb > 0) {
-        double est = sy_router_estimate_cost(mp, now_unix, q->prompt_est, out_est);
+        q->cost_est = sy_router_estimate_cost(mp, now_unix, q->prompt_est, out_est);
+        int br = admit_budget(r, false);
+        if (br < 0)
+            return false;
+        if (br > 0)
+            park(r);
+    }
+    return true;
+}
+
+/* Reserves the request's estimated cost on its budgets. Returns 0 when
+ * reserved, 1 when a lease grant is needed first, -1 when refused (answered).
+ * fallback: the control plane did not answer; take this worker's share. */
+static int admit_budget(sy_req_t *r, bool fallback)
+{
+    sy_routing_t *rt = r->conn->worker->routing;
+    sy_routing_req_t *q = &r->rt;
+    const Switchyard__Budget *bs[SY_BUDGET_MAX_HOLDS];
+    size_t nb = request_budgets(rt, r, bs, SY_BUDGET_MAX_HOLDS);
+    if (nb == 0)
+        return 0;
+    int64_t now_unix = sy_routing_now_unix_ms(rt) / 1000;
+    const char *tz = r->key->tenant ? r->key->tenant->time_zone : NULL;
+    double share = share_of(r);
+    if (fallback) {
+        rt->lease_fallbacks++;
+        for (size_t i = 0; i < nb; i++)
+            if (bs[i]->hard)
+                sy_budget_fallback(rt->budgets, bs[i]->id, bs[i]->amount_usd * share);
+    }
+    {
+        double est = q->cost_est;
         sy_budget_verdict_t v;
         int rc = sy_budget_reserve(rt->budgets, bs, nb, tz, share, est, now_unix, real_ms(),
                                    &q->hold, &v);
+        if (rc == SY_EAGAIN && v.need_lease && !fallback)
+            return 1;
         if (rc == SY_EAGAIN) {
             rt->refused_budget++;
             const Switchyard__Budget *b = v.refused_by;
@@ -414,11 +469,11 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
             q->refused = true;
             q->refused_retry_ms = (uint64_t)wait * 1000;
             sy_server_error(r, 429, "insufficient_quota", "budget_exceeded", NULL, msg);
-            return false;
+            return -1;
         }
         q->budget_soft = v.soft_exceeded;
     }
-    return true;
+    return 0;
 }
 
 /* --- attempts ------------------------------------------------------------------- */
@@ -522,6 +577,26 @@ static void arm_timer(sy_routing_t *rt, uint64_t now)
     uv_timer_start(&rt->timer, on_timer, due > now ? due - now : 1, 0);
 }
 
+static void wait_link(sy_routing_t *rt, sy_req_t *r, uint64_t due, uint64_t now);
+
+/* A parked request's lease question has an answer (or timed out): start
+ * it, refuse it, or keep it waiting. */
+static void unpark(sy_req_t *r, bool fallback)
+{
+    sy_routing_t *rt = r->conn->worker->routing;
+    sy_routing_req_t *q = &r->rt;
+    q->lease_wait = false;
+    int br = admit_budget(r, fallback);
+    if (br < 0)
+        return; /* answered */
+    if (br > 0) {
+        park(r);
+        return;
+    }
+    q->parked = false;
+    rt->resume(r);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     sy_routing_t *rt = sy_container_of(t, sy_routing_t, timer);
@@ -543,9 +618,43 @@ static void on_timer(uv_timer_t *t)
     while (due != NULL) {
         sy_req_t *nx = due->rt.wait_next;
         due->rt.wait_next = NULL;
-        rt->resume(due);
+        if (due->rt.lease_wait)
+            unpark(due, true); /* no grant in time: this worker's share */
+        else
+            rt->resume(due);
         due = nx;
     }
+}
+
+static void wait_link(sy_routing_t *rt, sy_req_t *r, uint64_t due, uint64_t now)
+{
+    sy_routing_req_t *q = &r->rt;
+    q->wait_due_ms = due;
+    q->waiting = true;
+    q->wait_prev = NULL;
+    q->wait_next = rt->waiting;
+    if (rt->waiting != NULL)
+        rt->waiting->rt.wait_prev = r;
+    rt->waiting = r;
+    arm_timer(rt, now);
+}
+
+/* Waits for a lease grant (or LEASE_WAIT_MS). */
+static void park(sy_req_t *r)
+{
+    sy_routing_t *rt = r->conn->worker->routing;
+    sy_routing_req_t *q = &r->rt;
+    uint64_t now = uv_now(&r->conn->worker->loop);
+    q->parked = true;
+    q->lease_wait = true;
+    wait_link(rt, r, now + LEASE_WAIT_MS, now);
+    if (rt->link == NULL) {
+        /* No control plane to ask (any more): the share, at once. */
+        q->wait_due_ms = now;
+        arm_timer(rt, now);
+        return;
+    }
+    sy_control_link_want_lease(rt->link);
 }
 
 int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after)
@@ -595,14 +704,7 @@ int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after
         rt->failovers++;
         if (wait == 0)
             return 1;
-        q->wait_due_ms = now + wait;
-        q->waiting = true;
-        q->wait_prev = NULL;
-        q->wait_next = rt->waiting;
-        if (rt->waiting != NULL)
-            rt->waiting->rt.wait_prev = r;
-        rt->waiting = r;
-        arm_timer(rt, now);
+        wait_link(rt, r, now + wait, now);
         return 2;
     }
     return 0;
@@ -693,6 +795,95 @@ size_t sy_routing_head(const sy_req_t *r, char *out, size_t size)
     }
 #undef PUT
     return len;
+}
+
+/* --- budget leases ----------------------------------------------------------------- */
+
+static int lease_build(void *arg, const char *worker_id, const char *boot_id, sy_buf_t *out)
+{
+    sy_routing_t *rt = arg;
+    Switchyard__BudgetLease items[MAX_LEASE_ITEMS];
+    Switchyard__BudgetLease *ptrs[MAX_LEASE_ITEMS];
+    size_t n = 0;
+    int64_t now = real_ms();
+    sy_budget_lease_requests(rt->budgets, now, items, MAX_LEASE_ITEMS, &n);
+    if (n == 0)
+        return SY_ENOENT;
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = &items[i];
+    Switchyard__LeaseRequest req = SWITCHYARD__LEASE_REQUEST__INIT;
+    req.worker_id = (char *)worker_id;
+    req.boot_id = (char *)boot_id;
+    req.leases = ptrs;
+    req.n_leases = n;
+    size_t len = switchyard__lease_request__get_packed_size(&req);
+    if (sy_buf_reserve(out, len) != 0) {
+        sy_budget_lease_unask(rt->budgets);
+        return SY_ENOMEM;
+    }
+    out->len = switchyard__lease_request__pack(&req, (uint8_t *)out->data);
+    rt->lease_asked_ms = now;
+    rt->lease_requests++;
+    return 0;
+}
+
+static void lease_grant(void *arg, const Switchyard__LeaseGrant *g)
+{
+    sy_routing_t *rt = arg;
+    rt->lease_asked_ms = 0;
+    rt->lease_grants++;
+    for (size_t i = 0; i < g->n_leases; i++)
+        sy_budget_apply_grant(rt->budgets, g->leases[i]);
+    /* Requests waiting for a grant: take them off the list first (answering
+     * or starting one must not disturb the walk). */
+    sy_req_t *ready = NULL;
+    sy_req_t *x = rt->waiting;
+    while (x != NULL) {
+        sy_req_t *nx = x->rt.wait_next;
+        if (x->rt.lease_wait) {
+            wait_unlink(rt, x);
+            x->rt.wait_next = ready;
+            ready = x;
+        }
+        x = nx;
+    }
+    arm_timer(rt, uv_now(rt->timer.loop));
+    while (ready != NULL) {
+        sy_req_t *nx = ready->rt.wait_next;
+        ready->rt.wait_next = NULL;
+        unpark(ready, false);
+        ready = nx;
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    sy_routing_t *rt = sy_container_of(t, sy_routing_t, tick);
+    if (rt->link == NULL)
+        return;
+    if (rt->lease_asked_ms != 0 && real_ms() - rt->lease_asked_ms > LEASE_ASK_STALE_MS) {
+        /* The answer was lost (control plane restarted): ask again. */
+        sy_budget_lease_unask(rt->budgets);
+        rt->lease_asked_ms = 0;
+    }
+    /* Renewals and releases; a no-op when there is nothing to ask. */
+    sy_control_link_want_lease(rt->link);
+}
+
+void sy_routing_set_link(sy_routing_t *rt, void *link)
+{
+    if (rt == NULL)
+        return;
+    if (rt->link != NULL)
+        sy_control_link_set_lease(rt->link, NULL, NULL, NULL);
+    rt->link = link;
+    sy_budget_set_lease_mode(rt->budgets, link != NULL);
+    if (link == NULL) {
+        uv_timer_stop(&rt->tick);
+        return;
+    }
+    sy_control_link_set_lease(rt->link, lease_build, lease_grant, rt);
+    uv_timer_start(&rt->tick, on_tick, LEASE_TICK_MS, LEASE_TICK_MS);
 }
 
 int sy_routing_stats_json(sy_routing_t *rt, sy_buf_t *out)

@@ -68,6 +68,9 @@ typedef struct sy_routing_req {
     struct sy_req *wait_prev;  /* borrowed */
     uint64_t wait_due_ms;      /* loop time the wait ends */
     bool waiting;              /* on the backoff list */
+    bool parked;               /* admitted but for a budget lease: no attempt started yet */
+    bool lease_wait;           /* on the wait list for a lease grant (wait_due_ms: give up) */
+    double cost_est;           /* estimated cost reserved on budgets (USD) */
 } sy_routing_req_t;
 
 typedef struct sy_routing sy_routing_t;
@@ -99,6 +102,13 @@ void sy_routing_abort(struct sy_req *r);
  * x-switchyard-route, -rule, -target, -attempts, x-ratelimit-*) into out
  * (NUL-terminated). Returns the length, 0 when there are none or they do not fit. */
 size_t sy_routing_head(const struct sy_req *r, char *out, size_t size);
+
+/* Budget leases through the control link (worker.c, once the link is
+ * attached): hard budgets are then spent from control-plane grants only; a
+ * request whose lease is short waits (up to 1.5 s) for a grant, then falls
+ * back to this worker's share so that an absent control plane never fails
+ * requests. link is a sy_control_link_t (borrowed; NULL turns leases off). */
+void sy_routing_set_link(sy_routing_t *rt, void *link);
 
 /* Appends the worker's routing stats (targets, counters) as JSON to out. */
 int sy_routing_stats_json(sy_routing_t *rt, sy_buf_t *out);

@@ -247,6 +247,7 @@ int sy_worker_run(const sy_worker_config_t *cfg)
             sy_log(SY_LOG_ERROR, "control_link_failed", "%s", err.msg);
             goto out; /* closes every handle opened so far */
         }
+        sy_routing_set_link(w->routing, w->control_link); /* budget leases */
     }
 
     char fields[128];
