@@ -126,3 +126,39 @@ test('kill -9 of a worker: its unacked reports come back with its successor', as
   assert.equal(again.failed, 0, again.errors.join('\n'));
   t.diagnostic(`totals ${JSON.stringify(totals)}`);
 });
+
+// Usage totals once every report in flight has landed (two equal reads
+// more than a report interval apart).
+async function settledTotals() {
+  let prev = (await must(cp.api, 'GET', `/usage?key=${demo.key.id}`)).totals;
+  for (;;) {
+    await sleep(1300);
+    const cur = (await must(cp.api, 'GET', `/usage?key=${demo.key.id}`)).totals;
+    if (cur.requests === prev.requests && cur.prompt_tokens === prev.prompt_tokens) return cur;
+    prev = cur;
+  }
+}
+
+test('kill -9 of every worker right after a burst: journaled usage is replayed, totals exact', async (t) => {
+  const before = await settledTotals();
+  const tally = await load(dp.url, demo.secret, demo.model.id, 300, 8);
+  assert.equal(tally.failed, 0, tally.errors.join('\n'));
+  // Within the report interval: most of this usage is still in the workers'
+  // aggregators (and their journals) when they die.
+  const pids = workerPids(dp.proc);
+  for (const w of Object.keys(pids)) process.kill(pids[w], 'SIGKILL');
+  const deadline = Date.now() + 5000;
+  const restarted = () => Object.keys(pids).every((w) => workerPids(dp.proc)[w] !== pids[w]);
+  while (!restarted() && Date.now() < deadline) await sleep(50);
+  assert.ok(restarted(), 'workers were not restarted');
+  const want = {
+    ok: before.requests + tally.ok,
+    prompt: before.prompt_tokens + tally.prompt,
+    completion: before.completion_tokens + tally.completion,
+    cached: 0,
+  };
+  const totals = await waitUsage(cp.api, demo.key.id, { requests: want.ok, prompt_tokens: want.prompt }, 15000);
+  assertTotals(totals, want, demo.price, 'after killing every worker');
+  const replays = (dp.proc.output().match(/usage_journal_replayed/g) || []).length;
+  t.diagnostic(`journal replays: ${replays}; totals ${JSON.stringify(totals)}`);
+});
