@@ -23,8 +23,9 @@ before(async () => {
 
 after(async () => {
   console.log('routing failover figures:', JSON.stringify(figures));
-  await dp?.stop();
+  const code = dp ? await dp.stop() : 0;
   await Promise.all([a?.stop(), b?.stop(), c?.stop()]);
+  assert.equal(code, 0, `data plane exited with ${code}:\n${dp && dp.proc.output().slice(-4000)}`);
 });
 
 const msg = (text) => ({ messages: [{ role: 'user', content: text }] });

@@ -22,9 +22,12 @@ before(async () => {
 });
 
 after(async () => {
-  await dp?.proc.stop();
-  await cp?.proc.stop();
+  // Clean exits after SIGTERM (under ASan: no leak, no error report).
+  const dpCode = dp ? await dp.proc.stop() : 0;
+  const cpCode = cp ? await cp.proc.stop() : 0;
   await mock?.stop();
+  assert.equal(dpCode, 0, `data plane exited with ${dpCode}:\n${dp && dp.proc.output().slice(-4000)}`);
+  assert.equal(cpCode, 0, `control plane exited with ${cpCode}:\n${cp && cp.proc.output().slice(-4000)}`);
 });
 
 test('hard budget $1.00 through control-plane leases, 2 workers, 10 concurrent clients', async () => {

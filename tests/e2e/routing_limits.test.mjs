@@ -66,7 +66,8 @@ test('600 RPM (10 s window), 50 concurrent clients for 5 s: accepted within ±10
     assert.equal(sample200.headers.get('x-ratelimit-limit-requests'), '600');
     assert.match(sample200.headers.get('x-ratelimit-remaining-requests'), /^\d+$/);
   } finally {
-    await dp.stop();
+    const code = await dp.stop();
+    assert.equal(code, 0, `data plane exited with ${code}:\n${dp.proc.output().slice(-4000)}`);
   }
 });
 
@@ -139,6 +140,7 @@ test('hard budget $1.00 under concurrent load: spend <= $1.00 + estimate error i
     assert.equal(after, 4);
     figures.budget.after_reset_ok = after;
   } finally {
-    await dp.stop();
+    const code = await dp.stop();
+    assert.equal(code, 0, `data plane exited with ${code}:\n${dp.proc.output().slice(-4000)}`);
   }
 });
