@@ -6,9 +6,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startMock, tempDir } from './lib/procs.mjs';
+import { startMock, tempDir, freePort } from './lib/procs.mjs';
 import {
   startControl, startDataplane, writeKey, createTenantWithKey, waitKeyWorks, waitUsage, must, sleep,
+  chat,
 } from './control_lib.mjs';
 
 let dir, mock, cp, dp;
@@ -99,4 +100,38 @@ test('hard budget $1.00 through control-plane leases, 2 workers, 10 concurrent c
     assert.ok(res.status === 429 || res.status === 403, `status ${res.status}`);
     await res.arrayBuffer();
   }
+});
+
+test('a route managed through the admin API fails over in the workers', async () => {
+  const demo = await createTenantWithKey(cp.api, mock.url, 'routes');
+  const down = await must(cp.api, 'POST', '/providers', {
+    name: 'down', kind: 'openai', base_url: `http://127.0.0.1:${await freePort()}/v1`, api_key: 'x',
+  });
+  await must(cp.api, 'POST', '/models', { id: 'down-model', provider_id: down.id, upstream_name: 'gpt-4o',
+    prices: [{ valid_from: 0, input_per_mtok: 1, output_per_mtok: 2 }] });
+  await must(cp.api, 'POST', '/routes', {
+    alias: 'ha', tenant_id: demo.tenant.id, max_attempts: 3, deadline_ms: 5000,
+    rules: [
+      { name: 'classify', task: 'fast-classify', strategy: 'priority', targets: [{ model_id: demo.model.id }] },
+      { name: 'default', strategy: 'priority',
+        targets: [{ model_id: 'down-model', weight: 1 }, { model_id: demo.model.id, weight: 1 }] },
+    ],
+  });
+  await waitKeyWorks(dp.url, demo.secret, 'ha');
+  for (let i = 0; i < 10; i++) {
+    const r = await chat(dp.url, demo.secret, 'ha', `hello ${i}`);
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.body.id, /^chatcmpl-lease-/);
+  }
+  const res = await fetch(`${dp.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${demo.secret}`, 'content-type': 'application/json',
+      'x-switchyard-task': 'fast-classify' },
+    body: JSON.stringify({ model: 'ha', messages: [{ role: 'user', content: 'label this' }] }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-switchyard-route'), 'ha');
+  assert.equal(res.headers.get('x-switchyard-rule'), 'classify');
+  assert.equal(res.headers.get('x-switchyard-target'), `${demo.provider.id}/${demo.model.id}`);
+  await res.arrayBuffer();
 });
