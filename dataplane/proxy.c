@@ -387,8 +387,14 @@ static size_t on_data(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n)
         r->error = rc == SY_E2BIG ? "upstream event too large" : "out of memory";
         return 0;
     }
-    if (r->pstream != NULL)
+    if (r->pstream != NULL) {
         note_pstream(r, w->scratch.len);
+        /* An upstream error before anything reached the client (e.g. Anthropic's
+         * overloaded_error right after message_start): stop here, so that
+         * on_done can fail over or answer with a plain HTTP error. */
+        if (r->pstream->failed && !r->headers_sent)
+            return 0;
+    }
     if (w->scratch.len > 0 && emit(r, w->scratch.data, w->scratch.len) != 0) {
         r->error = E_CLIENT_GONE;
         return 0;
@@ -556,8 +562,15 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
         /* A stream that failed before its first byte reached the client
          * fails over invisibly, or gets a plain HTTP error. */
         if (result != 0 || r->too_large || r->upstream_error) {
-            if (try_failover(r, 0, result != 0 ? result : SY_EIO, NULL))
+            int res = result != 0 ? result : SY_EIO;
+            if (r->pstream != NULL && r->pstream->failed) /* the translator saw the failure */
+                res = r->pstream->error.retryable ? SY_EIO : SY_EINVAL;
+            if (try_failover(r, 0, res, NULL))
                 return;
+            if (r->pstream != NULL && r->pstream->failed) {
+                reply_provider_error(r, &r->pstream->error, NULL); /* its status and cause */
+                return;
+            }
             r->upstream_error = true;
             if (r->error == NULL)
                 r->error = why ? why : "upstream failed";

@@ -879,6 +879,9 @@ static void map_error(int status, const char *body, size_t len, sy_provider_erro
 
 /* --- streaming ------------------------------------------------------------------ */
 
+/* The role chunk goes out with the first thing to say, not at message_start:
+ * a stream that fails before any content has sent nothing, so the request
+ * path can still fail over to another target invisibly. */
 static int ensure_started(sy_provider_stream_t *s, sy_buf_t *out)
 {
     if (s->started)
@@ -891,6 +894,8 @@ static int ensure_started(sy_provider_stream_t *s, sy_buf_t *out)
 static int emit_text(sy_provider_stream_t *s, sy_buf_t *out, const char *text, size_t len)
 {
     int rc;
+    if ((rc = ensure_started(s, out)) < 0)
+        return rc;
     sy_buf_reset(&s->scratch);
     if ((rc = sy_buf_append(&s->scratch, "{\"content\":", 11)) < 0 ||
         (rc = sy_buf_append_json_string(&s->scratch, text, len)) < 0 ||
@@ -903,6 +908,8 @@ static int emit_args(sy_provider_stream_t *s, sy_buf_t *out, int tool_index, con
                      size_t len)
 {
     int rc;
+    if ((rc = ensure_started(s, out)) < 0)
+        return rc;
     sy_buf_reset(&s->scratch);
     if ((rc = sy_buf_appendf(
              &s->scratch,
@@ -943,6 +950,8 @@ static int on_block_start(sy_provider_stream_t *s, json_object *ev, sy_buf_t *ou
     const char *name = sy_provider__str(cb, "name", &nl);
     if (id == NULL || name == NULL)
         return 0;
+    if ((rc = ensure_started(s, out)) < 0)
+        return rc;
     s->tool_count++;
     s->blocks[bi].tool_index = (int16_t)s->tool_count;
     sy_buf_reset(&s->scratch);
@@ -989,7 +998,7 @@ static int fast_delta(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
     sy_str_t dtype = SY_STR_NULL, text = SY_STR_NULL, pj = SY_STR_NULL;
     sy_jscan_t it;
     int r, rc;
-    if (!s->started || !sy_jscan_begin_doc(&it, data.ptr, data.len))
+    if (s->prefix.len == 0 || !sy_jscan_begin_doc(&it, data.ptr, data.len))
         return 1;
     while ((r = sy_jscan_next(&it, &key, &val)) == 1) {
         if (sy_jscan_key_is(key, "type"))
@@ -1018,6 +1027,9 @@ static int fast_delta(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
             return 1;
         if (text.len == 2)
             return 0; /* "" */
+        if ((rc = ensure_started(s, out)) < 0)
+            return rc;
+        sy_buf_reset(&s->scratch);
         if ((rc = sy_buf_append(&s->scratch, "{\"content\":", 11)) < 0 ||
             (rc = sy_buf_append(&s->scratch, text.ptr, text.len)) < 0 ||
             (rc = sy_buf_append(&s->scratch, "}", 1)) < 0)
@@ -1032,6 +1044,9 @@ static int fast_delta(sy_provider_stream_t *s, sy_str_t data, sy_buf_t *out)
             s->blocks[bi].tool_index < 0 || pj.len == 2)
             return 0;
         s->blocks[bi].got_args = true;
+        if ((rc = ensure_started(s, out)) < 0)
+            return rc;
+        sy_buf_reset(&s->scratch);
         if ((rc = sy_buf_appendf(&s->scratch,
                                  "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":",
                                  s->blocks[bi].tool_index)) < 0 ||
@@ -1065,14 +1080,10 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
         rc = 0;
         if (id != NULL && !s->started)
             rc = sy_provider__stream_set_id(s, id, il);
-        if (rc == 0)
-            rc = ensure_started(s, out);
     } else if (strcmp(type, "content_block_start") == 0) {
-        if ((rc = ensure_started(s, out)) == 0)
-            rc = on_block_start(s, o, out);
+        rc = on_block_start(s, o, out);
     } else if (strcmp(type, "content_block_delta") == 0) {
-        if ((rc = ensure_started(s, out)) == 0)
-            rc = on_block_delta(s, o, out);
+        rc = on_block_delta(s, o, out);
     } else if (strcmp(type, "content_block_stop") == 0) {
         int bi = block_index(o);
         rc = 0;
@@ -1085,11 +1096,12 @@ static int stream_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, sy_bu
     } else if (strcmp(type, "message_delta") == 0) {
         extract_usage(o, &s->usage);
         const char *sr = sy_provider__str(json_object_object_get(o, "delta"), "stop_reason", NULL);
-        rc = ensure_started(s, out);
-        if (rc == 0 && sr != NULL && !s->finished) {
+        rc = 0;
+        if (sr != NULL && !s->finished) {
             s->finished = true;
             s->finish_reason = map_stop(sr);
-            rc = sy_provider__chunk(s, out, 0, "{}", 2, s->finish_reason);
+            if ((rc = ensure_started(s, out)) == 0)
+                rc = sy_provider__chunk(s, out, 0, "{}", 2, s->finish_reason);
         }
     } else if (strcmp(type, "message_stop") == 0) {
         rc = 0;
@@ -1130,6 +1142,7 @@ static int stream_end(sy_provider_stream_t *s, sy_buf_t *out)
     sy_provider_error_t e;
     sy_provider_error_set(&e, 502, "server_error", "upstream_stream_truncated", NULL,
                           SY_CAUSE_PROVIDER, "the Anthropic stream ended before message_stop");
+    e.retryable = true;
     return sy_provider_stream_fail(s, &e, out);
 }
 

@@ -404,6 +404,7 @@ static int stream_end(sy_provider_stream_t *s, sy_buf_t *out)
     sy_provider_error_t e;
     sy_provider_error_set(&e, 502, "server_error", "upstream_stream_truncated", NULL,
                           SY_CAUSE_PROVIDER, "the upstream stream ended before a finish_reason");
+    e.retryable = true;
     return sy_provider_stream_fail(s, &e, out);
 }
 

@@ -399,6 +399,7 @@ int sy_provider_stream_feed(sy_provider_stream_t *s, const char *p, size_t n, sy
         sy_provider_error_set(&e, 502, "server_error", "upstream_event_too_large", NULL,
                               SY_CAUSE_PROVIDER, "upstream stream event exceeds %u bytes",
                               SY_PROVIDER_MAX_EVENT);
+        e.retryable = true; /* another target may well answer */
         return sy_provider_stream_fail(s, &e, out);
     }
     return rc < 0 ? rc : 0;
@@ -413,6 +414,7 @@ int sy_provider_stream_end(sy_provider_stream_t *s, sy_buf_t *out)
         sy_provider_error_t e;
         sy_provider_error_set(&e, 502, "server_error", "upstream_stream_truncated", NULL,
                               SY_CAUSE_PROVIDER, "upstream stream ended in the middle of an event");
+        e.retryable = true; /* another target may well answer */
         return sy_provider_stream_fail(s, &e, out);
     }
     return s->ops->stream_end(s, out);
@@ -496,6 +498,7 @@ int sy_provider__parse_event(sy_provider_stream_t *s, const sy_sse_event_t *ev, 
         sy_provider_error_set(&e, 502, "server_error", "upstream_invalid_event", NULL,
                               SY_CAUSE_PROVIDER, "upstream sent an invalid stream event: %s",
                               why ? why : "not a JSON object");
+        e.retryable = true; /* another target may well answer */
         rc = sy_provider_stream_fail(s, &e, out);
         return rc < 0 ? rc : SY_EINVAL;
     }

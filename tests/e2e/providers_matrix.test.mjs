@@ -42,6 +42,9 @@ before(async () => {
       default_max_tokens: 256 },
     { id: 'mx-gemini', provider_id: 'p-gemini', upstream_name: 'gemini-2.5-flash', capabilities: ['chat'] },
   );
+  snap.routes.push({ id: 'r-fo', alias: 'mx-failover', rules: [{ name: 'all', strategy: 'priority',
+    targets: [{ provider_id: 'p-anthropic', model_id: 'mx-anthropic', weight: 1 },
+      { provider_id: 'p-gemini', model_id: 'mx-gemini', weight: 1 }] }] });
   dp = await startDataplane(mock.url, { key, snapshot: snap });
   openai = new OpenAI({ baseURL: dp.baseURL, apiKey: key, maxRetries: 0, timeout: 10000 });
   anthropic = new Anthropic({ baseURL: dp.url, apiKey: key, maxRetries: 0, timeout: 10000 });
@@ -151,6 +154,27 @@ for (const kind of ['text', 'tool', 'image']) {
   }
 }
 
+const addFault = (fault, endpoint) =>
+  fetch(`${mock.url}/_mock/faults`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ fault, count: 1, endpoint }),
+  }).then((r) => r.arrayBuffer());
+
+// Before the error tests below: their failures open the targets' circuit breakers.
+test('an Anthropic stream failing before its first content fails over invisibly to Gemini', async () => {
+  const before = await (await fetch(`${mock.url}/_mock/stats`)).json();
+  const gem0 = before.endpoints.stream_generate_content?.received || 0;
+  await addFault('malformed', 'messages'); // message_start, then a broken event
+  const s = await openai.chat.completions.create({
+    model: 'mx-failover', stream: true, messages: [{ role: 'user', content: 'fail over please' }],
+  });
+  let text = '';
+  for await (const chunk of s) text += chunk.choices[0]?.delta?.content || '';
+  assert.equal(text, 'Echo: fail over please');
+  const after = await (await fetch(`${mock.url}/_mock/stats`)).json();
+  assert.equal(after.endpoints.stream_generate_content.received, gem0 + 1, 'Gemini answered');
+});
+
 test('errors keep their meaning across providers and dialects', async () => {
   // Anthropic 529 overloaded -> 503; Gemini invalid key (400 upstream) -> 401.
   await fetch(`${mock.url}/_mock/faults`, {
@@ -180,11 +204,6 @@ test('errors keep their meaning across providers and dialects', async () => {
   assert.equal(e3.error?.error?.type, 'invalid_request_error');
 });
 
-const addFault = (fault, endpoint) =>
-  fetch(`${mock.url}/_mock/faults`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ fault, count: 1, endpoint }),
-  }).then((r) => r.arrayBuffer());
 
 test('a stream that breaks after the 200 ends in an explicit error, never a silent truncation', async () => {
   const cases = [
@@ -196,12 +215,14 @@ test('a stream that breaks after the 200 ends in an explicit error, never a sile
   for (const c of cases) {
     // OpenAI ingress: the SDK raises on the error event.
     await addFault(c.fault, c.endpoint);
-    const s = await openai.chat.completions.create({
-      model: c.model, stream: true, messages: [{ role: 'user', content: 'one two three four five' }],
-    });
     let text = '';
     const err = await (async () => {
       try {
+        // Before any content the failure is a plain HTTP error (create throws);
+        // after it, an error event (the iteration throws).
+        const s = await openai.chat.completions.create({
+          model: c.model, stream: true, messages: [{ role: 'user', content: 'one two three four five' }],
+        });
         for await (const chunk of s) text += chunk.choices[0]?.delta?.content || '';
       } catch (e) {
         return e;

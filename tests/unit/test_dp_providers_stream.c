@@ -364,6 +364,37 @@ static void test_gemini_in_stream_error(void **state)
     sy_buf_free(&out);
 }
 
+/* An error before any content emits nothing but the error (no role chunk),
+ * so the request path can still fail over invisibly; the error says whether
+ * another target may help. */
+static void test_error_before_content(void **state)
+{
+    (void)state;
+    static const char in[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_x\","
+        "\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: ping\ndata: {\"type\":\"ping\"}\n\n"
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+        "\"message\":\"Overloaded\"}}\n\n";
+    sy_json_parser_t *p = sy_json_parser_new();
+    sy_provider_stream_t s;
+    sy_provider_resp_opts_t o = {.public_model = SY_STR("m"), .created = 1};
+    sy_provider_stream_init(&s, &sy_provider_anthropic, p, &o);
+    sy_buf_t out;
+    sy_buf_init(&out);
+    assert_int_equal(sy_provider_stream_feed(&s, in, sizeof(in) - 1, &out), 0);
+    assert_true(s.failed);
+    assert_true(s.error.retryable);
+    assert_int_equal(s.error.status, 503);
+    assert_true(strncmp(out.data, "data: {\"error\":", 15) == 0); /* the first and only event */
+    assert_null(strstr(out.data, "chat.completion.chunk"));
+    sy_buf_free(&out);
+    sy_provider_stream_free(&s);
+    sy_json_parser_free(p);
+}
+
 /* An event over the cap ends the stream with an error instead of growing. */
 static void test_event_cap(void **state)
 {
@@ -405,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_gemini_split_finish_and_candidates),
         cmocka_unit_test(test_gemini_in_stream_error),
         cmocka_unit_test(test_event_cap),
+        cmocka_unit_test(test_error_before_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
