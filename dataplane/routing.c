@@ -34,6 +34,7 @@ struct sy_routing {
     sy_control_link_t *link; /* borrowed; budget leases, NULL = none */
     int64_t lease_asked_ms;  /* real ms of the unanswered lease request, 0 = none */
     uint64_t lease_requests, lease_grants, lease_fallbacks; /* stats */
+    uint64_t ticks;                                         /* of the tick timer */
     sy_routing_resume_fn resume;   /* starts the next attempt of a request */
     sy_router_t *router;           /* owned */
     sy_ratelimit_t *limits;        /* owned */
@@ -69,6 +70,7 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 }
 
 static void on_timer(uv_timer_t *t);
+static void on_tick(uv_timer_t *t);
 
 int sy_routing_new(uv_loop_t *loop, sy_routing_resume_fn resume, sy_routing_t **out)
 {
@@ -104,6 +106,7 @@ int sy_routing_new(uv_loop_t *loop, sy_routing_resume_fn resume, sy_routing_t **
     rt->resume = resume;
     uv_timer_init(loop, &rt->timer);
     uv_timer_init(loop, &rt->tick);
+    uv_timer_start(&rt->tick, on_tick, LEASE_TICK_MS, LEASE_TICK_MS);
     rt->open_handles = 2;
     *out = rt;
     return 0;
@@ -194,11 +197,14 @@ static void index_key(char *buf, size_t size, int scope, const char *id, sy_str_
 /* (Re)builds the scope -> budgets index for the snapshot (once per snapshot). */
 static void index_budgets(sy_routing_t *rt, const Switchyard__Snapshot *s)
 {
-    if (rt->budget_index != NULL && rt->budget_index_snap == (const void *)s)
+    /* Pointer and version: a new table may reuse a freed one's address. */
+    if (rt->budget_index != NULL && rt->budget_index_snap == (const void *)s &&
+        rt->budget_index_version == s->version)
         return;
     sy_strmap_free(rt->budget_index);
     rt->budget_index = sy_strmap_new(sizeof(budget_refs_t));
     rt->budget_index_snap = s;
+    rt->budget_index_version = s->version;
     if (rt->budget_index == NULL)
         return;
     for (size_t i = 0; i < s->n_budgets; i++) {
@@ -237,7 +243,8 @@ static size_t request_budgets(sy_routing_t *rt, const sy_req_t *r, const Switchy
         index_key(buf, sizeof(buf), scopes[i].scope, scopes[i].id, &k);
         const budget_refs_t *br = sy_strmap_get(rt->budget_index, k);
         for (uint32_t j = 0; br != NULL && j < br->n && n < cap; j++)
-            out[n++] = s->budgets[br->idx[j]];
+            if (br->idx[j] < s->n_budgets)
+                out[n++] = s->budgets[br->idx[j]];
     }
     return n;
 }
@@ -859,6 +866,9 @@ static void lease_grant(void *arg, const Switchyard__LeaseGrant *g)
 static void on_tick(uv_timer_t *t)
 {
     sy_routing_t *rt = sy_container_of(t, sy_routing_t, tick);
+    /* Full (idle) rate-limit buckets go, bounding memory by the busy keys. */
+    if (++rt->ticks % 10 == 0)
+        sy_ratelimit_sweep(rt->limits, uv_now(t->loop));
     if (rt->link == NULL)
         return;
     if (rt->lease_asked_ms != 0 && real_ms() - rt->lease_asked_ms > LEASE_ASK_STALE_MS) {
@@ -878,12 +888,8 @@ void sy_routing_set_link(sy_routing_t *rt, void *link)
         sy_control_link_set_lease(rt->link, NULL, NULL, NULL);
     rt->link = link;
     sy_budget_set_lease_mode(rt->budgets, link != NULL);
-    if (link == NULL) {
-        uv_timer_stop(&rt->tick);
-        return;
-    }
-    sy_control_link_set_lease(rt->link, lease_build, lease_grant, rt);
-    uv_timer_start(&rt->tick, on_tick, LEASE_TICK_MS, LEASE_TICK_MS);
+    if (link != NULL)
+        sy_control_link_set_lease(rt->link, lease_build, lease_grant, rt);
 }
 
 int sy_routing_stats_json(sy_routing_t *rt, sy_buf_t *out)
