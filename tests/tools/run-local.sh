@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-RUN_DIR=$ROOT/run
+RUN_DIR=${SWITCHYARD_RUN_DIR:-$ROOT/run}
 mkdir -p "$RUN_DIR"
 
 HOST=${SWITCHYARD_HOST:-127.0.0.1}
@@ -33,7 +33,9 @@ DATA_DIR=$RUN_DIR/data
 STATE_DIR=$RUN_DIR/dataplane-state
 KEY=${SWITCHYARD_DEMO_KEY:-sk-demo-$(openssl rand -hex 16)}
 KEY_SHA=$(printf '%s' "$KEY" | openssl dgst -sha256 -r | cut -d' ' -f1)
-BASE_URL="http://$HOST:$PORT/v1"
+# Without /v1, so `curl $SWITCHYARD_BASE_URL/v1/chat/completions` reads as the API does;
+# SDKs take $SWITCHYARD_BASE_URL/v1 as their base URL.
+BASE_URL="http://$HOST:$PORT"
 MOCK_URL="http://$HOST:$MOCK_PORT"
 SNAPSHOT=$RUN_DIR/demo-snapshot.json
 NOW=$(date +%s)
@@ -181,10 +183,11 @@ switchyard: data plane  $BASE_URL   (logs: run/dataplane.log)
 switchyard: admin API   ${ADMIN_URL:-(none)}${ADMIN_URL:+/admin/v1/   (logs: run/control.log)}
 switchyard: mock        $MOCK_URL
 switchyard: api key     $KEY
-switchyard: env file    run/switchyard.env (holds the admin token too)
+switchyard: admin token ${ADMIN_TOKEN:-(none)}
+switchyard: env file    run/switchyard.env
 try:
   set -a; . run/switchyard.env; set +a
-  curl \$SWITCHYARD_BASE_URL/chat/completions -H "Authorization: Bearer \$SWITCHYARD_API_KEY" \\
+  curl \$SWITCHYARD_BASE_URL/v1/chat/completions -H "Authorization: Bearer \$SWITCHYARD_API_KEY" \\
        -H 'Content-Type: application/json' -d '{"model":"auto","messages":[{"role":"user","content":"hello"}]}'
   curl "\$SWITCHYARD_ADMIN_URL/admin/v1/usage?group_by=model" -H "Authorization: Bearer \$SWITCHYARD_ADMIN_TOKEN"
 Ctrl-C stops everything.
