@@ -137,7 +137,7 @@ struct sy_provider_stream {
     sy_buf_t public_json;         /* owned; public_model as a JSON string, quotes included */
     int64_t created;              /* unix seconds in every chunk */
     bool include_usage;           /* emit the usage chunk and "usage":null */
-    bool started;                 /* the role chunk went out */
+    bool started;                 /* Anthropic: role chunk sent; others: first event seen */
     bool finished;                /* a finish_reason went out (all choices) */
     bool done;                    /* [DONE] or an error event went out; ignore the rest */
     bool failed;                  /* the stream ended in an error event */
