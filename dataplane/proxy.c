@@ -129,7 +129,8 @@ static int emit(sy_req_t *r, const char *p, size_t n)
             r, r->xfer.status >= 200 && r->xfer.status < 300 ? (int)r->xfer.status : 200,
             "text/event-stream") != 0)
         return SY_ECANCELED;
-    r->rt.events++;
+    if (r->relayed++ == 0 && r->rt != NULL)
+        sy_buf_free(&r->rt->canon); /* no failover after the first byte: the copy can go */
     if (r->egress == NULL)
         return sy_server_stream_write(r, p, n);
     sy_buf_reset(&r->xlat);
@@ -179,14 +180,14 @@ void sy_proxy_finish(sy_req_t *r)
     bool failed = r->status >= 400 || r->upstream_error || r->status == 0;
     const Switchyard__Model *m = r->model ? r->model->pb : NULL;
     const Switchyard__Provider *prov =
-        r->rt.provider ? r->rt.provider : (r->model ? r->model->provider : NULL);
+        r->provider ? r->provider : (r->model ? r->model->provider : NULL);
     double cost = 0.0;
     bool estimated = false;
-    if (m != NULL && !r->have_usage && r->stream && r->rt.events > 0) {
+    if (m != NULL && !r->have_usage && r->stream && r->relayed > 0) {
         /* A stream that broke before its usage chunk: the part the client
          * got is still accounted, estimated (flagged as such). */
-        r->usage.prompt_tokens = r->rt.prompt_est;
-        r->usage.completion_tokens = r->rt.events;
+        r->usage.prompt_tokens = r->bytes_in / 4 + 1;
+        r->usage.completion_tokens = r->relayed;
         r->have_usage = estimated = true;
     }
     if (m != NULL && r->have_usage) {
@@ -242,8 +243,8 @@ void sy_proxy_finish(sy_req_t *r)
         json_str(b, "model", m ? m->id : NULL);
         json_str(b, "route", r->route);
         json_str(b, "provider", prov ? prov->id : NULL);
-        if (r->rt.attempts > 1)
-            sy_buf_appendf(b, ",\"attempts\":%u", r->rt.attempts);
+        if (r->rt != NULL && r->rt->attempts > 1)
+            sy_buf_appendf(b, ",\"attempts\":%u", r->rt->attempts);
         sy_buf_appendf(b,
                        ",\"stream\":%s,\"bytes_in\":%llu,\"bytes_out\":%llu,\"prompt_tokens\":%llu,"
                        "\"completion_tokens\":%llu,\"cached_tokens\":%llu,\"cost_usd\":%.8f",
@@ -272,6 +273,8 @@ void sy_proxy_finish(sy_req_t *r)
     release(r);
     r->key = NULL;
     r->model = NULL;
+    r->provider = NULL;
+    r->relayed = 0;
     r->route = NULL;
     r->key_prefix[0] = '\0';
     r->mode = SY_REQ_MODE_NONE;
@@ -543,7 +546,7 @@ static void reset_attempt(sy_req_t *r)
  * Returns true when r is taken care of. */
 static bool try_failover(sy_req_t *r, int status, int result, const char *retry_after)
 {
-    if (r->error == E_CLIENT_GONE || r->headers_sent || r->rt.plan.n == 0)
+    if (r->error == E_CLIENT_GONE || r->headers_sent || r->rt == NULL || r->rt->plan.n == 0)
         return false;
     int rc = sy_routing_next(r, status, result, retry_after);
     if (rc == 0)
@@ -843,7 +846,7 @@ static void retry_attempt(sy_req_t *r)
     sy_buf_reset(&r->body);
     json_object *root = NULL;
     const char *why = NULL;
-    if (sy_buf_append(&r->body, r->rt.canon.data, r->rt.canon.len) != 0 ||
+    if (sy_buf_append(&r->body, r->rt->canon.data, r->rt->canon.len) != 0 ||
         sy_json_parse(w->json, r->body.data, r->body.len, &root, &why) != 0) {
         reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
@@ -927,21 +930,21 @@ static void relay(sy_req_t *r)
                 r->client_usage = iu;
         }
     }
-    if (r->rt.route != NULL || r->rt.parked) {
+    if (r->rt != NULL && (r->rt->route != NULL || r->rt->parked)) {
         /* Keep the OpenAI-format request for a later attempt on another
          * target (the body below becomes that target's), or for the first
          * one when admission waits for a budget lease. */
-        sy_buf_reset(&r->rt.canon);
+        sy_buf_reset(&r->rt->canon);
         size_t clen = 0;
         const char *ctext = r->anthropic_ingress ? sy_json_to_string(root, &clen) : r->body.data;
         if (!r->anthropic_ingress)
             clen = r->body.len;
-        if (ctext == NULL || sy_buf_append(&r->rt.canon, ctext, clen) != 0) {
+        if (ctext == NULL || sy_buf_append(&r->rt->canon, ctext, clen) != 0) {
             reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
             return;
         }
     }
-    if (r->rt.parked)
+    if (r->rt != NULL && r->rt->parked)
         return; /* sy_proxy_resume starts it once the budget lease is there */
     start_attempt(r, root);
 }
@@ -953,7 +956,7 @@ static void start_attempt(sy_req_t *r, json_object *root)
 {
     sy_worker_t *w = worker_of(r);
     const char *endpoint = r->embeddings ? "/embeddings" : "/chat/completions";
-    const Switchyard__Provider *prov = r->rt.provider;
+    const Switchyard__Provider *prov = r->provider;
     if (prov == NULL || prov->base_url[0] == '\0') {
         reply_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
         return;

@@ -35,6 +35,8 @@ struct sy_routing {
     int64_t lease_asked_ms;  /* real ms of the unanswered lease request, 0 = none */
     uint64_t lease_requests, lease_grants, lease_fallbacks; /* stats */
     uint64_t ticks;                                         /* of the tick timer */
+    sy_routing_req_t *pool;        /* owned; free per-request states for reuse */
+    size_t pooled;                 /* entries in pool */
     sy_routing_resume_fn resume;   /* starts the next attempt of a request */
     sy_router_t *router;           /* owned */
     sy_ratelimit_t *limits;        /* owned */
@@ -117,6 +119,12 @@ static void on_closed(uv_handle_t *h)
     sy_routing_t *rt = h->data;
     if (--rt->open_handles > 0)
         return;
+    while (rt->pool != NULL) {
+        sy_routing_req_t *q = rt->pool;
+        rt->pool = q->pool_next;
+        sy_buf_free(&q->canon);
+        free(q);
+    }
     sy_router_free(rt->router);
     sy_ratelimit_free(rt->limits);
     sy_budget_ledger_free(rt->budgets);
@@ -295,11 +303,48 @@ static uint64_t output_estimate(json_object *root, const Switchyard__Model *m)
 static int admit_budget(sy_req_t *r, bool fallback);
 static void park(sy_req_t *r);
 
+#define POOL_MAX 64
+
+/* A zeroed per-request state (its canon buffer's allocation kept). */
+static sy_routing_req_t *state_get(sy_routing_t *rt)
+{
+    sy_routing_req_t *q = rt->pool;
+    if (q != NULL) {
+        rt->pool = q->pool_next;
+        rt->pooled--;
+        sy_buf_t canon = q->canon;
+        memset(q, 0, sizeof(*q));
+        q->canon = canon;
+    } else {
+        q = calloc(1, sizeof(*q));
+        if (q != NULL)
+            sy_buf_init(&q->canon);
+    }
+    if (q != NULL)
+        q->retry_after_ms = -1;
+    return q;
+}
+
+static void state_put(sy_routing_t *rt, sy_routing_req_t *q)
+{
+    sy_buf_reset(&q->canon);
+    if (q->canon.cap > 65536)
+        sy_buf_free(&q->canon);
+    if (rt == NULL || rt->pooled >= POOL_MAX) {
+        sy_buf_free(&q->canon);
+        free(q);
+        return;
+    }
+    q->pool_next = rt->pool;
+    rt->pool = q;
+    rt->pooled++;
+}
+
 static void set_candidate(sy_req_t *r, size_t i)
 {
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
     r->model = q->plan.c[i].model;
-    q->provider = q->plan.c[i].provider;
+    r->provider = q->provider = q->plan.c[i].provider;
     q->cur = q->plan.c[i].state;
     q->next = i + 1;
 }
@@ -308,9 +353,7 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
 {
     sy_worker_t *w = r->conn->worker;
     sy_routing_t *rt = w->routing;
-    sy_routing_req_t *q = &r->rt;
     uint64_t now_ms = uv_now(&w->loop);
-    q->retry_after_ms = -1;
     /* Resolve: a concrete model first, then a route alias. */
     const sy_snapshot_model_t *m = sy_snapshot_find_model(r->snap, name);
     const Switchyard__Route *route = NULL;
@@ -328,8 +371,28 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
             return false;
         }
         r->route = route->alias;
-        q->route = route;
     }
+    const Switchyard__Snapshot *sp = sy_snapshot_proto(r->snap);
+    if (route == NULL) {
+        const Switchyard__RateLimit *kl = r->key->pb->limits, *ml = m->pb->limits;
+        const Switchyard__RateLimit *tl = r->key->team ? r->key->team->limits : NULL;
+        const Switchyard__RateLimit *nl = r->key->tenant ? r->key->tenant->limits : NULL;
+#define SET(l) ((l) != NULL && ((l)->rpm > 0 || (l)->tpm > 0))
+        if (sp->n_budgets == 0 && !SET(kl) && !SET(ml) && !SET(tl) && !SET(nl)) {
+            /* A concrete model, no limits, no budgets: nothing to keep. */
+            r->model = m;
+            r->provider = m->provider;
+            return true;
+        }
+#undef SET
+    }
+    sy_routing_req_t *q = state_get(rt);
+    if (q == NULL) {
+        sy_server_error(r, 500, "server_error", "internal_error", NULL, "Out of memory.");
+        return false;
+    }
+    r->rt = q;
+    q->route = route;
     /* Estimates: about 4 bytes per token of the request body. */
     q->prompt_est = r->body.len / 4 + 1;
     /* Route inputs. */
@@ -440,7 +503,7 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
 static int admit_budget(sy_req_t *r, bool fallback)
 {
     sy_routing_t *rt = r->conn->worker->routing;
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
     const Switchyard__Budget *bs[SY_BUDGET_MAX_HOLDS];
     size_t nb = request_budgets(rt, r, bs, SY_BUDGET_MAX_HOLDS);
     if (nb == 0)
@@ -488,7 +551,9 @@ static int admit_budget(sy_req_t *r, bool fallback)
 void sy_routing_attempt_start(sy_req_t *r)
 {
     sy_routing_t *rt = r->conn->worker->routing;
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
+    if (q == NULL)
+        return;
     uint64_t now = uv_now(&r->conn->worker->loop);
     q->attempts++;
     rt->attempts++;
@@ -504,7 +569,9 @@ void sy_routing_attempt_start(sy_req_t *r)
 
 void sy_routing_first_byte(sy_req_t *r)
 {
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
+    if (q == NULL)
+        return;
     if (q->cur != NULL && r->xfer.start_ms > 0) {
         uint64_t now = uv_now(&r->conn->worker->loop);
         sy_router_observe_ttft(q->cur, (uint32_t)(now - r->xfer.start_ms));
@@ -513,8 +580,8 @@ void sy_routing_first_byte(sy_req_t *r)
 
 void sy_routing_upstream_header(sy_req_t *r, const char *line, size_t n)
 {
-    sy_routing_req_t *q = &r->rt;
-    if (q->cur == NULL || n < 20)
+    sy_routing_req_t *q = r->rt;
+    if (q == NULL || q->cur == NULL || n < 20)
         return;
     const char *colon = memchr(line, ':', n);
     if (colon == NULL)
@@ -524,17 +591,12 @@ void sy_routing_upstream_header(sy_req_t *r, const char *line, size_t n)
     sy_router_observe_header(q->cur, name, value, uv_now(&r->conn->worker->loop));
 }
 
-void sy_routing_stream_event(sy_req_t *r)
-{
-    r->rt.events++;
-}
-
 /* Ends the current attempt's bookkeeping with an outcome. */
 static void close_attempt(sy_req_t *r, bool has_outcome, bool success)
 {
     sy_routing_t *rt = r->conn->worker->routing;
-    sy_routing_req_t *q = &r->rt;
-    if (q->cur == NULL || !q->cur_open)
+    sy_routing_req_t *q = r->rt;
+    if (q == NULL || q->cur == NULL || !q->cur_open)
         return;
     q->cur_open = false;
     if (q->cur->in_flight > 0)
@@ -558,15 +620,15 @@ static void close_attempt(sy_req_t *r, bool has_outcome, bool success)
 
 static void wait_unlink(sy_routing_t *rt, sy_req_t *r)
 {
-    sy_routing_req_t *q = &r->rt;
-    if (!q->waiting)
+    sy_routing_req_t *q = r->rt;
+    if (q == NULL || !q->waiting)
         return;
     if (q->wait_prev != NULL)
-        q->wait_prev->rt.wait_next = q->wait_next;
+        q->wait_prev->rt->wait_next = q->wait_next;
     else
         rt->waiting = q->wait_next;
     if (q->wait_next != NULL)
-        q->wait_next->rt.wait_prev = q->wait_prev;
+        q->wait_next->rt->wait_prev = q->wait_prev;
     q->wait_next = q->wait_prev = NULL;
     q->waiting = false;
 }
@@ -574,9 +636,9 @@ static void wait_unlink(sy_routing_t *rt, sy_req_t *r)
 static void arm_timer(sy_routing_t *rt, uint64_t now)
 {
     uint64_t due = UINT64_MAX;
-    for (sy_req_t *x = rt->waiting; x != NULL; x = x->rt.wait_next)
-        if (x->rt.wait_due_ms < due)
-            due = x->rt.wait_due_ms;
+    for (sy_req_t *x = rt->waiting; x != NULL; x = x->rt->wait_next)
+        if (x->rt->wait_due_ms < due)
+            due = x->rt->wait_due_ms;
     if (due == UINT64_MAX) {
         uv_timer_stop(&rt->timer);
         return;
@@ -591,7 +653,7 @@ static void wait_link(sy_routing_t *rt, sy_req_t *r, uint64_t due, uint64_t now)
 static void unpark(sy_req_t *r, bool fallback)
 {
     sy_routing_t *rt = r->conn->worker->routing;
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
     q->lease_wait = false;
     int br = admit_budget(r, fallback);
     if (br < 0)
@@ -613,19 +675,19 @@ static void on_timer(uv_timer_t *t)
     sy_req_t *due = NULL;
     sy_req_t *x = rt->waiting;
     while (x != NULL) {
-        sy_req_t *nx = x->rt.wait_next;
-        if (x->rt.wait_due_ms <= now) {
+        sy_req_t *nx = x->rt->wait_next;
+        if (x->rt->wait_due_ms <= now) {
             wait_unlink(rt, x);
-            x->rt.wait_next = due;
+            x->rt->wait_next = due;
             due = x;
         }
         x = nx;
     }
     arm_timer(rt, now);
     while (due != NULL) {
-        sy_req_t *nx = due->rt.wait_next;
-        due->rt.wait_next = NULL;
-        if (due->rt.lease_wait)
+        sy_req_t *nx = due->rt->wait_next;
+        due->rt->wait_next = NULL;
+        if (due->rt->lease_wait)
             unpark(due, true); /* no grant in time: this worker's share */
         else
             rt->resume(due);
@@ -635,13 +697,13 @@ static void on_timer(uv_timer_t *t)
 
 static void wait_link(sy_routing_t *rt, sy_req_t *r, uint64_t due, uint64_t now)
 {
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
     q->wait_due_ms = due;
     q->waiting = true;
     q->wait_prev = NULL;
     q->wait_next = rt->waiting;
     if (rt->waiting != NULL)
-        rt->waiting->rt.wait_prev = r;
+        rt->waiting->rt->wait_prev = r;
     rt->waiting = r;
     arm_timer(rt, now);
 }
@@ -650,7 +712,7 @@ static void wait_link(sy_routing_t *rt, sy_req_t *r, uint64_t due, uint64_t now)
 static void park(sy_req_t *r)
 {
     sy_routing_t *rt = r->conn->worker->routing;
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
     uint64_t now = uv_now(&r->conn->worker->loop);
     q->parked = true;
     q->lease_wait = true;
@@ -668,7 +730,9 @@ int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after
 {
     sy_worker_t *w = r->conn->worker;
     sy_routing_t *rt = w->routing;
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
+    if (q == NULL)
+        return 0;
     uint64_t now = uv_now(&w->loop);
     bool retryable =
         result != 0 ? sy_retry_result_retryable(result) : sy_retry_status_retryable(status);
@@ -720,7 +784,7 @@ int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after
 void sy_routing_abort(sy_req_t *r)
 {
     sy_routing_t *rt = r->conn->worker->routing;
-    if (rt != NULL)
+    if (rt != NULL && r->rt != NULL)
         wait_unlink(rt, r);
 }
 
@@ -728,9 +792,12 @@ void sy_routing_finish(sy_req_t *r, double cost_usd, uint64_t tokens)
 {
     sy_worker_t *w = r->conn->worker;
     sy_routing_t *rt = w->routing;
-    sy_routing_req_t *q = &r->rt;
+    sy_routing_req_t *q = r->rt;
+    if (q == NULL)
+        return;
     if (rt == NULL) {
-        sy_buf_free(&q->canon);
+        r->rt = NULL;
+        state_put(NULL, q);
         return;
     }
     wait_unlink(rt, r);
@@ -745,20 +812,21 @@ void sy_routing_finish(sy_req_t *r, double cost_usd, uint64_t tokens)
     }
     if (q->hold.n > 0)
         sy_budget_settle(rt->budgets, &q->hold, cost_usd);
-    sy_buf_t canon = q->canon;
-    sy_buf_reset(&canon);
-    if (canon.cap > 65536)
-        sy_buf_free(&canon);
-    memset(q, 0, sizeof(*q));
-    q->canon = canon; /* the allocation is reused by the connection's next request */
+    r->rt = NULL;
+    state_put(rt, q);
 }
 
 /* --- response headers ------------------------------------------------------------ */
 
 size_t sy_routing_head(const sy_req_t *r, char *out, size_t size)
 {
-    const sy_routing_req_t *q = &r->rt;
+    const sy_routing_req_t *q = r->rt;
     size_t len = 0;
+    if (q == NULL) {
+        if (size > 0)
+            out[0] = '\0';
+        return 0;
+    }
 #define PUT(...)                                                                                   \
     do {                                                                                           \
         int n_ = snprintf(out + len, size - len, __VA_ARGS__);                                     \
@@ -846,18 +914,18 @@ static void lease_grant(void *arg, const Switchyard__LeaseGrant *g)
     sy_req_t *ready = NULL;
     sy_req_t *x = rt->waiting;
     while (x != NULL) {
-        sy_req_t *nx = x->rt.wait_next;
-        if (x->rt.lease_wait) {
+        sy_req_t *nx = x->rt->wait_next;
+        if (x->rt->lease_wait) {
             wait_unlink(rt, x);
-            x->rt.wait_next = ready;
+            x->rt->wait_next = ready;
             ready = x;
         }
         x = nx;
     }
     arm_timer(rt, uv_now(rt->timer.loop));
     while (ready != NULL) {
-        sy_req_t *nx = ready->rt.wait_next;
-        ready->rt.wait_next = NULL;
+        sy_req_t *nx = ready->rt->wait_next;
+        ready->rt->wait_next = NULL;
         unpark(ready, false);
         ready = nx;
     }

@@ -40,7 +40,9 @@
 struct sy_req;
 struct sy_worker;
 
-/* Per-request routing state, embedded in sy_req_t (zeroed between requests). */
+/* Per-request routing state, allocated (from a per-worker pool) only for
+ * requests that need it: a route alias, a rate limit or a budget. A plain
+ * concrete model without limits carries none (r->rt == NULL). */
 typedef struct sy_routing_req {
     const Switchyard__Route *route;       /* borrowed; NULL for a concrete model */
     sy_router_plan_t plan;                /* candidates in the order to try */
@@ -48,6 +50,7 @@ typedef struct sy_routing_req {
     uint32_t attempts;                    /* attempts started */
     sy_router_target_t *cur;              /* borrowed; target state of the attempt, NULL none */
     const Switchyard__Provider *provider; /* borrowed; the current attempt's provider */
+    struct sy_routing_req *pool_next;     /* the worker's free list while pooled */
     bool cur_probe;                       /* the attempt is its breaker's probe */
     bool cur_open;                        /* the attempt is counted in cur->in_flight */
     int64_t retry_after_ms;               /* Retry-After of the last failure, -1 none */
@@ -62,15 +65,15 @@ typedef struct sy_routing_req {
     bool budget_soft;          /* a soft budget is exceeded: marked in a header */
     bool refused;              /* answered 429 by a rate limit or a budget */
     uint64_t refused_retry_ms; /* when a retry can succeed (Retry-After) */
-    uint64_t events;           /* stream writes relayed to the client (partial usage estimate) */
-    sy_buf_t canon;            /* owned; the OpenAI-format request, for a later attempt */
-    struct sy_req *wait_next;  /* borrowed; the worker's backoff list */
-    struct sy_req *wait_prev;  /* borrowed */
-    uint64_t wait_due_ms;      /* loop time the wait ends */
-    bool waiting;              /* on the backoff list */
-    bool parked;               /* admitted but for a budget lease: no attempt started yet */
-    bool lease_wait;           /* on the wait list for a lease grant (wait_due_ms: give up) */
-    double cost_est;           /* estimated cost reserved on budgets (USD) */
+
+    sy_buf_t canon;           /* owned; the OpenAI-format request, for a later attempt */
+    struct sy_req *wait_next; /* borrowed; the worker's backoff list */
+    struct sy_req *wait_prev; /* borrowed */
+    uint64_t wait_due_ms;     /* loop time the wait ends */
+    bool waiting;             /* on the backoff list */
+    bool parked;              /* admitted but for a budget lease: no attempt started yet */
+    bool lease_wait;          /* on the wait list for a lease grant (wait_due_ms: give up) */
+    double cost_est;          /* estimated cost reserved on budgets (USD) */
 } sy_routing_req_t;
 
 typedef struct sy_routing sy_routing_t;
@@ -89,12 +92,13 @@ void sy_routing_close(sy_routing_t *rt);
  * tests). */
 int64_t sy_routing_now_unix_ms(sy_routing_t *rt);
 
+/* Sets r->model and r->provider (the first target) and, when the request
+ * needs any, r->rt. Returns false when it answered the client. */
 bool sy_routing_begin(struct sy_req *r, sy_str_t model, json_object *root);
 void sy_routing_attempt_start(struct sy_req *r);
 void sy_routing_first_byte(struct sy_req *r);
 void sy_routing_upstream_header(struct sy_req *r, const char *line, size_t n);
 int sy_routing_next(struct sy_req *r, int status, int result, const char *retry_after);
-void sy_routing_stream_event(struct sy_req *r);
 void sy_routing_finish(struct sy_req *r, double cost_usd, uint64_t tokens);
 void sy_routing_abort(struct sy_req *r);
 

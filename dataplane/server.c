@@ -98,7 +98,6 @@ static void on_closed(uv_handle_t *h)
     sy_buf_free(&c->req.body);
     sy_buf_free(&c->req.resp);
     sy_buf_free(&c->req.up_url);
-    sy_buf_free(&c->req.rt.canon);
     free(c);
     sy_worker_check_drained(w);
 }

@@ -91,7 +91,9 @@ typedef struct sy_req {
     uint64_t bytes_out;      /* response bytes written */
     int64_t ttft_ms;         /* first relayed event (stream) or first byte, -1 none */
     int64_t upstream_ms;     /* upstream time to first byte, -1 none */
-    sy_routing_req_t rt;     /* routing, admission and failover state (routing.c) */
+    sy_routing_req_t *rt;    /* owned by routing.c; admission and failover state, NULL = none */
+    const Switchyard__Provider *provider; /* borrowed; the current attempt's provider */
+    uint64_t relayed;                     /* stream writes relayed (partial usage estimate) */
     /* translation (dataplane/providers) */
     const sy_provider_ops_t *adapter; /* borrowed; Anthropic/Gemini upstream, NULL = passthrough */
     sy_provider_stream_t *pstream;    /* owned; translates the upstream stream (adapter set) */
