@@ -498,6 +498,101 @@ static void test_budget_soft_and_snapshot_spend(void **state)
     sy_budget_ledger_free(l);
 }
 
+static void test_budget_lease_mode(void **state)
+{
+    (void)state;
+    Switchyard__Budget b = SWITCHYARD__BUDGET__INIT;
+    b.id = "lb";
+    b.period = "daily";
+    b.amount_usd = 1.0;
+    b.hard = true;
+    const Switchyard__Budget *bs[1] = {&b};
+    sy_budget_ledger_t *l = sy_budget_ledger_new();
+    sy_budget_set_lease_mode(l, true);
+    sy_budget_hold_t h;
+    sy_budget_verdict_t v;
+    int64_t now = 1795299000, ms = 1000000;
+    /* No grant yet: refused, but a grant may come. */
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.05, now, ms, &h, &v), SY_EAGAIN);
+    assert_true(v.need_lease);
+    Switchyard__BudgetLease req[4];
+    size_t n = 0;
+    sy_budget_lease_requests(l, ms, req, 4, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(req[0].budget_id, "lb");
+    assert_true(req[0].want_usd > 0.199 && req[0].want_usd < 0.201); /* 4 x 0.05 > 0.1 */
+    assert_true(req[0].min_usd > 0.049 && req[0].min_usd < 0.051);
+    assert_false(req[0].release);
+    /* Asked once: not listed again until answered (or unasked). */
+    sy_budget_lease_requests(l, ms, req, 4, &n);
+    assert_int_equal(n, 0);
+    Switchyard__BudgetLease g = SWITCHYARD__BUDGET_LEASE__INIT;
+    g.budget_id = "lb";
+    g.window_start = 1795219200;
+    g.granted_usd = 0.12;
+    g.expires_at_ms = ms + 30000;
+    sy_budget_apply_grant(l, &g);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.05, now, ms, &h, &v), 0);
+    sy_budget_settle(l, &h, 0.04);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.05, now, ms + 1, &h, &v), 0);
+    /* 0.04 settled + 0.05 reserved: the next 0.05 does not fit; low: asked. */
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.05, now, ms + 2, &h, &v), SY_EAGAIN);
+    assert_true(v.need_lease);
+    sy_budget_lease_requests(l, ms + 3, req, 4, &n);
+    assert_int_equal(n, 1);
+    assert_true(req[0].used_usd > 0.089 && req[0].used_usd < 0.091);
+    assert_true(req[0].granted_usd > 0.119 && req[0].granted_usd < 0.121);
+    /* The control plane has nothing left: a plain refusal now. */
+    g.granted_usd = 0.12;
+    g.exhausted = true;
+    sy_budget_apply_grant(l, &g);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.05, now, ms + 4, &h, &v), SY_EAGAIN);
+    assert_false(v.need_lease);
+    /* The control plane is away: this worker's share keeps it serving. */
+    sy_budget_fallback(l, "lb", 0.5);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 0.5, 0.05, now, ms + 5, &h, &v), 0);
+    sy_budget_lease_info_t li;
+    assert_int_equal(sy_budget_lease(l, "lb", &li), 0);
+    assert_true(li.granted > 0.499);
+    sy_budget_ledger_free(l);
+
+    /* A grant lapses unless renewed; renewal is asked ahead; idle leases go back. */
+    l = sy_budget_ledger_new();
+    sy_budget_set_lease_mode(l, true);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 1, 0.01, now, ms, &h, &v), SY_EAGAIN);
+    sy_budget_lease_requests(l, ms, req, 4, &n);
+    g.exhausted = false;
+    g.granted_usd = 0.3;
+    g.expires_at_ms = ms + 30000;
+    sy_budget_apply_grant(l, &g);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 1, 0.01, now, ms, &h, &v), 0);
+    sy_budget_settle(l, &h, 0.01);
+    sy_budget_lease_requests(l, ms + 5000, req, 4, &n);
+    assert_int_equal(n, 0); /* nothing to do yet */
+    sy_budget_lease_requests(l, ms + 25000, req, 4, &n);
+    assert_int_equal(n, 1); /* 5 s before it lapses, used recently: renew */
+    assert_true(req[0].want_usd == 0 && !req[0].release);
+    sy_budget_lease_unask(l);
+    /* Lapsed: nothing more is spent from it. */
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 1, 0.01, now, ms + 30001, &h, &v),
+                     SY_EAGAIN);
+    assert_true(v.need_lease);
+    sy_budget_ledger_free(l);
+
+    l = sy_budget_ledger_new();
+    sy_budget_set_lease_mode(l, true);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 1, 0.01, now, ms, &h, &v), SY_EAGAIN);
+    sy_budget_lease_requests(l, ms, req, 4, &n);
+    g.expires_at_ms = ms + 300000;
+    sy_budget_apply_grant(l, &g);
+    assert_int_equal(sy_budget_reserve(l, bs, 1, NULL, 1, 0.01, now, ms, &h, &v), 0);
+    sy_budget_settle(l, &h, 0.01);
+    sy_budget_lease_requests(l, ms + 11000, req, 4, &n);
+    assert_int_equal(n, 1);
+    assert_true(req[0].release);
+    sy_budget_ledger_free(l);
+}
+
 static bool drop_odd(sy_str_t key, void *value, void *arg)
 {
     (void)key;
@@ -543,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_budget_windows),
         cmocka_unit_test(test_budget_hard_lease),
         cmocka_unit_test(test_budget_soft_and_snapshot_spend),
+        cmocka_unit_test(test_budget_lease_mode),
         cmocka_unit_test(test_strmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
