@@ -135,6 +135,19 @@ test('circuit breaker opens after the failures, stops traffic, closes after a go
     after_recovery_from_primary: later.filter((r) => answeredBy(r.json.id) === 'a').length };
 });
 
+test('lowest-latency: once measured, the faster target gets the traffic', async () => {
+  await resetStats(a, b);
+  const rs = [];
+  for (let i = 0; i < 16; i++) rs.push(await chat(dp, { model: 'quick', ...msg(`q ${i}`) }));
+  assert.ok(rs.every((r) => r.status === 200));
+  // Each worker tries the unmeasured targets first, then sticks to the fast one.
+  const tail = rs.slice(-6).map((r) => answeredBy(r.json.id));
+  assert.deepEqual([...new Set(tail)], ['b'], tail.join(','));
+  const sa = await chatStats(a);
+  assert.ok(sa.received >= 1 && sa.received <= 4, `laggy target got ${sa.received}`);
+  figures.lowest_latency = { requests: 16, to_laggy: sa.received };
+});
+
 test('rules: long prompt, task hint, lowest cost', async () => {
   await resetStats(c);
   const long = await chat(dp, { model: 'auto', ...msg('word '.repeat(3000)) });

@@ -60,13 +60,14 @@ export async function routingSnapshot(mocks, extra = {}) {
       prov('p-rst', mocks.a.url, fault('reset=before')),
       prov('p-400', mocks.a.url, fault('status=400')),
       prov('p-flaky', mocks.a.url), // faults set per instance in the breaker test
+      prov('p-laggy', mocks.a.url, fault('latency=120')),
       prov('p-good', mocks.b.url),
       prov('p-c', mocks.c.url),
     ],
     models: [
       model('m-down', 'p-down'), model('m-429', 'p-429'), model('m-slow', 'p-slow'),
       model('m-cut', 'p-cut'), model('m-rst', 'p-rst'), model('m-400', 'p-400'),
-      model('m-flaky', 'p-flaky'), model('m-good', 'p-good'),
+      model('m-flaky', 'p-flaky'), model('m-good', 'p-good'), model('m-laggy', 'p-laggy'),
       model('m-fast', 'p-c', price(0.5, 1)), model('m-long', 'p-c', price(3, 6)),
       model('m-big', 'p-c', price(5, 15)), model('m-mid', 'p-c', price(1, 2)),
       model('m-cheap', 'p-c', price(0.15, 0.6)),
@@ -79,6 +80,7 @@ export async function routingSnapshot(mocks, extra = {}) {
       route('rst', [rule('all', 'priority', ['m-rst', 'm-good'])]),
       route('caller-error', [rule('all', 'priority', ['m-400', 'm-good'])]),
       route('flaky', [rule('all', 'priority', ['m-flaky', 'm-good'])]),
+      route('quick', [rule('all', 'lowest-latency', ['m-laggy', 'm-good'])]),
       route('auto', [
         rule('fast', 'priority', ['m-fast'], { task: 'fast-classify' }),
         rule('long', 'priority', ['m-long'], { min_prompt_tokens: 2000 }),
