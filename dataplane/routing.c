@@ -512,7 +512,12 @@ static int admit_budget(sy_req_t *r, bool fallback)
     const char *tz = r->key->tenant ? r->key->tenant->time_zone : NULL;
     double share = share_of(r);
     if (fallback) {
-        rt->lease_fallbacks++;
+        /* Logged now and then: a control plane away under load would flood. */
+        if (rt->lease_fallbacks++ % 100 == 0)
+            sy_log(SY_LOG_WARN, "lease_fallback",
+                   "no budget lease from the control plane in time; spending this worker's "
+                   "share (%llu so far)",
+                   (unsigned long long)rt->lease_fallbacks);
         for (size_t i = 0; i < nb; i++)
             if (bs[i]->hard)
                 sy_budget_fallback(rt->budgets, bs[i]->id, bs[i]->amount_usd * share);
@@ -958,17 +963,4 @@ void sy_routing_set_link(sy_routing_t *rt, void *link)
     sy_budget_set_lease_mode(rt->budgets, link != NULL);
     if (link != NULL)
         sy_control_link_set_lease(rt->link, lease_build, lease_grant, rt);
-}
-
-int sy_routing_stats_json(sy_routing_t *rt, sy_buf_t *out)
-{
-    int rc = sy_buf_appendf(out,
-                            "{\"attempts\":%llu,\"failovers\":%llu,\"refused_rate\":%llu,"
-                            "\"refused_budget\":%llu,\"targets\":",
-                            (unsigned long long)rt->attempts, (unsigned long long)rt->failovers,
-                            (unsigned long long)rt->refused_rate,
-                            (unsigned long long)rt->refused_budget);
-    rc |= sy_router_stats_json(rt->router, uv_now(rt->timer.loop), out);
-    rc |= sy_buf_append_str(out, "}");
-    return rc ? SY_ENOMEM : 0;
 }

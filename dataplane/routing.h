@@ -114,7 +114,4 @@ size_t sy_routing_head(const struct sy_req *r, char *out, size_t size);
  * requests. link is a sy_control_link_t (borrowed; NULL turns leases off). */
 void sy_routing_set_link(sy_routing_t *rt, void *link);
 
-/* Appends the worker's routing stats (targets, counters) as JSON to out. */
-int sy_routing_stats_json(sy_routing_t *rt, sy_buf_t *out);
-
 #endif
