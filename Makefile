@@ -49,7 +49,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 
 DEB_PKGS := build-essential pkg-config libuv1-dev node-llhttp libcurl4-openssl-dev libsqlite3-dev \
 	libprotobuf-c-dev protobuf-c-compiler libnanomsg-dev libssl-dev libjson-c-dev libcmocka-dev \
-	wrk nginx-light curl openssl sqlite3 valgrind
+	wrk nginx-light curl openssl sqlite3 valgrind chromium
 
 .PHONY: all deps npm-deps test unit e2e run bench soak fuzz format format-check clean help unit-bins
 .DEFAULT_GOAL := all
