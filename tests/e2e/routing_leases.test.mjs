@@ -12,11 +12,11 @@ import {
   chat,
 } from './control_lib.mjs';
 
-let dir, mock, cp, dp;
+let dir, keyFile, mock, cp, dp;
 
 before(async () => {
   dir = tempDir('sy-leases-');
-  const keyFile = writeKey(path.join(dir, 'cluster.key'));
+  keyFile = writeKey(path.join(dir, 'cluster.key'));
   mock = await startMock(['--name', 'lease']);
   cp = await startControl(dir, { clusterKeyFile: keyFile });
   dp = await startDataplane({ controlDir: dir, clusterKeyFile: keyFile, stateDir: path.join(dir, 'dp') });
@@ -134,4 +134,29 @@ test('a route managed through the admin API fails over in the workers', async ()
   assert.equal(res.headers.get('x-switchyard-rule'), 'classify');
   assert.equal(res.headers.get('x-switchyard-target'), `${demo.provider.id}/${demo.model.id}`);
   await res.arrayBuffer();
+});
+
+test('control plane down: a request short of a lease waits, then spends the worker share', async () => {
+  const demo = await createTenantWithKey(cp.api, mock.url, 'away');
+  await must(cp.api, 'POST', '/budgets', { scope: 'key', scope_id: demo.key.id, period: 'daily',
+    amount_usd: 5.0, hard: true });
+  await waitKeyWorks(dp.url, demo.secret, demo.model.id);
+  await sleep(600);
+  // kill -9: no grant can come; the snapshot the workers hold stays.
+  process.kill(cp.proc.pid, 'SIGKILL');
+  await new Promise((r) => (cp.proc.exitCode !== null || cp.proc.signalCode !== null ? r() : cp.proc.once('exit', r)));
+  const t0 = Date.now();
+  const rs = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+    fetch(`${dp.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${demo.secret}`, 'content-type': 'application/json', connection: 'close' },
+      body: JSON.stringify({ model: demo.model.id, messages: [{ role: 'user', content: `while away ${i}` }] }),
+      signal: AbortSignal.timeout(10000),
+    }).then(async (r) => ({ status: r.status, text: await r.text() }))));
+  const ms = Date.now() - t0;
+  for (const r of rs) assert.equal(r.status, 200, r.text);
+  assert.ok(ms < 5000, `served in ${ms} ms`);
+  console.log(`control plane away: 8 requests served in ${ms} ms (lease wait, then the worker share)`);
+  // Back again (same port and data), for the clean exit check.
+  cp = await startControl(dir, { port: cp.port, clusterKeyFile: keyFile });
 });
