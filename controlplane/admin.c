@@ -234,6 +234,9 @@ static const field_t model_fields[] = {
     {"context_window", T_INT, F_UPD, NULL, 0, NULL},
     {"default_max_tokens", T_INT, F_UPD, NULL, 0, NULL},
     {"capabilities", T_STRARR, F_UPD, NULL, 0, "chat, embeddings, tools, vision, json_schema"},
+    {"rpm", T_INT, F_UPD, NULL, 0,
+     "requests per minute to this model, whole cluster, 0 = unlimited"},
+    {"tpm", T_INT, F_UPD, NULL, 0, "tokens per minute to this model, whole cluster, 0 = unlimited"},
     {"prices", T_ARRAY, F_VIRT | F_UPD, NULL, 0,
      "dated prices (Price); on PATCH the list replaces the old one"},
 };

@@ -643,7 +643,7 @@ static int build_models(ctx_t *c)
     vec_t out = {0};
     int rc = prepare(c,
                      "SELECT id, provider_id, upstream_name, context_window, default_max_tokens,"
-                     " capabilities FROM models ORDER BY id",
+                     " capabilities, rpm, tpm FROM models ORDER BY id",
                      &st);
     if (rc != 0 || (rc = prepare(c,
                                  "SELECT valid_from, input_per_mtok, output_per_mtok,"
@@ -663,6 +663,12 @@ static int build_models(ctx_t *c)
         m->default_max_tokens = (uint32_t)sqlite3_column_int64(st, 4);
         if ((rc = string_array(c, st, 5, &m->capabilities, &m->n_capabilities)) != 0)
             goto done;
+        if (sqlite3_column_int64(st, 6) > 0 || sqlite3_column_int64(st, 7) > 0) {
+            if ((m->limits = limits(c, st, 6)) == NULL) {
+                rc = oom(c);
+                goto done;
+            }
+        }
         vec_t prices = {0};
         sqlite3_bind_text(pr, 1, m->id, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(pr)) == SQLITE_ROW) {

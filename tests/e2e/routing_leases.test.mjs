@@ -136,6 +136,28 @@ test('a route managed through the admin API fails over in the workers', async ()
   await res.arrayBuffer();
 });
 
+test('a per-model limit set through the admin API is enforced across the workers', async () => {
+  const demo = await createTenantWithKey(cp.api, mock.url, 'modelrpm');
+  await must(cp.api, 'POST', '/models', { id: 'limited-model', provider_id: demo.provider.id,
+    upstream_name: 'gpt-4o', rpm: 60, prices: [{ valid_from: 0, input_per_mtok: 1, output_per_mtok: 2 }] });
+  await waitKeyWorks(dp.url, demo.secret, 'limited-model');
+  await sleep(1100); // both workers' buckets (one request each per second) are full again
+  const rs = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+    fetch(`${dp.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${demo.secret}`, 'content-type': 'application/json', connection: 'close' },
+      body: JSON.stringify({ model: 'limited-model', messages: [{ role: 'user', content: `m ${i}` }] }),
+    }).then(async (r) => ({ status: r.status, headers: r.headers, body: await r.json() }))));
+  const ok = rs.filter((r) => r.status === 200).length;
+  const limited = rs.filter((r) => r.status === 429);
+  // 60 RPM over 2 workers: a burst of one request per worker.
+  assert.ok(ok >= 1 && ok <= 3, `accepted ${ok}`);
+  assert.equal(ok + limited.length, 12);
+  assert.match(limited[0].body.error.message, /Rate limit reached for model on requests per min: limit 60/);
+  assert.equal(limited[0].headers.get('x-ratelimit-limit-requests'), '60');
+  assert.ok(Number(limited[0].headers.get('retry-after')) >= 1);
+});
+
 test('control plane down: a request short of a lease waits, then spends the worker share', async () => {
   const demo = await createTenantWithKey(cp.api, mock.url, 'away');
   await must(cp.api, 'POST', '/budgets', { scope: 'key', scope_id: demo.key.id, period: 'daily',

@@ -104,7 +104,7 @@ CREATE TABLE models (
     capabilities        TEXT NOT NULL DEFAULT '["chat"]',  -- JSON array
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL
-);
+, rpm INTEGER NOT NULL DEFAULT 0 CHECK (rpm >= 0), tpm INTEGER NOT NULL DEFAULT 0 CHECK (tpm >= 0));
 
 -- table providers
 CREATE TABLE providers (
