@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "dataplane/providers/jscan.h"
+#include "jscan.h"
 
 #define ANTHROPIC_VERSION "2023-06-01"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "dataplane/providers/jscan.h"
+#include "jscan.h"
 
 /* --- request --------------------------------------------------------------------- */
 

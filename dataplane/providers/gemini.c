@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "json.h"
-#include "dataplane/providers/jscan.h"
+#include "jscan.h"
 
 /* Gemini has no tool-call ids; the gateway invents them. A call that carries a
  * thought signature gets it appended after this separator (LiteLLM's scheme),

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "dataplane/providers/jscan.h"
+#include "jscan.h"
 
 static const char *const known_types[] = {
     "invalid_request_error",

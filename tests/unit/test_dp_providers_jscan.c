@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "json.h"
-#include "dataplane/providers/jscan.h"
+#include "jscan.h"
 
 static void test_agrees_with_strict_parser(void **state)
 {

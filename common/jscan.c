@@ -1,5 +1,5 @@
 /* Validating JSON scanner (see jscan.h). */
-#include "dataplane/providers/jscan.h"
+#include "jscan.h"
 
 #include <string.h>
 
