@@ -107,11 +107,14 @@ static limits_t *lookup(sy_ratelimit_t *rl, const sy_ratelimit_check_t *c, bool 
     return create ? sy_strmap_upsert(rl->map, k, NULL) : sy_strmap_get(rl->map, k);
 }
 
+/* What a bucket level means for the cluster: the whole units this worker
+ * can still admit, times the number of workers sharing the limit (so a
+ * refusal, below one unit, always reports 0). */
 static uint64_t scaled(double v, double share)
 {
-    if (v <= 0)
+    if (v < 1.0)
         return 0;
-    return (uint64_t)floor(v / share + 1e-9);
+    return (uint64_t)floor(floor(v) / share + 1e-9);
 }
 
 int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,
