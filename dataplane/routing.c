@@ -828,9 +828,17 @@ size_t sy_routing_head(const sy_req_t *r, char *out, size_t size)
     const sy_routing_req_t *q = r->rt;
     size_t len = 0;
     if (q == NULL) {
-        if (size > 0)
-            out[0] = '\0';
-        return 0;
+        /* A concrete model without limits: only who served it. */
+        int n = r->provider != NULL && r->model != NULL
+                    ? snprintf(out, size, "x-switchyard-target: %s/%s\r\n", r->provider->id,
+                               r->model->pb->id)
+                    : -1;
+        if (n < 0 || (size_t)n >= size) {
+            if (size > 0)
+                out[0] = '\0';
+            return 0;
+        }
+        return (size_t)n;
     }
 #define PUT(...)                                                                                   \
     do {                                                                                           \
