@@ -166,6 +166,10 @@ test('rules: long prompt, task hint, lowest cost', async () => {
   const dflt = await chat(dp, { model: 'auto', ...msg('anything') });
   assert.equal(dflt.headers.get('x-switchyard-rule'), 'default');
   assert.equal(dflt.headers.get('x-switchyard-target'), 'p-c/m-big');
+  // A concrete model: no route, but who served it.
+  const concrete = await chat(dp, { model: 'm-cheap', ...msg('direct') });
+  assert.equal(concrete.headers.get('x-switchyard-route'), null);
+  assert.equal(concrete.headers.get('x-switchyard-target'), 'p-c/m-cheap');
 });
 
 // Last: the slow upstream keeps the cancelled requests for a while and would
