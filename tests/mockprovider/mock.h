@@ -73,6 +73,13 @@ typedef struct sy_mock_answer {
 int sy_mock_answer_build(sy_mock_provider_t prov, json_object *req, int64_t words,
                          sy_mock_answer_t *a);
 void sy_mock_answer_free(sy_mock_answer_t *a);
+/* The pieces of sy_mock_answer_build, shared with the scanner path (fast.c):
+ * init leaves "Echo:" alone in base; take_words adds up to
+ * SY_MOCK_ECHO_WORDS words of s; args appends the tool arguments for the
+ * property key (SY_STR_NULL: none, giving {}) of JSON-schema type. */
+void sy_mock_answer_init(sy_mock_answer_t *a);
+void sy_mock_answer_take_words(sy_mock_answer_t *a, const char *s, size_t n);
+int sy_mock_answer_args(sy_mock_answer_t *a, sy_str_t key, sy_str_t type);
 /* Word i of the text answer. */
 sy_str_t sy_mock_answer_word(const sy_mock_answer_t *a, int64_t i);
 /* Appends the whole text answer (words joined by one space) as raw bytes. */
@@ -196,6 +203,17 @@ typedef struct sy_mock_req {
     const char *name;        /* borrowed; instance name */
     char id[96];             /* response id, unique per instance */
 } sy_mock_req_t;
+
+/* The request analysis without a JSON tree (fast.c): one validating pass
+ * with the common scanner (jscan.h), then views into body. For a valid
+ * chat/messages/generate request whose interpreted strings and keys hold no
+ * escapes and whose numbers have fewer than 19 digits, fills r->model
+ * (OpenAI/Anthropic), r->stream and r->include_usage (OpenAI/Anthropic),
+ * r->ans (words as in sy_mock_answer_build), r->prompt_tokens, exactly as
+ * the json-c path would, and returns 0. Anything else (invalid, unusual or
+ * an embeddings request) returns SY_EAGAIN with r->ans released: the caller
+ * then takes the json-c path, which gives the same answer or the error. */
+int sy_mock_fast_request(sy_mock_req_t *r, const char *body, size_t len, int64_t words);
 
 /* Error bodies in each provider's own shape for status. message may be NULL
  * (a default per status). For OpenAI, code may be NULL (JSON null). */

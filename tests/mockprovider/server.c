@@ -953,6 +953,53 @@ static sy_mock_provider_t provider_of(sy_mock_endpoint_t ep, bool gemini_ns)
     }
 }
 
+/* The json-c path: parses and validates the body, then fills the request
+ * (model, stream flags, answer, prompt tokens). Returns false when an error
+ * response was sent. */
+static bool parse_request(conn_t *c, int64_t words)
+{
+    sy_mock_req_t *r = &c->req;
+    const char *why = NULL;
+    json_object *body = NULL;
+    if (sy_json_parse(c->srv->json, c->body.data ? c->body.data : "", c->body.len, &body, &why) !=
+        0) {
+        respond_error(c, 400,
+                      r->prov == SY_MOCK_OPENAI
+                          ? "We could not parse the JSON body of your request. (HINT: This "
+                            "likely means you aren't using your HTTP library correctly.)"
+                          : why,
+                      NULL, NULL);
+        return false;
+    }
+    r->body = body;
+    int rc;
+    const char *param = NULL;
+    if (r->prov == SY_MOCK_OPENAI)
+        rc = sy_mock_openai_validate(r, &why, &param);
+    else if (r->prov == SY_MOCK_ANTHROPIC)
+        rc = sy_mock_anthropic_validate(r, &why);
+    else
+        rc = sy_mock_gemini_validate(r, &why);
+    if (rc != 0) {
+        respond_error(c, 400, why, param, NULL);
+        return false;
+    }
+    if (r->prov != SY_MOCK_GEMINI) {
+        size_t len = 0;
+        const char *m = sy_json_get_string(body, "model", &len);
+        r->model = (sy_str_t){m, len};
+        sy_json_get_bool(body, "stream", &r->stream);
+        sy_json_get_bool(sy_json_get_object(body, "stream_options"), "include_usage",
+                         &r->include_usage);
+    }
+    if (sy_mock_answer_build(r->prov, body, words, &r->ans) != 0) {
+        respond_error(c, 500, NULL, NULL, NULL);
+        return false;
+    }
+    r->prompt_tokens = sy_mock_usage_prompt_tokens(r->prov, r->ep == SY_MOCK_EP_EMBEDDINGS, body);
+    return true;
+}
+
 /* Handles one parsed request. */
 static void dispatch(conn_t *c)
 {
@@ -1028,59 +1075,26 @@ static void dispatch(conn_t *c)
     if (c->ep == SY_MOCK_EP_MODELS) {
         c->req.model = model_id;
     } else {
-        const char *why = NULL;
-        json_object *body = NULL;
-        if (sy_json_parse(srv->json, c->body.data ? c->body.data : "", c->body.len, &body, &why) !=
-            0) {
-            respond_error(c, 400,
-                          c->req.prov == SY_MOCK_OPENAI
-                              ? "We could not parse the JSON body of your request. (HINT: This "
-                                "likely means you aren't using your HTTP library correctly.)"
-                              : why,
-                          NULL, NULL);
-            return;
-        }
         sy_mock_req_t *r = &c->req;
-        r->body = body;
-        c->has_req = true;
-        int rc;
-        const char *param = NULL;
-        if (r->prov == SY_MOCK_OPENAI)
-            rc = sy_mock_openai_validate(r, &why, &param);
-        else if (r->prov == SY_MOCK_ANTHROPIC)
-            rc = sy_mock_anthropic_validate(r, &why);
-        else
-            rc = sy_mock_gemini_validate(r, &why);
-        if (rc != 0) {
-            respond_error(c, 400, why, param, NULL);
-            return;
-        }
-        if (r->prov == SY_MOCK_GEMINI) {
-            r->model = model;
-            r->stream = c->ep == SY_MOCK_EP_STREAM_GENERATE;
-        } else {
-            size_t len = 0;
-            const char *m = sy_json_get_string(body, "model", &len);
-            r->model = (sy_str_t){m, len};
-            sy_json_get_bool(body, "stream", &r->stream);
-            sy_json_get_bool(sy_json_get_object(body, "stream_options"), "include_usage",
-                             &r->include_usage);
-        }
-        if (c->ep == SY_MOCK_EP_EMBEDDINGS)
-            r->stream = false;
         int64_t words = header_int(c, H_X_MOCK_WORDS, -1);
         if (words < 0)
             words = header_int(c, H_X_MOCK_CHUNKS, -1);
         if (words > SY_MOCK_MAX_WORDS)
             words = SY_MOCK_MAX_WORDS;
-        if (sy_mock_answer_build(r->prov, body, words, &r->ans) != 0) {
-            respond_error(c, 500, NULL, NULL, NULL);
+        /* The scanner path answers the usual requests without a tree; the
+         * json-c path below handles the rest (and every error). */
+        c->has_req = true;
+        if (sy_mock_fast_request(r, c->body.data, c->body.len, words) != 0 &&
+            !parse_request(c, words))
             return;
+        if (r->prov == SY_MOCK_GEMINI) {
+            r->model = model;
+            r->stream = c->ep == SY_MOCK_EP_STREAM_GENERATE;
         }
-        if (c->ep == SY_MOCK_EP_EMBEDDINGS)
+        if (c->ep == SY_MOCK_EP_EMBEDDINGS) {
+            r->stream = false;
             r->ans.tool = false;
-        r->prompt_tokens =
-            sy_mock_usage_prompt_tokens(r->prov, c->ep == SY_MOCK_EP_EMBEDDINGS, body);
+        }
         r->cached_tokens = header_int(c, H_X_MOCK_CACHED_TOKENS, 0);
         if (r->cached_tokens > r->prompt_tokens)
             r->cached_tokens = r->prompt_tokens;

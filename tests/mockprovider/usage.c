@@ -137,7 +137,7 @@ int64_t sy_mock_usage_prompt_tokens(sy_mock_provider_t prov, bool embeddings, js
 }
 
 /* Collects up to SY_MOCK_ECHO_WORDS words of s into a->base. */
-static void take_words(sy_mock_answer_t *a, const char *s, size_t n)
+void sy_mock_answer_take_words(sy_mock_answer_t *a, const char *s, size_t n)
 {
     size_t i = 0;
     while (i < n && a->nbase < SY_MOCK_ECHO_WORDS + 1) {
@@ -154,7 +154,8 @@ static void take_words(sy_mock_answer_t *a, const char *s, size_t n)
 static void take_string(sy_mock_answer_t *a, json_object *o)
 {
     if (o != NULL && json_object_is_type(o, json_type_string))
-        take_words(a, json_object_get_string(o), (size_t)json_object_get_string_len(o));
+        sy_mock_answer_take_words(a, json_object_get_string(o),
+                                  (size_t)json_object_get_string_len(o));
 }
 
 static void take_content(sy_mock_answer_t *a, json_object *c)
@@ -252,9 +253,37 @@ static bool first_tool(sy_mock_provider_t prov, json_object *req, sy_str_t *name
     return true;
 }
 
-/* Arguments: {"<first required or first property>": <value>} where a string
- * property gets the echoed words (without "Echo:"), number/integer 1,
- * boolean true; no properties gives {}. */
+/* Arguments: {"<key>": <value>} where a string property gets the echoed
+ * words (without "Echo:"), number/integer 1, boolean true; no key gives {}. */
+int sy_mock_answer_args(sy_mock_answer_t *a, sy_str_t key, sy_str_t type)
+{
+    if (key.ptr == NULL)
+        return SY_MOCK_LIT(&a->args, "{}");
+    int rc = SY_MOCK_LIT(&a->args, "{");
+    rc = rc ? rc : sy_buf_append_json_string(&a->args, key.len ? key.ptr : "", key.len);
+    rc = rc ? rc : SY_MOCK_LIT(&a->args, ":");
+    if (rc)
+        return rc;
+    if (sy_str_case_eq_cstr(type, "number") || sy_str_case_eq_cstr(type, "integer")) {
+        rc = SY_MOCK_LIT(&a->args, "1");
+    } else if (sy_str_case_eq_cstr(type, "boolean")) {
+        rc = SY_MOCK_LIT(&a->args, "true");
+    } else {
+        /* Join the echoed words (base[1..]) into one string. */
+        sy_buf_t tmp;
+        sy_buf_init(&tmp);
+        for (size_t i = 1; i < a->nbase && rc == 0; i++) {
+            if (i > 1)
+                rc = sy_buf_append(&tmp, " ", 1);
+            rc = rc ? rc : sy_buf_append_view(&tmp, a->base[i]);
+        }
+        rc = rc ? rc : sy_buf_append_json_string(&a->args, tmp.len ? tmp.data : "", tmp.len);
+        sy_buf_free(&tmp);
+    }
+    return rc ? rc : SY_MOCK_LIT(&a->args, "}");
+}
+
+/* The key is the first `required` property, else the first property. */
 static int build_args(sy_mock_answer_t *a, json_object *schema)
 {
     json_object *props = sy_json_get_object(schema, "properties");
@@ -274,43 +303,27 @@ static int build_args(sy_mock_answer_t *a, json_object *schema)
         }
     }
     if (key == NULL)
-        return SY_MOCK_LIT(&a->args, "{}");
-
+        return sy_mock_answer_args(a, SY_STR_NULL, SY_STR_NULL);
     const char *type = NULL;
     json_object *prop = sy_json_get_object(props, key);
     if (prop != NULL)
         type = sy_json_get_string(prop, "type", NULL);
-    int rc = SY_MOCK_LIT(&a->args, "{");
-    rc = rc ? rc : sy_buf_append_json_string(&a->args, key, strlen(key));
-    rc = rc ? rc : SY_MOCK_LIT(&a->args, ":");
-    if (rc)
-        return rc;
-    if (type != NULL && (strcasecmp(type, "number") == 0 || strcasecmp(type, "integer") == 0)) {
-        rc = SY_MOCK_LIT(&a->args, "1");
-    } else if (type != NULL && strcasecmp(type, "boolean") == 0) {
-        rc = SY_MOCK_LIT(&a->args, "true");
-    } else {
-        /* Join the echoed words (base[1..]) into one string. */
-        sy_buf_t tmp;
-        sy_buf_init(&tmp);
-        for (size_t i = 1; i < a->nbase && rc == 0; i++) {
-            if (i > 1)
-                rc = sy_buf_append(&tmp, " ", 1);
-            rc = rc ? rc : sy_buf_append_view(&tmp, a->base[i]);
-        }
-        rc = rc ? rc : sy_buf_append_json_string(&a->args, tmp.len ? tmp.data : "", tmp.len);
-        sy_buf_free(&tmp);
-    }
-    return rc ? rc : SY_MOCK_LIT(&a->args, "}");
+    return sy_mock_answer_args(a, sy_str_from_cstr(key),
+                               type ? sy_str_from_cstr(type) : SY_STR_NULL);
 }
 
-int sy_mock_answer_build(sy_mock_provider_t prov, json_object *req, int64_t words,
-                         sy_mock_answer_t *a)
+void sy_mock_answer_init(sy_mock_answer_t *a)
 {
     memset(a, 0, sizeof(*a));
     sy_buf_init(&a->args);
     a->base[0] = (sy_str_t){echo_word, sizeof(echo_word) - 1};
     a->nbase = 1;
+}
+
+int sy_mock_answer_build(sy_mock_provider_t prov, json_object *req, int64_t words,
+                         sy_mock_answer_t *a)
+{
+    sy_mock_answer_init(a);
     if (req == NULL || !json_object_is_type(req, json_type_object)) {
         a->nwords = words >= 0 ? words : 1;
         return 0;
