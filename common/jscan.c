@@ -49,10 +49,37 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Nonzero when one of the 8 bytes of w is a quote, a backslash, a control
+ * character or not ASCII (exact: the borrow tricks only misreport bytes
+ * above a real match). */
+static uint64_t special8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t ctl = (w - ones * 0x20) & ~w; /* a byte < 0x20 (non-ASCII: `w` itself) */
+    uint64_t quote = (q - ones) & ~q;      /* a zero byte of q */
+    uint64_t bslash = (b - ones) & ~b;
+    return (ctl | quote | bslash | w) & highs;
+}
+
 static size_t scan_string(const char *p, size_t n)
 {
     size_t i = 1;
     while (i < n) {
+        /* Plain bytes eight at a time, then straight to the first special
+         * one (the lowest flagged byte is exact on a little-endian load). */
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            uint64_t m = special8(w);
+            if (m == 0) {
+                i += 8;
+                continue;
+            }
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            i += (size_t)__builtin_ctzll(m) / 8;
+#endif
+        }
         unsigned char c = (unsigned char)p[i];
         if (c == '"')
             return i + 1;
