@@ -65,7 +65,7 @@ nginx_pid=$!
 for _ in $(seq 50); do curl -sf -X POST -d x "http://127.0.0.1:$nport/" >/dev/null && break; sleep 0.1; done
 
 hz=$(getconf CLK_TCK)
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+cpu() { awk '{print $14, $15}' "/proc/$1/stat"; } # utime stime (ticks)
 run() { # name pid port
     local t0 t1 out req rps lat
     t0=$(cpu "$2")
@@ -74,8 +74,8 @@ run() { # name pid port
     req=$(echo "$out" | awk '/requests in/{print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
     lat=$(echo "$out" | awk '/Latency/{print $2}')
-    echo "$1 req/s=$rps latency_avg=$lat cpu_us/req=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$req" \
-        'BEGIN{printf "%.1f", (b-a)*1e6/hz/n}')"
+    echo "$1 req/s=$rps latency_avg=$lat $(echo "$t0 $t1" | awk -v hz="$hz" -v n="$req" \
+        '{u=($3-$1)*1e6/hz/n; s=($4-$2)*1e6/hz/n; printf "cpu_us/req=%.1f (user %.1f sys %.1f)", u+s, u, s}')"
 }
 echo "body: $(wc -c <"$dir/answer.json") bytes; $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for _ in $(seq "$ROUNDS"); do

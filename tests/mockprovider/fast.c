@@ -358,18 +358,28 @@ static int tool_args(fctx_t *x, sy_mock_answer_t *a, sy_str_t schema)
     return sy_mock_answer_args(a, key, type);
 }
 
-/* Refuses any number of 19 or more digits: json.c walks the tree for
- * clamped integers then, which this path does not imitate. */
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* True when s holds a run of 19 or more digits (json.c then walks its tree
+ * for clamped integers, which this path does not imitate). Such a run
+ * covers one of every 19th byte, so only those are looked at (and the run
+ * around a digit found there). */
 static bool long_numbers(const char *s, size_t n)
 {
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] >= '0' && s[i] <= '9') {
-            if (++run >= 19)
-                return true;
-        } else {
-            run = 0;
-        }
+    for (size_t i = 18; i < n; i += 19) {
+        if (!is_digit(s[i]))
+            continue;
+        size_t a = i, b = i;
+        while (a > 0 && is_digit(s[a - 1]))
+            a--;
+        while (b + 1 < n && is_digit(s[b + 1]))
+            b++;
+        if (b - a + 1 >= 19)
+            return true;
+        i = b; /* s[b + 1] is not a digit: a run after it covers b + 19 */
     }
     return false;
 }

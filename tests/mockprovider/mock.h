@@ -9,6 +9,7 @@
 #ifndef SY_MOCK_H
 #define SY_MOCK_H
 
+#include <string.h>
 #include <json-c/json.h>
 #include <uv.h>
 #include "buf.h"
@@ -255,8 +256,23 @@ int sy_mock_gemini_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
 /* Appends s as a quoted JSON string / escaped without quotes (usage.c). */
 int sy_mock_json_str(sy_buf_t *out, sy_str_t s);
 int sy_mock_json_escape(sy_buf_t *out, sy_str_t s);
+/* Appends n bytes; inline when they fit (responses are many short pieces,
+ * the buffers are reused, so they nearly always do). Same contract as
+ * sy_buf_append. */
+static inline int sy_mock_put(sy_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (b->len + n < b->cap) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return sy_buf_append(b, p, n);
+}
 /* Appends a string literal (its length known at compile time). */
-#define SY_MOCK_LIT(b, lit) sy_buf_append((b), (lit), sizeof(lit) - 1)
+#define SY_MOCK_LIT(b, lit) sy_mock_put((b), (lit), sizeof(lit) - 1)
 /* Appends v in decimal (the hot paths avoid printf). */
 int sy_mock_put_i64(sy_buf_t *out, int64_t v);
 

@@ -428,7 +428,7 @@ int sy_mock_json_escape(sy_buf_t *out, sy_str_t s)
         unsigned char c = (unsigned char)s.ptr[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        int rc = sy_buf_append(out, s.ptr + start, i - start);
+        int rc = sy_mock_put(out, s.ptr + start, i - start);
         if (rc)
             return rc;
         if (c == '"')
@@ -445,19 +445,19 @@ int sy_mock_json_escape(sy_buf_t *out, sy_str_t s)
             return rc;
         start = i + 1;
     }
-    return sy_buf_append(out, s.ptr + start, s.len - start);
+    return sy_mock_put(out, s.ptr + start, s.len - start);
 }
 
 /* The text answer as one JSON string. */
 int sy_mock_answer_text_json(const sy_mock_answer_t *a, sy_buf_t *out)
 {
-    int rc = sy_buf_append(out, "\"", 1);
+    int rc = SY_MOCK_LIT(out, "\"");
     for (int64_t i = 0; i < a->nwords && rc == 0; i++) {
         if (i > 0)
-            rc = sy_buf_append(out, " ", 1);
+            rc = SY_MOCK_LIT(out, " ");
         rc = rc ? rc : sy_mock_json_escape(out, sy_mock_answer_word(a, i));
     }
-    return rc ? rc : sy_buf_append(out, "\"", 1);
+    return rc ? rc : SY_MOCK_LIT(out, "\"");
 }
 
 int sy_mock_put_i64(sy_buf_t *out, int64_t v)
@@ -471,5 +471,5 @@ int sy_mock_put_i64(sy_buf_t *out, int64_t v)
     } while (u != 0);
     if (v < 0)
         tmp[sizeof(tmp) - 1 - n++] = '-';
-    return sy_buf_append(out, tmp + sizeof(tmp) - n, n);
+    return sy_mock_put(out, tmp + sizeof(tmp) - n, n);
 }
