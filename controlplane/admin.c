@@ -87,6 +87,18 @@ bool sy_admin__is_platform(const rq_t *r)
     return r->actor.role == ROLE_PLATFORM;
 }
 
+int sy_admin__tenant_filter(rq_t *r, char tenant[SY_ADMIN_MAX_ID + 1])
+{
+    if (sy_admin__is_platform(r))
+        return 0;
+    if (tenant[0] && strcmp(tenant, r->actor.tenant_id) != 0) {
+        sy_admin__not_found(r, "tenant", tenant);
+        return -1;
+    }
+    snprintf(tenant, SY_ADMIN_MAX_ID + 1, "%s", r->actor.tenant_id);
+    return 0;
+}
+
 int sy_admin__check_access(rq_t *r, const resource_t *res, const char *owner, bool write,
                            const char *id)
 {
@@ -291,6 +303,7 @@ void sy_admin_handle(void *ctx, const sy_httpd_request_t *req, sy_httpd_response
         if (strcmp(rt->method, req->method) != 0)
             continue;
         found = rt;
+        r.route = rt;
         bad_param = bad;
         memcpy(r.p, params, sizeof(params));
         break;

@@ -25,13 +25,8 @@ static void h_audit(rq_t *r)
         SY_ADMIN_BAD_FIELD(r, "cursor", "invalid_value", "cursor is not one this API returned");
         return;
     }
-    if (!sy_admin__is_platform(r)) {
-        if (tenant[0] && strcmp(tenant, r->actor.tenant_id) != 0) {
-            sy_admin__not_found(r, "tenant", tenant);
-            return;
-        }
-        snprintf(tenant, sizeof(tenant), "%s", r->actor.tenant_id);
-    }
+    if (sy_admin__tenant_filter(r, tenant) != 0)
+        return;
     sqlite3_stmt *st = NULL;
     if (sy_admin__prepare(r,
                           "SELECT id, ts_ms, actor_id, actor_role, tenant_id, action, object_type, "
@@ -73,14 +68,9 @@ static void h_audit(rq_t *r)
         n++;
     }
     sqlite3_finalize(st);
-    json_object *out = json_object_new_object();
-    json_object_object_add(out, "object", json_object_new_string("list"));
-    json_object_object_add(out, "data", data);
-    json_object_object_add(out, "has_more", json_object_new_boolean(more));
     char nc[32];
     snprintf(nc, sizeof(nc), "%lld", (long long)last);
-    json_object_object_add(out, "next_cursor", more ? json_object_new_string(nc) : NULL);
-    sy_admin__reply_json(r, 200, out);
+    sy_admin__reply_list(r, data, more, nc);
 }
 
 const route_t sy_admin__audit_routes[] = {

@@ -29,11 +29,6 @@ static int budget_tenant(rq_t *r, json_object *body, char out[SY_ADMIN_MAX_ID + 
     return 0;
 }
 
-static void h_budgets_list(rq_t *r)
-{
-    sy_admin__list_scoped(r, &sy_admin__res_budget);
-}
-
 static void h_budgets_create(rq_t *r)
 {
     char tenant[SY_ADMIN_MAX_ID + 1];
@@ -43,40 +38,21 @@ static void h_budgets_create(rq_t *r)
         return;
     char id[64];
     sy_store_new_id("bud", id, sizeof(id));
-    if (sy_admin__tx_begin(r) != 0)
+    if (sy_admin__insert_tx(r, &sy_admin__res_budget, id, tenant, NULL, 0) != 0)
         return;
-    if (sy_admin__insert_row(r, &sy_admin__res_budget, id, tenant, r->body, NULL, 0, true) != 0) {
-        sy_admin__tx_abort(r);
-        return;
-    }
     sy_admin__finish_create(r, &sy_admin__res_budget, id, tenant, NULL, NULL);
 }
 
-static void h_budget_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_budget);
-}
-
-static void h_budget_patch(rq_t *r)
-{
-    sy_admin__patch_obj(r, &sy_admin__res_budget, NULL, 0, NULL);
-}
-
-static void h_budget_delete(rq_t *r)
-{
-    sy_admin__delete_obj(r, &sy_admin__res_budget);
-}
-
 const route_t sy_admin__budgets_routes[] = {
-    {"GET", "/budgets", h_budgets_list, K_LIST, &sy_admin__res_budget, NULL, 0, "List budgets",
+    {"GET", "/budgets", sy_admin__h_list, K_LIST, &sy_admin__res_budget, NULL, 0, "List budgets",
      "listBudgets"},
     {"POST", "/budgets", h_budgets_create, K_CREATE, &sy_admin__res_budget, NULL, A_BODY,
      "Create a budget", "createBudget"},
-    {"GET", "/budgets/{id}", h_budget_get, K_GET, &sy_admin__res_budget, NULL, 0, "Get a budget",
+    {"GET", "/budgets/{id}", sy_admin__h_get, K_GET, &sy_admin__res_budget, NULL, 0, "Get a budget",
      "getBudget"},
-    {"PATCH", "/budgets/{id}", h_budget_patch, K_UPDATE, &sy_admin__res_budget, NULL, A_BODY,
+    {"PATCH", "/budgets/{id}", sy_admin__h_patch, K_UPDATE, &sy_admin__res_budget, NULL, A_BODY,
      "Update a budget", "updateBudget"},
-    {"DELETE", "/budgets/{id}", h_budget_delete, K_DELETE, &sy_admin__res_budget, NULL, 0,
+    {"DELETE", "/budgets/{id}", sy_admin__h_delete, K_DELETE, &sy_admin__res_budget, NULL, 0,
      "Delete a budget", "deleteBudget"},
     {.method = NULL},
 };

@@ -87,72 +87,74 @@ void sy_admin__bind_text(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_null(st, i);
 }
 
-/* Adds the nested parts of models (prices) and routes (rules, targets). */
-static int decorate(rq_t *r, const resource_t *res, json_object *o, const char *id)
+/* Adds member: the rows of sql (one text bind, id) as objects of type. */
+static int add_rows(rq_t *r, json_object *o, const char *member, const char *sql, const char *id,
+                    const char *type)
 {
     sqlite3_stmt *st = NULL;
-    if (res == &sy_admin__res_model) {
-        if (sy_admin__prepare(
-                r,
-                "SELECT valid_from, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
-                "cache_write_per_mtok FROM model_prices WHERE model_id = ? ORDER BY valid_from",
-                &st) != 0)
-            return -1;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        json_object *arr = json_object_new_array();
-        while (sqlite3_step(st) == SQLITE_ROW)
-            json_object_array_add(arr, sy_admin__row_json(st, NULL));
-        sqlite3_finalize(st);
-        json_object_object_add(o, "prices", arr);
-    } else if (res == &sy_admin__res_user) {
-        /* The user's tokens, by prefix only. */
+    if (sy_admin__prepare(r, sql, &st) != 0)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    json_object *arr = json_object_new_array();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_object_array_add(arr, sy_admin__row_json(st, type));
+    sqlite3_finalize(st);
+    json_object_object_add(o, member, arr);
+    return 0;
+}
+
+/* Adds the nested parts of models (prices), users (tokens, by prefix only)
+ * and routes (rules, targets). */
+static int decorate(rq_t *r, const resource_t *res, json_object *o, const char *id)
+{
+    if (res == &sy_admin__res_model)
+        return add_rows(
+            r, o, "prices",
+            "SELECT valid_from, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
+            "cache_write_per_mtok FROM model_prices WHERE model_id = ? ORDER BY valid_from",
+            id, NULL);
+    if (res == &sy_admin__res_user)
+        return add_rows(r, o, "tokens",
+                        "SELECT id, prefix, created_at, expires_at, revoked_at, last_used_at "
+                        "FROM admin_tokens WHERE user_id = ? ORDER BY id",
+                        id, "admin_token");
+    if (res != &sy_admin__res_route)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (sy_admin__prepare(
+            r,
+            "SELECT position, name, task, min_prompt_tokens, tenant_tier, latency_class, "
+            "max_budget_remaining_fraction, strategy FROM route_rules WHERE route_id = ? "
+            "ORDER BY position",
+            &st) != 0)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    json_object *rules = json_object_new_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_object *rule = sy_admin__row_json(st, NULL);
+        int pos = sqlite3_column_int(st, 0);
+        json_object_object_del(rule, "position");
+        sqlite3_stmt *ts = NULL;
         if (sy_admin__prepare(r,
-                              "SELECT id, prefix, created_at, expires_at, revoked_at, last_used_at "
-                              "FROM admin_tokens WHERE user_id = ? ORDER BY id",
-                              &st) != 0)
+                              "SELECT provider_id, model_id, weight FROM route_targets "
+                              "WHERE route_id = ? AND rule_position = ? ORDER BY position",
+                              &ts) != 0) {
+            json_object_put(rule);
+            json_object_put(rules);
+            sqlite3_finalize(st);
             return -1;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        json_object *arr = json_object_new_array();
-        while (sqlite3_step(st) == SQLITE_ROW)
-            json_object_array_add(arr, sy_admin__row_json(st, "admin_token"));
-        sqlite3_finalize(st);
-        json_object_object_add(o, "tokens", arr);
-    } else if (res == &sy_admin__res_route) {
-        if (sy_admin__prepare(
-                r,
-                "SELECT position, name, task, min_prompt_tokens, tenant_tier, latency_class, "
-                "max_budget_remaining_fraction, strategy FROM route_rules WHERE route_id = ? "
-                "ORDER BY position",
-                &st) != 0)
-            return -1;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        json_object *rules = json_object_new_array();
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            json_object *rule = sy_admin__row_json(st, NULL);
-            int pos = sqlite3_column_int(st, 0);
-            json_object_object_del(rule, "position");
-            sqlite3_stmt *ts = NULL;
-            if (sy_admin__prepare(r,
-                                  "SELECT provider_id, model_id, weight FROM route_targets "
-                                  "WHERE route_id = ? AND rule_position = ? ORDER BY position",
-                                  &ts) != 0) {
-                json_object_put(rule);
-                json_object_put(rules);
-                sqlite3_finalize(st);
-                return -1;
-            }
-            sqlite3_bind_text(ts, 1, id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int(ts, 2, pos);
-            json_object *targets = json_object_new_array();
-            while (sqlite3_step(ts) == SQLITE_ROW)
-                json_object_array_add(targets, sy_admin__row_json(ts, NULL));
-            sqlite3_finalize(ts);
-            json_object_object_add(rule, "targets", targets);
-            json_object_array_add(rules, rule);
         }
-        sqlite3_finalize(st);
-        json_object_object_add(o, "rules", rules);
+        sqlite3_bind_text(ts, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(ts, 2, pos);
+        json_object *targets = json_object_new_array();
+        while (sqlite3_step(ts) == SQLITE_ROW)
+            json_object_array_add(targets, sy_admin__row_json(ts, NULL));
+        sqlite3_finalize(ts);
+        json_object_object_add(rule, "targets", targets);
+        json_object_array_add(rules, rule);
     }
+    sqlite3_finalize(st);
+    json_object_object_add(o, "rules", rules);
     return 0;
 }
 
@@ -254,18 +256,16 @@ static void write_error(rq_t *r, const resource_t *res)
         sy_admin__db_error(r);
 }
 
-int sy_admin__insert_row(rq_t *r, const resource_t *res, const char *id, const char *owner,
-                         json_object *body, const extra_t *ex, size_t nex, bool timestamps2)
+/* INSERT of id, the owner (when owner_col is a separate column), the
+ * timestamps, the body's column fields and extras. */
+static int insert_row(rq_t *r, const resource_t *res, const char *id, const char *owner,
+                      json_object *body, const extra_t *ex, size_t nex)
 {
     sy_buf_t cols, vals;
     sy_buf_init(&cols);
     sy_buf_init(&vals);
-    sy_buf_appendf(&cols, "INSERT INTO %s (id, created_at", res->table);
-    sy_buf_append_str(&vals, ") VALUES (?, ?");
-    if (timestamps2) {
-        sy_buf_append_str(&cols, ", updated_at");
-        sy_buf_append_str(&vals, ", ?");
-    }
+    sy_buf_appendf(&cols, "INSERT INTO %s (id, created_at, updated_at", res->table);
+    sy_buf_append_str(&vals, ") VALUES (?, ?, ?");
     bool owner_sep = res->owner_col && strcmp(res->owner_col, "id") != 0;
     if (owner_sep) {
         sy_buf_appendf(&cols, ", %s", res->owner_col);
@@ -295,8 +295,7 @@ int sy_admin__insert_row(rq_t *r, const resource_t *res, const char *id, const c
     int64_t now = sy_store_now();
     sqlite3_bind_text(st, k++, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, k++, now);
-    if (timestamps2)
-        sqlite3_bind_int64(st, k++, now);
+    sqlite3_bind_int64(st, k++, now);
     if (owner_sep)
         sy_admin__bind_text(st, k++, owner);
     for (size_t i = 0; i < res->nfields; i++) {
@@ -534,15 +533,12 @@ void sy_admin__list_rows(rq_t *r, const resource_t *res, const char *where, cons
             return;
         }
     }
-    json_object *out = json_object_new_object();
-    json_object_object_add(out, "object", json_object_new_string("list"));
-    json_object_object_add(out, "data", data);
-    json_object_object_add(out, "has_more", json_object_new_boolean(more));
-    json_object_object_add(out, "next_cursor", more ? json_object_new_string(last) : NULL);
-    sy_admin__reply_json(r, 200, out);
+    sy_admin__reply_list(r, data, more, last);
 }
 
-void sy_admin__list_scoped(rq_t *r, const resource_t *res)
+/* The list filter for tenant roles: their tenant's objects (and platform
+ * objects when the resource shares those). */
+static void list_scoped(rq_t *r, const resource_t *res)
 {
     char tenant[SY_ADMIN_MAX_ID + 1];
     if (sy_admin__query_param(r, "tenant_id", tenant, sizeof(tenant)) != 0)
@@ -575,14 +571,6 @@ void sy_admin__list_scoped(rq_t *r, const resource_t *res)
         sy_admin__list_rows(r, res, "tenant_id = ?", r->actor.tenant_id, NULL);
 }
 
-void sy_admin__get_obj(rq_t *r, const resource_t *res)
-{
-    json_object *o;
-    char owner[SY_ADMIN_MAX_ID + 1];
-    if (sy_admin__load_checked(r, res, r->p[0], false, &o, owner) == 0)
-        sy_admin__reply_json(r, 200, o);
-}
-
 void sy_admin__delete_obj_with(rq_t *r, const resource_t *res, int (*pre)(rq_t *, const char *id))
 {
     json_object *before;
@@ -607,11 +595,6 @@ void sy_admin__delete_obj_with(rq_t *r, const resource_t *res, int (*pre)(rq_t *
     json_object_put(before);
 }
 
-void sy_admin__delete_obj(rq_t *r, const resource_t *res)
-{
-    sy_admin__delete_obj_with(r, res, NULL);
-}
-
 void sy_admin__patch_obj(rq_t *r, const resource_t *res, const extra_t *ex, size_t nex,
                          int (*more)(rq_t *, json_object *body, const char *id))
 {
@@ -619,44 +602,101 @@ void sy_admin__patch_obj(rq_t *r, const resource_t *res, const extra_t *ex, size
     char owner[SY_ADMIN_MAX_ID + 1];
     if (sy_admin__load_checked(r, res, r->p[0], true, &before, owner) != 0)
         return;
-    if (sy_admin__validate_obj(r, res, r->body, false, NULL) != 0) {
-        json_object_put(before);
-        return;
+    if (sy_admin__validate_obj(r, res, r->body, false, NULL) == 0 && sy_admin__tx_begin(r) == 0) {
+        if (update_row(r, res, r->p[0], r->body, ex, nex) != 0 ||
+            (more && more(r, r->body, r->p[0]) != 0))
+            sy_admin__tx_abort(r);
+        else
+            sy_admin__finish_update(r, res, "update", owner, before, 200);
     }
-    if (sy_admin__tx_begin(r) != 0) {
-        json_object_put(before);
-        return;
-    }
-    if (update_row(r, res, r->p[0], r->body, ex, nex) != 0 ||
-        (more && more(r, r->body, r->p[0]) != 0)) {
-        sy_admin__tx_abort(r);
-        json_object_put(before);
-        return;
-    }
-    json_object *after = NULL;
-    if (sy_admin__load(r, res, r->p[0], &after, NULL, 0) != 1) {
-        sy_admin__tx_abort(r);
-        json_object_put(before);
-        return;
-    }
-    if (sy_admin__tx_commit(r, "update", res, r->p[0], owner, before, after) == 0)
-        sy_admin__reply_json(r, 200, json_object_get(after));
-    json_object_put(after);
     json_object_put(before);
 }
 
-void sy_admin__finish_create(rq_t *r, const resource_t *res, const char *id, const char *owner,
-                             const char *secret_name, const char *secret)
+/* Reloads object id, audits the change and commits, then answers status
+ * with the object (plus extra_name: extra, shown in this answer only). */
+static void finish(rq_t *r, const resource_t *res, const char *id, const char *action,
+                   const char *owner, json_object *before, int status, const char *extra_name,
+                   const char *extra)
 {
     json_object *after = NULL;
     if (sy_admin__load(r, res, id, &after, NULL, 0) != 1) {
         sy_admin__tx_abort(r);
         return;
     }
-    if (sy_admin__tx_commit(r, "create", res, id, owner, NULL, after) == 0) {
-        if (secret_name)
-            json_object_object_add(after, secret_name, json_object_new_string(secret));
-        sy_admin__reply_json(r, 201, json_object_get(after));
+    if (sy_admin__tx_commit(r, action, res, id, owner, before, after) == 0) {
+        if (extra_name)
+            json_object_object_add(after, extra_name, json_object_new_string(extra));
+        sy_admin__reply_json(r, status, json_object_get(after));
     }
     json_object_put(after);
+}
+
+void sy_admin__finish_create(rq_t *r, const resource_t *res, const char *id, const char *owner,
+                             const char *secret_name, const char *secret)
+{
+    finish(r, res, id, "create", owner, NULL, 201, secret_name, secret);
+}
+
+void sy_admin__finish_update(rq_t *r, const resource_t *res, const char *action, const char *owner,
+                             json_object *before, int status)
+{
+    finish(r, res, r->p[0], action, owner, before, status, NULL, NULL);
+}
+
+int sy_admin__insert_tx(rq_t *r, const resource_t *res, const char *id, const char *owner,
+                        const extra_t *ex, size_t nex)
+{
+    if (sy_admin__tx_begin(r) != 0)
+        return -1;
+    if (insert_row(r, res, id, owner, r->body, ex, nex) != 0) {
+        sy_admin__tx_abort(r);
+        return -1;
+    }
+    return 0;
+}
+
+int sy_admin__new_secret(rq_t *r, const char *prefix, char *out, size_t size)
+{
+    if (sy_store_new_secret(prefix, out, size) != 0) {
+        sy_admin__reply_error(r, 500, "api_error", NULL, "internal_error",
+                              "no randomness available");
+        return -1;
+    }
+    return 0;
+}
+
+void sy_admin__reply_list(rq_t *r, json_object *data, bool more, const char *next_cursor)
+{
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "object", json_object_new_string("list"));
+    json_object_object_add(out, "data", data);
+    json_object_object_add(out, "has_more", json_object_new_boolean(more));
+    json_object_object_add(out, "next_cursor", more ? json_object_new_string(next_cursor) : NULL);
+    sy_admin__reply_json(r, 200, out);
+}
+
+/* The handlers of routes that need nothing beyond the generic operation on
+ * their resource. */
+
+void sy_admin__h_list(rq_t *r)
+{
+    list_scoped(r, r->route->res);
+}
+
+void sy_admin__h_get(rq_t *r)
+{
+    json_object *o;
+    char owner[SY_ADMIN_MAX_ID + 1];
+    if (sy_admin__load_checked(r, r->route->res, r->p[0], false, &o, owner) == 0)
+        sy_admin__reply_json(r, 200, o);
+}
+
+void sy_admin__h_patch(rq_t *r)
+{
+    sy_admin__patch_obj(r, r->route->res, NULL, 0, NULL);
+}
+
+void sy_admin__h_delete(rq_t *r)
+{
+    sy_admin__delete_obj_with(r, r->route->res, NULL);
 }

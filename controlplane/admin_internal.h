@@ -47,8 +47,11 @@ typedef struct actor {
     char tenant_id[SY_ADMIN_MAX_ID + 1]; /* its tenant, empty for a platform admin */
 } actor_t;
 
+struct route;
+
 typedef struct rq {
     sy_admin_t *a;                  /* borrowed */
+    const struct route *route;      /* borrowed; the route being served */
     sqlite3 *db;                    /* borrowed; the store's connection */
     const sy_httpd_request_t *req;  /* borrowed; valid during the request */
     sy_httpd_response_t *res;       /* borrowed; what we fill */
@@ -186,6 +189,11 @@ bool sy_admin__is_platform(const rq_t *r);
  * owned by tenant owner (NULL: no tenant). Returns 0 when allowed; otherwise
  * answers 404 (the object is not visible to the actor, so its existence is
  * not disclosed) or 403 (visible but not writable) and returns -1. */
+/* Applies the actor's scope to a tenant filter ("" = all): a tenant role
+ * gets its own tenant, and naming another answers 404 (as unknown as a
+ * missing one). 0, or -1 after answering. */
+int sy_admin__tenant_filter(rq_t *r, char tenant[SY_ADMIN_MAX_ID + 1]);
+
 int sy_admin__check_access(rq_t *r, const resource_t *res, const char *owner, bool write,
                            const char *id);
 
@@ -238,11 +246,6 @@ int sy_admin__load(rq_t *r, const resource_t *res, const char *id, json_object *
 int sy_admin__load_checked(rq_t *r, const resource_t *res, const char *id, bool write,
                            json_object **out, char owner[SY_ADMIN_MAX_ID + 1]);
 
-/* INSERT of id, the owner (when owner_col is a separate column), the
- * timestamps, the body's column fields and extras. */
-int sy_admin__insert_row(rq_t *r, const resource_t *res, const char *id, const char *owner,
-                         json_object *body, const extra_t *ex, size_t nex, bool timestamps2);
-
 int sy_admin__tx_begin(rq_t *r);
 
 void sy_admin__tx_abort(rq_t *r);
@@ -252,30 +255,51 @@ void sy_admin__tx_abort(rq_t *r);
 int sy_admin__tx_commit(rq_t *r, const char *action, const resource_t *res, const char *id,
                         const char *tenant, json_object *before, json_object *after);
 
+/* Begins a transaction and inserts object id of res from r->body: its
+ * column fields, the owner (when owner_col is a separate column), the
+ * timestamps and the extras. 0 with the transaction open, or -1 after
+ * answering (rolled back). */
+int sy_admin__insert_tx(rq_t *r, const resource_t *res, const char *id, const char *owner,
+                        const extra_t *ex, size_t nex);
+
+/* The create tail, inside insert_tx's transaction: load the new object,
+ * audit, answer 201 (with secret_name: secret added to this answer only, a
+ * secret shown once). */
+void sy_admin__finish_create(rq_t *r, const resource_t *res, const char *id, const char *owner,
+                             const char *secret_name, const char *secret);
+
+/* The update tail of object r->p[0], inside an open transaction: reload it,
+ * audit action against before (borrowed), answer status with it. */
+void sy_admin__finish_update(rq_t *r, const resource_t *res, const char *action, const char *owner,
+                             json_object *before, int status);
+
+/* A new random secret "<prefix>..." into out; -1 after answering 500. */
+int sy_admin__new_secret(rq_t *r, const char *prefix, char *out, size_t size);
+
 /* Lists res rows matching where (with up to two text binds), a page at a time. */
 void sy_admin__list_rows(rq_t *r, const resource_t *res, const char *where, const char *b1,
                          const char *b2);
 
-/* The list filter for tenant roles: their tenant's objects (and platform
- * objects when the resource shares those). */
-void sy_admin__list_scoped(rq_t *r, const resource_t *res);
-
-void sy_admin__get_obj(rq_t *r, const resource_t *res);
+/* Answers a page: {"object":"list", data (consumed), has_more,
+ * next_cursor (next_cursor when more, else null)}. */
+void sy_admin__reply_list(rq_t *r, json_object *data, bool more, const char *next_cursor);
 
 /* Deletes object r->p[0] of res; `pre` (may be NULL) runs first inside the
  * transaction and may refuse (answering) by returning -1. */
 void sy_admin__delete_obj_with(rq_t *r, const resource_t *res, int (*pre)(rq_t *, const char *id));
 
-void sy_admin__delete_obj(rq_t *r, const resource_t *res);
-
-/* Generic PATCH: validate, update columns (and extras), audit. */
+/* Generic PATCH of r->p[0]: validate, update columns (and extras), run
+ * `more` (may be NULL; nested rows, cross checks) in the same transaction,
+ * audit. */
 void sy_admin__patch_obj(rq_t *r, const resource_t *res, const extra_t *ex, size_t nex,
                          int (*more)(rq_t *, json_object *body, const char *id));
 
-/* Generic create tail: load the new object, audit, answer 201 (with extra
- * members added to the response only, e.g. a secret shown once). */
-void sy_admin__finish_create(rq_t *r, const resource_t *res, const char *id, const char *owner,
-                             const char *secret_name, const char *secret);
+/* Route handlers that are the generic operation on the route's resource:
+ * list (scoped to the actor's tenant), get, patch, delete. */
+void sy_admin__h_list(rq_t *r);
+void sy_admin__h_get(rq_t *r);
+void sy_admin__h_patch(rq_t *r);
+void sy_admin__h_delete(rq_t *r);
 
 /* ------------------------------------------------------------------------ */
 /* Query strings (admin_query.c) */

@@ -38,28 +38,16 @@ static void h_keys_create(rq_t *r)
     char id[64], secret[80], prefix[16];
     unsigned char hash[32];
     sy_store_new_id("key", id, sizeof(id));
-    if (sy_store_new_secret("sk-sy-", secret, sizeof(secret)) != 0) {
-        sy_admin__reply_error(r, 500, "api_error", NULL, "internal_error",
-                              "no randomness available");
+    if (sy_admin__new_secret(r, "sk-sy-", secret, sizeof(secret)) != 0)
         return;
-    }
     sy_store_hash_secret(secret, strlen(secret), hash);
     snprintf(prefix, sizeof(prefix), "%.12s", secret);
     extra_t ex[] = {{"sha256", hash, 32, NULL}, {"prefix", NULL, 0, prefix}};
-    if (sy_admin__tx_begin(r) != 0)
+    if (sy_admin__insert_tx(r, &sy_admin__res_key, id, r->p[0], ex, 2) != 0)
         return;
-    if (sy_admin__insert_row(r, &sy_admin__res_key, id, r->p[0], r->body, ex, 2, true) != 0) {
-        sy_admin__tx_abort(r);
-        return;
-    }
     sy_admin__finish_create(r, &sy_admin__res_key, id, r->p[0], "secret", secret);
     /* The secret lived on the stack only; wipe it. */
     explicit_bzero(secret, sizeof(secret));
-}
-
-static void h_key_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_key);
 }
 
 static int key_patch_more(rq_t *r, json_object *body, const char *id)
@@ -79,42 +67,40 @@ static void h_key_patch(rq_t *r)
 }
 
 /* DELETE revokes: the row stays (for usage and audit), revoked_at is set. */
+/* Sets revoked_at on key id (once: a revoked key keeps its first time). */
+static int set_revoked(rq_t *r, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    if (sy_admin__prepare(r,
+                          "UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE id = ? AND "
+                          "revoked_at = 0",
+                          &st) != 0)
+        return -1;
+    int64_t now = sy_store_now();
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        sy_admin__db_error(r);
+        return -1;
+    }
+    return 0;
+}
+
 static void h_key_revoke(rq_t *r)
 {
     json_object *before;
     char owner[SY_ADMIN_MAX_ID + 1];
     if (sy_admin__load_checked(r, &sy_admin__res_key, r->p[0], true, &before, owner) != 0)
         return;
-    if (sy_admin__tx_begin(r) != 0) {
-        json_object_put(before);
-        return;
+    if (sy_admin__tx_begin(r) == 0) {
+        if (set_revoked(r, r->p[0]) != 0)
+            sy_admin__tx_abort(r);
+        else
+            sy_admin__finish_update(r, &sy_admin__res_key, "revoke", owner, before, 200);
     }
-    sqlite3_stmt *st = NULL;
-    if (sy_admin__prepare(r,
-                          "UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE id = ? AND "
-                          "revoked_at = 0",
-                          &st) != 0) {
-        sy_admin__tx_abort(r);
-        json_object_put(before);
-        return;
-    }
-    int64_t now = sy_store_now();
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_text(st, 3, r->p[0], -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    json_object *after = NULL;
-    if (rc != SQLITE_DONE || sy_admin__load(r, &sy_admin__res_key, r->p[0], &after, NULL, 0) != 1) {
-        if (rc != SQLITE_DONE)
-            sy_admin__db_error(r);
-        sy_admin__tx_abort(r);
-        json_object_put(before);
-        return;
-    }
-    if (sy_admin__tx_commit(r, "revoke", &sy_admin__res_key, r->p[0], owner, before, after) == 0)
-        sy_admin__reply_json(r, 200, json_object_get(after));
-    json_object_put(after);
     json_object_put(before);
 }
 
@@ -123,7 +109,7 @@ const route_t sy_admin__keys_routes[] = {
      "List a tenant's API keys", "listKeys"},
     {"POST", "/tenants/{id}/keys", h_keys_create, K_CREATE, &sy_admin__res_key, NULL, A_BODY,
      "Create an API key; the secret is returned once", "createKey"},
-    {"GET", "/keys/{id}", h_key_get, K_GET, &sy_admin__res_key, NULL, 0, "Get an API key",
+    {"GET", "/keys/{id}", sy_admin__h_get, K_GET, &sy_admin__res_key, NULL, 0, "Get an API key",
      "getKey"},
     {"PATCH", "/keys/{id}", h_key_patch, K_UPDATE, &sy_admin__res_key, NULL, A_BODY,
      "Update an API key", "updateKey"},

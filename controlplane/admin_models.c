@@ -62,11 +62,6 @@ static int check_model_provider(rq_t *r, json_object *body)
     return 0;
 }
 
-static void h_models_list(rq_t *r)
-{
-    sy_admin__list_scoped(r, &sy_admin__res_model);
-}
-
 static void h_models_create(rq_t *r)
 {
     if (!sy_admin__is_platform(r)) {
@@ -79,19 +74,12 @@ static void h_models_create(rq_t *r)
     const char *id = sy_admin__str_member(r->body, "id");
     char idc[SY_ADMIN_MAX_ID + 1];
     snprintf(idc, sizeof(idc), "%s", id);
-    if (sy_admin__tx_begin(r) != 0)
+    if (sy_admin__insert_tx(r, &sy_admin__res_model, idc, NULL, NULL, 0) != 0)
         return;
-    if (sy_admin__insert_row(r, &sy_admin__res_model, idc, NULL, r->body, NULL, 0, true) != 0 ||
-        write_prices(r, r->body, idc, false) != 0) {
+    if (write_prices(r, r->body, idc, false) != 0)
         sy_admin__tx_abort(r);
-        return;
-    }
-    sy_admin__finish_create(r, &sy_admin__res_model, idc, NULL, NULL, NULL);
-}
-
-static void h_model_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_model);
+    else
+        sy_admin__finish_create(r, &sy_admin__res_model, idc, NULL, NULL, NULL);
 }
 
 static int model_patch_more(rq_t *r, json_object *body, const char *id)
@@ -104,11 +92,6 @@ static int model_patch_more(rq_t *r, json_object *body, const char *id)
 static void h_model_patch(rq_t *r)
 {
     sy_admin__patch_obj(r, &sy_admin__res_model, NULL, 0, model_patch_more);
-}
-
-static void h_model_delete(rq_t *r)
-{
-    sy_admin__delete_obj(r, &sy_admin__res_model);
 }
 
 /* POST /models/{id}/prices: adds (or corrects) one dated price. */
@@ -126,32 +109,28 @@ static void h_model_price_add(rq_t *r)
     json_object *arr = json_object_new_array();
     json_object_array_add(arr, json_object_get(r->body));
     json_object_object_add(wrap, "prices", arr);
-    json_object *after = NULL;
     if (sy_admin__tx_begin(r) == 0) {
         if (write_prices(r, wrap, r->p[0], false) != 0 ||
             sy_admin__exec_id(r, "UPDATE models SET updated_at = strftime('%s','now') WHERE id = ?",
-                              r->p[0]) != 0 ||
-            sy_admin__load(r, &sy_admin__res_model, r->p[0], &after, NULL, 0) != 1)
+                              r->p[0]) != 0)
             sy_admin__tx_abort(r);
-        else if (sy_admin__tx_commit(r, "update", &sy_admin__res_model, r->p[0], NULL, before,
-                                     after) == 0)
-            sy_admin__reply_json(r, 201, json_object_get(after));
+        else
+            sy_admin__finish_update(r, &sy_admin__res_model, "update", owner, before, 201);
     }
-    json_object_put(after);
     json_object_put(wrap);
     json_object_put(before);
 }
 
 const route_t sy_admin__models_routes[] = {
-    {"GET", "/models", h_models_list, K_LIST, &sy_admin__res_model, NULL, 0, "List models",
+    {"GET", "/models", sy_admin__h_list, K_LIST, &sy_admin__res_model, NULL, 0, "List models",
      "listModels"},
     {"POST", "/models", h_models_create, K_CREATE, &sy_admin__res_model, NULL, A_BODY,
      "Create a model", "createModel"},
-    {"GET", "/models/{id}", h_model_get, K_GET, &sy_admin__res_model, NULL, 0, "Get a model",
+    {"GET", "/models/{id}", sy_admin__h_get, K_GET, &sy_admin__res_model, NULL, 0, "Get a model",
      "getModel"},
     {"PATCH", "/models/{id}", h_model_patch, K_UPDATE, &sy_admin__res_model, NULL, A_BODY,
      "Update a model", "updateModel"},
-    {"DELETE", "/models/{id}", h_model_delete, K_DELETE, &sy_admin__res_model, NULL, 0,
+    {"DELETE", "/models/{id}", sy_admin__h_delete, K_DELETE, &sy_admin__res_model, NULL, 0,
      "Delete a model", "deleteModel"},
     {"POST", "/models/{id}/prices", h_model_price_add, K_OTHER, &sy_admin__res_price, "Model",
      A_BODY, "Add a dated price to a model", "addModelPrice"},

@@ -35,11 +35,6 @@ static int seal_api_key(rq_t *r, json_object *body, const char *id, sy_buf_t *se
     return 0;
 }
 
-static void h_providers_list(rq_t *r)
-{
-    sy_admin__list_scoped(r, &sy_admin__res_provider);
-}
-
 static void h_providers_create(rq_t *r)
 {
     if (sy_admin__check_access(r, &sy_admin__res_provider, NULL, true, "") != 0 ||
@@ -54,19 +49,9 @@ static void h_providers_create(rq_t *r)
     if (seal_api_key(r, r->body, id, &sealed, &has) != 0)
         return;
     extra_t ex = {"credential", sealed.data, (int)sealed.len, NULL};
-    if (sy_admin__tx_begin(r) == 0) {
-        if (sy_admin__insert_row(r, &sy_admin__res_provider, id, NULL, r->body, &ex,
-                                 sealed.len ? 1 : 0, true) != 0)
-            sy_admin__tx_abort(r);
-        else
-            sy_admin__finish_create(r, &sy_admin__res_provider, id, NULL, NULL, NULL);
-    }
+    if (sy_admin__insert_tx(r, &sy_admin__res_provider, id, NULL, &ex, sealed.len ? 1 : 0) == 0)
+        sy_admin__finish_create(r, &sy_admin__res_provider, id, NULL, NULL, NULL);
     sy_buf_free(&sealed);
-}
-
-static void h_provider_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_provider);
 }
 
 static void h_provider_patch(rq_t *r)
@@ -85,21 +70,16 @@ static void h_provider_patch(rq_t *r)
     sy_buf_free(&sealed);
 }
 
-static void h_provider_delete(rq_t *r)
-{
-    sy_admin__delete_obj(r, &sy_admin__res_provider);
-}
-
 const route_t sy_admin__providers_routes[] = {
-    {"GET", "/providers", h_providers_list, K_LIST, &sy_admin__res_provider, NULL, 0,
+    {"GET", "/providers", sy_admin__h_list, K_LIST, &sy_admin__res_provider, NULL, 0,
      "List providers", "listProviders"},
     {"POST", "/providers", h_providers_create, K_CREATE, &sy_admin__res_provider, NULL, A_BODY,
      "Create a provider", "createProvider"},
-    {"GET", "/providers/{id}", h_provider_get, K_GET, &sy_admin__res_provider, NULL, 0,
+    {"GET", "/providers/{id}", sy_admin__h_get, K_GET, &sy_admin__res_provider, NULL, 0,
      "Get a provider", "getProvider"},
     {"PATCH", "/providers/{id}", h_provider_patch, K_UPDATE, &sy_admin__res_provider, NULL, A_BODY,
      "Update a provider", "updateProvider"},
-    {"DELETE", "/providers/{id}", h_provider_delete, K_DELETE, &sy_admin__res_provider, NULL, 0,
+    {"DELETE", "/providers/{id}", sy_admin__h_delete, K_DELETE, &sy_admin__res_provider, NULL, 0,
      "Delete a provider", "deleteProvider"},
     {.method = NULL},
 };

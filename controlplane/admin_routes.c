@@ -123,11 +123,6 @@ static int write_rules(rq_t *r, json_object *body, const char *id)
     return rc;
 }
 
-static void h_routes_list(rq_t *r)
-{
-    sy_admin__list_scoped(r, &sy_admin__res_route);
-}
-
 static void h_routes_create(rq_t *r)
 {
     if (sy_admin__validate_obj(r, &sy_admin__res_route, r->body, true, NULL) != 0)
@@ -152,20 +147,12 @@ static void h_routes_create(rq_t *r)
     if (tenant)
         snprintf(owner, sizeof(owner), "%s", tenant);
     sy_store_new_id("route", id, sizeof(id));
-    if (sy_admin__tx_begin(r) != 0)
+    if (sy_admin__insert_tx(r, &sy_admin__res_route, id, owner[0] ? owner : NULL, NULL, 0) != 0)
         return;
-    if (sy_admin__insert_row(r, &sy_admin__res_route, id, owner[0] ? owner : NULL, r->body, NULL, 0,
-                             true) != 0 ||
-        write_rules(r, r->body, id) != 0) {
+    if (write_rules(r, r->body, id) != 0)
         sy_admin__tx_abort(r);
-        return;
-    }
-    sy_admin__finish_create(r, &sy_admin__res_route, id, owner, NULL, NULL);
-}
-
-static void h_route_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_route);
+    else
+        sy_admin__finish_create(r, &sy_admin__res_route, id, owner, NULL, NULL);
 }
 
 static void h_route_patch(rq_t *r)
@@ -173,21 +160,16 @@ static void h_route_patch(rq_t *r)
     sy_admin__patch_obj(r, &sy_admin__res_route, NULL, 0, write_rules);
 }
 
-static void h_route_delete(rq_t *r)
-{
-    sy_admin__delete_obj(r, &sy_admin__res_route);
-}
-
 const route_t sy_admin__routes_routes[] = {
-    {"GET", "/routes", h_routes_list, K_LIST, &sy_admin__res_route, NULL, 0, "List routes",
+    {"GET", "/routes", sy_admin__h_list, K_LIST, &sy_admin__res_route, NULL, 0, "List routes",
      "listRoutes"},
     {"POST", "/routes", h_routes_create, K_CREATE, &sy_admin__res_route, NULL, A_BODY,
      "Create a route", "createRoute"},
-    {"GET", "/routes/{id}", h_route_get, K_GET, &sy_admin__res_route, NULL, 0, "Get a route",
+    {"GET", "/routes/{id}", sy_admin__h_get, K_GET, &sy_admin__res_route, NULL, 0, "Get a route",
      "getRoute"},
     {"PATCH", "/routes/{id}", h_route_patch, K_UPDATE, &sy_admin__res_route, NULL, A_BODY,
      "Update a route", "updateRoute"},
-    {"DELETE", "/routes/{id}", h_route_delete, K_DELETE, &sy_admin__res_route, NULL, 0,
+    {"DELETE", "/routes/{id}", sy_admin__h_delete, K_DELETE, &sy_admin__res_route, NULL, 0,
      "Delete a route", "deleteRoute"},
     {.method = NULL},
 };

@@ -23,28 +23,9 @@ static void h_tenants_create(rq_t *r)
         return;
     char id[64];
     sy_store_new_id("ten", id, sizeof(id));
-    if (sy_admin__tx_begin(r) != 0)
+    if (sy_admin__insert_tx(r, &sy_admin__res_tenant, id, NULL, NULL, 0) != 0)
         return;
-    if (sy_admin__insert_row(r, &sy_admin__res_tenant, id, NULL, r->body, NULL, 0, true) != 0) {
-        sy_admin__tx_abort(r);
-        return;
-    }
     sy_admin__finish_create(r, &sy_admin__res_tenant, id, id, NULL, NULL);
-}
-
-static void h_tenant_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_tenant);
-}
-
-static void h_tenant_patch(rq_t *r)
-{
-    sy_admin__patch_obj(r, &sy_admin__res_tenant, NULL, 0, NULL);
-}
-
-static void h_tenant_delete(rq_t *r)
-{
-    sy_admin__delete_obj(r, &sy_admin__res_tenant);
 }
 
 int sy_admin__parent_tenant(rq_t *r, bool write, const resource_t *child)
@@ -75,23 +56,9 @@ static void h_teams_create(rq_t *r)
         return;
     char id[64];
     sy_store_new_id("team", id, sizeof(id));
-    if (sy_admin__tx_begin(r) != 0)
+    if (sy_admin__insert_tx(r, &sy_admin__res_team, id, r->p[0], NULL, 0) != 0)
         return;
-    if (sy_admin__insert_row(r, &sy_admin__res_team, id, r->p[0], r->body, NULL, 0, true) != 0) {
-        sy_admin__tx_abort(r);
-        return;
-    }
     sy_admin__finish_create(r, &sy_admin__res_team, id, r->p[0], NULL, NULL);
-}
-
-static void h_team_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_team);
-}
-
-static void h_team_patch(rq_t *r)
-{
-    sy_admin__patch_obj(r, &sy_admin__res_team, NULL, 0, NULL);
 }
 
 /* A team with live keys is not deleted (the keys would vanish with it);
@@ -126,19 +93,19 @@ const route_t sy_admin__tenants_routes[] = {
      "listTenants"},
     {"POST", "/tenants", h_tenants_create, K_CREATE, &sy_admin__res_tenant, NULL, A_BODY,
      "Create a tenant", "createTenant"},
-    {"GET", "/tenants/{id}", h_tenant_get, K_GET, &sy_admin__res_tenant, NULL, 0, "Get a tenant",
+    {"GET", "/tenants/{id}", sy_admin__h_get, K_GET, &sy_admin__res_tenant, NULL, 0, "Get a tenant",
      "getTenant"},
-    {"PATCH", "/tenants/{id}", h_tenant_patch, K_UPDATE, &sy_admin__res_tenant, NULL, A_BODY,
+    {"PATCH", "/tenants/{id}", sy_admin__h_patch, K_UPDATE, &sy_admin__res_tenant, NULL, A_BODY,
      "Update a tenant", "updateTenant"},
-    {"DELETE", "/tenants/{id}", h_tenant_delete, K_DELETE, &sy_admin__res_tenant, NULL, 0,
+    {"DELETE", "/tenants/{id}", sy_admin__h_delete, K_DELETE, &sy_admin__res_tenant, NULL, 0,
      "Delete a tenant with everything it owns", "deleteTenant"},
     {"GET", "/tenants/{id}/teams", h_teams_list, K_LIST, &sy_admin__res_team, NULL, 0,
      "List a tenant's teams", "listTeams"},
     {"POST", "/tenants/{id}/teams", h_teams_create, K_CREATE, &sy_admin__res_team, NULL, A_BODY,
      "Create a team", "createTeam"},
-    {"GET", "/teams/{id}", h_team_get, K_GET, &sy_admin__res_team, NULL, 0, "Get a team",
+    {"GET", "/teams/{id}", sy_admin__h_get, K_GET, &sy_admin__res_team, NULL, 0, "Get a team",
      "getTeam"},
-    {"PATCH", "/teams/{id}", h_team_patch, K_UPDATE, &sy_admin__res_team, NULL, A_BODY,
+    {"PATCH", "/teams/{id}", sy_admin__h_patch, K_UPDATE, &sy_admin__res_team, NULL, A_BODY,
      "Update a team", "updateTeam"},
     {"DELETE", "/teams/{id}", h_team_delete, K_DELETE, &sy_admin__res_team, NULL, 0,
      "Delete a team", "deleteTeam"},

@@ -65,12 +65,9 @@ static void h_usage(rq_t *r)
         sy_admin__query_param(r, "group_by", group, sizeof(group)) != 0 ||
         sy_admin__query_param(r, "granularity", gran, sizeof(gran)) != 0)
         return;
+    if (sy_admin__tenant_filter(r, tenant) != 0)
+        return;
     if (!sy_admin__is_platform(r)) {
-        if (tenant[0] && strcmp(tenant, r->actor.tenant_id) != 0) {
-            sy_admin__not_found(r, "tenant", tenant);
-            return;
-        }
-        snprintf(tenant, sizeof(tenant), "%s", r->actor.tenant_id);
         /* A team or key of another tenant is as unknown as a missing one. */
         if (team[0] && !sy_admin__exists(r, "teams", team, tenant)) {
             sy_admin__not_found(r, "team", team);

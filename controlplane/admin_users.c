@@ -30,11 +30,6 @@ static int add_token(sqlite3 *db, const char *user_id, const char *token)
     return rc == SQLITE_DONE ? 0 : (rc == SQLITE_CONSTRAINT ? SY_EEXIST : SY_EIO);
 }
 
-static void h_users_list(rq_t *r)
-{
-    sy_admin__list_scoped(r, &sy_admin__res_user);
-}
-
 static void h_users_create(rq_t *r)
 {
     if (sy_admin__validate_obj(r, &sy_admin__res_user, r->body, true, NULL) != 0)
@@ -70,30 +65,17 @@ static void h_users_create(rq_t *r)
     if (tenant)
         snprintf(owner, sizeof(owner), "%s", tenant);
     sy_store_new_id("user", id, sizeof(id));
-    if (sy_store_new_secret("sya-", token, sizeof(token)) != 0) {
-        sy_admin__reply_error(r, 500, "api_error", NULL, "internal_error",
-                              "no randomness available");
+    if (sy_admin__new_secret(r, "sya-", token, sizeof(token)) != 0)
         return;
+    if (sy_admin__insert_tx(r, &sy_admin__res_user, id, owner[0] ? owner : NULL, NULL, 0) == 0) {
+        if (add_token(r->db, id, token) != 0) {
+            sy_admin__db_error(r);
+            sy_admin__tx_abort(r);
+        } else {
+            sy_admin__finish_create(r, &sy_admin__res_user, id, owner, "token", token);
+        }
     }
-    if (sy_admin__tx_begin(r) != 0)
-        return;
-    if (sy_admin__insert_row(r, &sy_admin__res_user, id, owner[0] ? owner : NULL, r->body, NULL, 0,
-                             true) != 0) {
-        sy_admin__tx_abort(r);
-        return;
-    }
-    if (add_token(r->db, id, token) != 0) {
-        sy_admin__db_error(r);
-        sy_admin__tx_abort(r);
-        return;
-    }
-    sy_admin__finish_create(r, &sy_admin__res_user, id, owner, "token", token);
     explicit_bzero(token, sizeof(token));
-}
-
-static void h_user_get(rq_t *r)
-{
-    sy_admin__get_obj(r, &sy_admin__res_user);
 }
 
 /* True when user id is a platform admin and no other enabled one exists:
@@ -165,11 +147,8 @@ static void h_user_token_create(rq_t *r)
     bool revoke = false;
     sy_json_get_bool(r->body, "revoke_existing", &revoke);
     char token[80];
-    if (sy_store_new_secret("sya-", token, sizeof(token)) != 0) {
-        sy_admin__reply_error(r, 500, "api_error", NULL, "internal_error",
-                              "no randomness available");
+    if (sy_admin__new_secret(r, "sya-", token, sizeof(token)) != 0)
         return;
-    }
     if (sy_admin__tx_begin(r) != 0)
         return;
     sqlite3_stmt *st = NULL;
@@ -324,12 +303,12 @@ int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out
 }
 
 const route_t sy_admin__users_routes[] = {
-    {"GET", "/users", h_users_list, K_LIST, &sy_admin__res_user, NULL, 0, "List admin users",
+    {"GET", "/users", sy_admin__h_list, K_LIST, &sy_admin__res_user, NULL, 0, "List admin users",
      "listUsers"},
     {"POST", "/users", h_users_create, K_CREATE, &sy_admin__res_user, NULL, A_BODY,
      "Create an admin user; its token is returned once", "createUser"},
-    {"GET", "/users/{id}", h_user_get, K_GET, &sy_admin__res_user, NULL, 0, "Get an admin user",
-     "getUser"},
+    {"GET", "/users/{id}", sy_admin__h_get, K_GET, &sy_admin__res_user, NULL, 0,
+     "Get an admin user", "getUser"},
     {"PATCH", "/users/{id}", h_user_patch, K_UPDATE, &sy_admin__res_user, NULL, A_BODY,
      "Update an admin user (rename, disable)", "updateUser"},
     {"POST", "/users/{id}/tokens", h_user_token_create, K_OTHER, &sy_admin__res_token, "AdminToken",
