@@ -35,7 +35,7 @@ export function field(spec) {
     });
   }
   const error = h('p', { class: 'field-error', id: errId, 'aria-live': 'polite' });
-  const label = h('label', { for: id }, spec.label, spec.required ? h('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null);
+  const label = h('label', { for: id, class: spec.required ? 'required' : null }, spec.label);
   const wrap = spec.type === 'checkbox'
     ? h('div', { class: 'field field-check' }, h('div', { class: 'check-row' }, input, label),
       spec.help ? h('p', { class: 'help', id: helpId }, spec.help) : null, error)

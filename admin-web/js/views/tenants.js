@@ -17,7 +17,7 @@ export function tenantFields(t = {}) {
 }
 
 export async function editTenant(t) {
-  const saved = await formDialog(t ? `Edit tenant ${t.name}` : 'New tenant', tenantFields(t), {
+  const saved = await formDialog(t ? `Edit tenant ${t.name}` : 'New tenant', tenantFields(t || {}), {
     submitLabel: t ? 'Save changes' : 'Create tenant',
     onSubmit: (v) => (t ? api.patch(`/tenants/${enc(t.id)}`, v) : api.post('/tenants', v)),
   });
