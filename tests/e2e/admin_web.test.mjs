@@ -122,6 +122,12 @@ test('create a tenant: the API validation error shows next to its field, then it
 
 test('a team, then a key: secret shown once with a copy button, works on the data plane, revoked', async () => {
   await page.getByRole('link', { name: 'Teams' }).click();
+  // Keyboard: the dialog takes the focus on its first field and Escape closes it.
+  await page.getByRole('button', { name: 'New team' }).click();
+  await dialog().waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'name');
+  await page.keyboard.press('Escape');
+  await dialog().waitFor({ state: 'detached' });
   await page.getByRole('button', { name: 'New team' }).click();
   await dialog().getByLabel('Name').fill('payments');
   await dialog().getByRole('button', { name: 'Create team' }).click();
@@ -192,11 +198,12 @@ test('usage: the key\'s requests as table rows and bars; a budget shows its spen
   assert.equal(cells[1], totals.requests.toLocaleString('en-US'));
   assert.equal(cells[6], totals.total_tokens.toLocaleString('en-US'));
   assert.equal(cells[7], fmt(totals.cost_usd));
-  const chart = page.getByRole('img', { name: 'Cost by api key' });
+  const chart = page.getByRole('img', { name: 'Cost by API key' });
   await chart.waitFor();
   assert.equal(await chart.locator('rect').count(), 1);
   assert.ok(Number(await chart.locator('rect').getAttribute('width')) > 100);
   mkdirSync(path.join(ROOT, 'build'), { recursive: true });
+  await page.evaluate(() => document.getElementById('toasts').replaceChildren()); // transient notes off the picture
   await page.screenshot({ path: path.join(ROOT, 'build', 'admin-web.png'), fullPage: true });
 
   // A tenant without traffic: the empty state.
@@ -285,6 +292,11 @@ test('the audit log pages through the changes, newest first, and filters by obje
   }, null, { timeout: STEP_MS });
   const actions = await page.locator('main tbody tr td:nth-child(3)').allTextContents();
   assert.deepEqual(actions, ['revoke', 'create']);
+  // The change itself, before and after, on demand.
+  const show = page.getByRole('button', { name: `Show the change of key ${shared.keyId}` }).first();
+  await show.click();
+  assert.equal(await show.getAttribute('aria-expanded'), 'true');
+  await page.locator('tr.detail-row:not([hidden]) pre').filter({ hasText: '"revoked_at"' }).last().waitFor();
   assert.equal(await page.getByRole('button', { name: 'Older →' }).isDisabled(), true);
 });
 

@@ -2,6 +2,7 @@
 // ordered targets.
 import { h, badge, fmtTime } from '../dom.js';
 import { listAll } from '../api.js';
+import { ctx } from '../app.js';
 import { pageHeader } from './common.js';
 
 function conditions(r) {
@@ -15,7 +16,8 @@ function conditions(r) {
 }
 
 export async function routesView() {
-  const routes = await listAll('/routes');
+  const [routes, providers] = await Promise.all([listAll('/routes'), ctx.platform ? listAll('/providers') : Promise.resolve([])]);
+  const pname = new Map(providers.map((p) => [p.id, p.name]));
   return h('section', null,
     pageHeader('Routes', { subtitle: 'Aliases clients can ask for ("auto", "fast"…): the first matching rule picks the targets, in the order of its strategy.' }),
     routes.length ? routes.map((rt) => h('article', { class: 'card route' },
@@ -32,7 +34,7 @@ export async function routesView() {
           h('td', null, conditions(r)),
           h('td', null, r.strategy || 'priority'),
           h('td', null, h('ol', { class: 'targets' }, (r.targets || []).map((t) => h('li', null, h('code', null, t.model_id),
-            t.provider_id ? h('span', { class: 'muted' }, ` via ${t.provider_id}`) : null,
+            t.provider_id ? h('span', { class: 'muted' }, ` via ${pname.get(t.provider_id) || t.provider_id}`) : null,
             t.weight ? h('span', { class: 'muted' }, ` · weight ${t.weight}`) : null)))))))))))
       : h('p', { class: 'empty-state' }, 'No routes: clients ask for concrete models only.'));
 }

@@ -109,7 +109,7 @@ function barChart(rows, value, metric, label) {
   const barW = 460;
   const width = labelW + barW + 110;
   const height = rows.length * rowH + 8;
-  const title = `${metric === 'cost' ? 'Cost' : metric === 'tokens' ? 'Total tokens' : 'Requests'} by ${label.toLowerCase()}`;
+  const title = `${metric === 'cost' ? 'Cost' : metric === 'tokens' ? 'Total tokens' : 'Requests'} by ${label === 'API key' ? label : label.toLowerCase()}`;
   const chart = svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width: '100%', role: 'img', 'aria-label': title, preserveAspectRatio: 'xMinYMin meet' },
     svg('title', null, title),
     rows.map((r, i) => {
