@@ -189,6 +189,45 @@ static int string_array(ctx_t *c, sqlite3_stmt *st, int col, char ***out, size_t
     return 0;
 }
 
+/* Makes the message of st's current row, written to *out; returns 0 or
+ * SY_E* (with c->err set). arg is the list's own context. */
+typedef int (*row_fn)(ctx_t *c, sqlite3_stmt *st, void *arg, void **out);
+
+/* Steps st (bound by the caller) to its end, appending one message per row
+ * from fn to v, and resets st for its next binding. what names the rows in
+ * an error. Returns 0 or SY_E*. */
+static int collect(ctx_t *c, sqlite3_stmt *st, row_fn fn, void *arg, const char *what, vec_t *v)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        void *m = NULL;
+        if ((rc = fn(c, st, arg, &m)) != 0)
+            break;
+        if (vec_push(c->b, v, m) != 0) {
+            rc = oom(c);
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE && rc >= 0)
+        rc = sql_fail(c, what);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+/* collect() over a top-level query; a ?1 in sql is the build's time. */
+static int build_list(ctx_t *c, const char *sql, row_fn fn, void *arg, const char *what, vec_t *v)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(c, sql, &st);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_bind_parameter_count(st) > 0)
+        sqlite3_bind_int64(st, 1, c->now);
+    rc = collect(c, st, fn, arg, what, v);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* --- budgets ------------------------------------------------------------------ */
 
 /* The current window of a daily or monthly budget in the tenant's time zone
@@ -286,7 +325,9 @@ static int spent(ctx_t *c, int scope, const char *tenant, const char *id, int64_
     return 0;
 }
 
-static int add_budget(ctx_t *c, vec_t *out, const char *id, int scope, const char *scope_id,
+/* A budget message with its current window and spend, into *out; a hard
+ * budget already spent blocks its scope id. */
+static int new_budget(ctx_t *c, void **out, const char *id, int scope, const char *scope_id,
                       const char *tenant, const char *tz, const char *period, double amount,
                       double soft, bool hard)
 {
@@ -326,74 +367,58 @@ static int add_budget(ctx_t *c, vec_t *out, const char *id, int scope, const cha
     if (hard && amount > 0 && bg->spent_usd >= amount &&
         vec_push(c->b, &c->blocked[scope], (void *)scope_id) != 0)
         return oom(c);
-    if (vec_push(c->b, out, bg) != 0)
-        return oom(c);
+    *out = bg;
     return 0;
+}
+
+static int budget_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    SY_UNUSED(arg);
+    char *id = col_text(c->b, st, 0), *scope_id = col_text(c->b, st, 2),
+         *tenant = col_text(c->b, st, 3), *period = col_text(c->b, st, 4);
+    if (id == NULL || scope_id == NULL || tenant == NULL || period == NULL)
+        return oom(c);
+    int scope = scope_of((const char *)sqlite3_column_text(st, 1));
+    return new_budget(c, out, id, scope, scope_id, tenant, (const char *)sqlite3_column_text(st, 8),
+                      period, sqlite3_column_double(st, 5), sqlite3_column_double(st, 6),
+                      sqlite3_column_int(st, 7) != 0);
+}
+
+/* A key's own budget_usd is a hard monthly budget on that key. */
+static int key_budget_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    SY_UNUSED(arg);
+    char *key = col_text(c->b, st, 0), *tenant = col_text(c->b, st, 1);
+    size_t idlen = key != NULL ? strlen(key) + 5 : 0;
+    char *id = key != NULL ? alloc(c->b, idlen) : NULL;
+    if (key == NULL || tenant == NULL || id == NULL)
+        return oom(c);
+    snprintf(id, idlen, "key:%s", key);
+    return new_budget(c, out, id, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_KEY, key, tenant,
+                      (const char *)sqlite3_column_text(st, 3), "monthly",
+                      sqlite3_column_double(st, 2), 1.0, true);
 }
 
 static int build_budgets(ctx_t *c)
 {
-    sqlite3_stmt *st = NULL;
-    vec_t out = {0};
-    int rc;
-    if ((rc = prepare(c,
-                      "SELECT b.id, b.scope, b.scope_id, b.tenant_id, b.period, b.amount_usd,"
-                      " b.soft_threshold, b.hard, ifnull(t.time_zone, 'UTC') FROM budgets b"
-                      " LEFT JOIN tenants t ON t.id = b.tenant_id ORDER BY b.id",
-                      &st)) != 0)
-        goto done;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char *id = col_text(c->b, st, 0), *scope_id = col_text(c->b, st, 2),
-             *tenant = col_text(c->b, st, 3), *period = col_text(c->b, st, 4);
-        if (id == NULL || scope_id == NULL || tenant == NULL || period == NULL) {
-            rc = oom(c);
-            goto done;
-        }
-        int scope = scope_of((const char *)sqlite3_column_text(st, 1));
-        if ((rc = add_budget(c, &out, id, scope, scope_id, tenant,
-                             (const char *)sqlite3_column_text(st, 8), period,
-                             sqlite3_column_double(st, 5), sqlite3_column_double(st, 6),
-                             sqlite3_column_int(st, 7) != 0)) != 0)
-            goto done;
+    vec_t v = {0};
+    int rc = build_list(c,
+                        "SELECT b.id, b.scope, b.scope_id, b.tenant_id, b.period, b.amount_usd,"
+                        " b.soft_threshold, b.hard, ifnull(t.time_zone, 'UTC') FROM budgets b"
+                        " LEFT JOIN tenants t ON t.id = b.tenant_id ORDER BY b.id",
+                        budget_row, NULL, "budgets", &v);
+    if (rc == 0)
+        rc = build_list(c,
+                        "SELECT k.id, k.tenant_id, k.budget_usd, ifnull(t.time_zone, 'UTC')"
+                        " FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id"
+                        " WHERE k.budget_usd > 0 AND (k.revoked_at = 0 OR k.revoked_at > ?1)"
+                        " ORDER BY k.id",
+                        key_budget_row, NULL, "key budgets", &v);
+    if (rc == 0) {
+        c->b->msg.budgets = (Switchyard__Budget **)v.items;
+        c->b->msg.n_budgets = v.n;
     }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "budgets");
-        goto done;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    /* A key's own budget_usd is a hard monthly budget on that key. */
-    if ((rc = prepare(c,
-                      "SELECT k.id, k.tenant_id, k.budget_usd, ifnull(t.time_zone, 'UTC')"
-                      " FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id"
-                      " WHERE k.budget_usd > 0 AND (k.revoked_at = 0 OR k.revoked_at > ?1)"
-                      " ORDER BY k.id",
-                      &st)) != 0)
-        goto done;
-    sqlite3_bind_int64(st, 1, c->now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char *key = col_text(c->b, st, 0), *tenant = col_text(c->b, st, 1);
-        size_t idlen = key != NULL ? strlen(key) + 5 : 0;
-        char *id = key != NULL ? alloc(c->b, idlen) : NULL;
-        if (key == NULL || tenant == NULL || id == NULL) {
-            rc = oom(c);
-            goto done;
-        }
-        snprintf(id, idlen, "key:%s", key);
-        if ((rc = add_budget(c, &out, id, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_KEY, key, tenant,
-                             (const char *)sqlite3_column_text(st, 3), "monthly",
-                             sqlite3_column_double(st, 2), 1.0, true)) != 0)
-            goto done;
-    }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "key budgets");
-        goto done;
-    }
-    c->b->msg.budgets = (Switchyard__Budget **)out.items;
-    c->b->msg.n_budgets = out.n;
-    rc = 0;
-done:
-    sqlite3_finalize(st);
+    /* The spend queries were prepared lazily for this build. */
     for (int t = 0; t < 3; t++)
         for (int i = 0; i < 4; i++) {
             sqlite3_finalize(c->spend[t][i]);
@@ -404,118 +429,98 @@ done:
 
 /* --- tenants, teams, keys -------------------------------------------------------- */
 
+static int tenant_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    SY_UNUSED(arg);
+    Switchyard__Tenant *t = NEW_MSG(c->b, Switchyard__Tenant, switchyard__tenant__init);
+    if (t == NULL || (t->id = col_text(c->b, st, 0)) == NULL ||
+        (t->name = col_text(c->b, st, 1)) == NULL || (t->tier = col_text(c->b, st, 2)) == NULL ||
+        (t->time_zone = col_text(c->b, st, 3)) == NULL || (t->limits = limits(c, st, 5)) == NULL)
+        return oom(c);
+    t->blocked = sqlite3_column_int(st, 4) != 0 ||
+                 is_blocked(c, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_TENANT, t->id);
+    *out = t;
+    return 0;
+}
+
 static int build_tenants(ctx_t *c)
 {
-    sqlite3_stmt *st = NULL;
-    vec_t out = {0};
-    int rc = prepare(c,
-                     "SELECT id, name, tier, time_zone, blocked, rpm, tpm FROM tenants"
-                     " ORDER BY id",
-                     &st);
-    if (rc != 0)
-        return rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Switchyard__Tenant *t = NEW_MSG(c->b, Switchyard__Tenant, switchyard__tenant__init);
-        if (t == NULL || (t->id = col_text(c->b, st, 0)) == NULL ||
-            (t->name = col_text(c->b, st, 1)) == NULL ||
-            (t->tier = col_text(c->b, st, 2)) == NULL ||
-            (t->time_zone = col_text(c->b, st, 3)) == NULL ||
-            (t->limits = limits(c, st, 5)) == NULL || vec_push(c->b, &out, t) != 0) {
-            rc = oom(c);
-            goto done;
-        }
-        t->blocked = sqlite3_column_int(st, 4) != 0 ||
-                     is_blocked(c, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_TENANT, t->id);
+    vec_t v = {0};
+    int rc = build_list(c,
+                        "SELECT id, name, tier, time_zone, blocked, rpm, tpm FROM tenants"
+                        " ORDER BY id",
+                        tenant_row, NULL, "tenants", &v);
+    if (rc == 0) {
+        c->b->msg.tenants = (Switchyard__Tenant **)v.items;
+        c->b->msg.n_tenants = v.n;
     }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "tenants");
-        goto done;
-    }
-    c->b->msg.tenants = (Switchyard__Tenant **)out.items;
-    c->b->msg.n_tenants = out.n;
-    rc = 0;
-done:
-    sqlite3_finalize(st);
     return rc;
+}
+
+static int team_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    SY_UNUSED(arg);
+    Switchyard__Team *t = NEW_MSG(c->b, Switchyard__Team, switchyard__team__init);
+    if (t == NULL || (t->id = col_text(c->b, st, 0)) == NULL ||
+        (t->tenant_id = col_text(c->b, st, 1)) == NULL ||
+        (t->name = col_text(c->b, st, 2)) == NULL || (t->limits = limits(c, st, 4)) == NULL)
+        return oom(c);
+    t->blocked = sqlite3_column_int(st, 3) != 0 ||
+                 is_blocked(c, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_TEAM, t->id);
+    *out = t;
+    return 0;
 }
 
 static int build_teams(ctx_t *c)
 {
-    sqlite3_stmt *st = NULL;
-    vec_t out = {0};
-    int rc =
-        prepare(c, "SELECT id, tenant_id, name, blocked, rpm, tpm FROM teams ORDER BY id", &st);
+    vec_t v = {0};
+    int rc = build_list(c, "SELECT id, tenant_id, name, blocked, rpm, tpm FROM teams ORDER BY id",
+                        team_row, NULL, "teams", &v);
+    if (rc == 0) {
+        c->b->msg.teams = (Switchyard__Team **)v.items;
+        c->b->msg.n_teams = v.n;
+    }
+    return rc;
+}
+
+static int key_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    SY_UNUSED(arg);
+    Switchyard__ApiKey *k = NEW_MSG(c->b, Switchyard__ApiKey, switchyard__api_key__init);
+    int hlen = sqlite3_column_bytes(st, 0);
+    const void *hash = sqlite3_column_blob(st, 0);
+    if (k == NULL || (k->sha256.data = alloc(c->b, (size_t)hlen + 1)) == NULL ||
+        (k->id = col_text(c->b, st, 1)) == NULL || (k->prefix = col_text(c->b, st, 2)) == NULL ||
+        (k->tenant_id = col_text(c->b, st, 3)) == NULL ||
+        (k->team_id = col_text(c->b, st, 4)) == NULL || (k->name = col_text(c->b, st, 5)) == NULL ||
+        (k->limits = limits(c, st, 8)) == NULL)
+        return oom(c);
+    if (hlen > 0)
+        memcpy(k->sha256.data, hash, (size_t)hlen);
+    k->sha256.len = (size_t)hlen;
+    k->expires_at = sqlite3_column_int64(st, 6);
+    int rc = string_array(c, st, 7, &k->allowed_models, &k->n_allowed_models);
     if (rc != 0)
         return rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Switchyard__Team *t = NEW_MSG(c->b, Switchyard__Team, switchyard__team__init);
-        if (t == NULL || (t->id = col_text(c->b, st, 0)) == NULL ||
-            (t->tenant_id = col_text(c->b, st, 1)) == NULL ||
-            (t->name = col_text(c->b, st, 2)) == NULL || (t->limits = limits(c, st, 4)) == NULL ||
-            vec_push(c->b, &out, t) != 0) {
-            rc = oom(c);
-            goto done;
-        }
-        t->blocked = sqlite3_column_int(st, 3) != 0 ||
-                     is_blocked(c, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_TEAM, t->id);
-    }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "teams");
-        goto done;
-    }
-    c->b->msg.teams = (Switchyard__Team **)out.items;
-    c->b->msg.n_teams = out.n;
-    rc = 0;
-done:
-    sqlite3_finalize(st);
-    return rc;
+    k->blocked = is_blocked(c, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_KEY, k->id);
+    *out = k;
+    return 0;
 }
 
 static int build_keys(ctx_t *c)
 {
-    sqlite3_stmt *st = NULL;
-    vec_t out = {0};
+    vec_t v = {0};
     /* Revoked and expired keys are left out: a worker answers 401 for them. */
-    int rc = prepare(c,
-                     "SELECT sha256, id, prefix, tenant_id, ifnull(team_id, ''), name, expires_at,"
-                     " allowed_models, rpm, tpm FROM api_keys"
-                     " WHERE (revoked_at = 0 OR revoked_at > ?1)"
-                     " AND (expires_at = 0 OR expires_at > ?1) ORDER BY id",
-                     &st);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, c->now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Switchyard__ApiKey *k = NEW_MSG(c->b, Switchyard__ApiKey, switchyard__api_key__init);
-        int hlen = sqlite3_column_bytes(st, 0);
-        const void *hash = sqlite3_column_blob(st, 0);
-        if (k == NULL || (k->sha256.data = alloc(c->b, (size_t)hlen + 1)) == NULL ||
-            (k->id = col_text(c->b, st, 1)) == NULL ||
-            (k->prefix = col_text(c->b, st, 2)) == NULL ||
-            (k->tenant_id = col_text(c->b, st, 3)) == NULL ||
-            (k->team_id = col_text(c->b, st, 4)) == NULL ||
-            (k->name = col_text(c->b, st, 5)) == NULL || (k->limits = limits(c, st, 8)) == NULL ||
-            vec_push(c->b, &out, k) != 0) {
-            rc = oom(c);
-            goto done;
-        }
-        if (hlen > 0)
-            memcpy(k->sha256.data, hash, (size_t)hlen);
-        k->sha256.len = (size_t)hlen;
-        k->expires_at = sqlite3_column_int64(st, 6);
-        if ((rc = string_array(c, st, 7, &k->allowed_models, &k->n_allowed_models)) != 0)
-            goto done;
-        k->blocked = is_blocked(c, SWITCHYARD__BUDGET_SCOPE__BUDGET_SCOPE_KEY, k->id);
+    int rc = build_list(c,
+                        "SELECT sha256, id, prefix, tenant_id, ifnull(team_id, ''), name,"
+                        " expires_at, allowed_models, rpm, tpm FROM api_keys"
+                        " WHERE (revoked_at = 0 OR revoked_at > ?1)"
+                        " AND (expires_at = 0 OR expires_at > ?1) ORDER BY id",
+                        key_row, NULL, "keys", &v);
+    if (rc == 0) {
+        c->b->msg.keys = (Switchyard__ApiKey **)v.items;
+        c->b->msg.n_keys = v.n;
     }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "keys");
-        goto done;
-    }
-    c->b->msg.keys = (Switchyard__ApiKey **)out.items;
-    c->b->msg.n_keys = out.n;
-    rc = 0;
-done:
-    sqlite3_finalize(st);
     return rc;
 }
 
@@ -594,214 +599,198 @@ static int provider_credential(ctx_t *c, sqlite3_stmt *st, int col, Switchyard__
     return p->api_key != NULL ? 0 : oom(c);
 }
 
-static int build_providers(ctx_t *c)
+static int provider_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
 {
-    sqlite3_stmt *st = NULL;
-    vec_t out = {0};
-    int rc = prepare(c,
-                     "SELECT id, name, kind, base_url, credential, headers, connect_timeout_ms,"
-                     " first_byte_timeout_ms, total_timeout_ms FROM providers ORDER BY id",
-                     &st);
+    SY_UNUSED(arg);
+    Switchyard__Provider *p = NEW_MSG(c->b, Switchyard__Provider, switchyard__provider__init);
+    if (p == NULL || (p->id = col_text(c->b, st, 0)) == NULL ||
+        (p->name = col_text(c->b, st, 1)) == NULL || (p->base_url = col_text(c->b, st, 3)) == NULL)
+        return oom(c);
+    p->kind = provider_kind((const char *)sqlite3_column_text(st, 2));
+    p->connect_timeout_ms = (uint32_t)sqlite3_column_int64(st, 6);
+    p->first_byte_timeout_ms = (uint32_t)sqlite3_column_int64(st, 7);
+    p->total_timeout_ms = (uint32_t)sqlite3_column_int64(st, 8);
+    int rc = provider_headers(c, st, 5, p);
     if (rc != 0)
         return rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Switchyard__Provider *p = NEW_MSG(c->b, Switchyard__Provider, switchyard__provider__init);
-        if (p == NULL || (p->id = col_text(c->b, st, 0)) == NULL ||
-            (p->name = col_text(c->b, st, 1)) == NULL ||
-            (p->base_url = col_text(c->b, st, 3)) == NULL || vec_push(c->b, &out, p) != 0) {
-            rc = oom(c);
-            goto done;
-        }
-        p->kind = provider_kind((const char *)sqlite3_column_text(st, 2));
-        p->connect_timeout_ms = (uint32_t)sqlite3_column_int64(st, 6);
-        p->first_byte_timeout_ms = (uint32_t)sqlite3_column_int64(st, 7);
-        p->total_timeout_ms = (uint32_t)sqlite3_column_int64(st, 8);
-        if ((rc = provider_headers(c, st, 5, p)) != 0)
-            goto done;
-        if ((rc = provider_credential(c, st, 4, p)) != 0) {
-            if (rc != SY_EACCES)
-                goto done;
-            sy_log(SY_LOG_ERROR, "snapshot_credential", "%s", c->err->msg);
-            sy_err_clear(c->err);
-        }
+    if ((rc = provider_credential(c, st, 4, p)) != 0) {
+        if (rc != SY_EACCES)
+            return rc;
+        sy_log(SY_LOG_ERROR, "snapshot_credential", "%s", c->err->msg);
+        sy_err_clear(c->err);
     }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "providers");
-        goto done;
+    *out = p;
+    return 0;
+}
+
+static int build_providers(ctx_t *c)
+{
+    vec_t v = {0};
+    int rc = build_list(c,
+                        "SELECT id, name, kind, base_url, credential, headers, connect_timeout_ms,"
+                        " first_byte_timeout_ms, total_timeout_ms FROM providers ORDER BY id",
+                        provider_row, NULL, "providers", &v);
+    if (rc == 0) {
+        c->b->msg.providers = (Switchyard__Provider **)v.items;
+        c->b->msg.n_providers = v.n;
     }
-    c->b->msg.providers = (Switchyard__Provider **)out.items;
-    c->b->msg.n_providers = out.n;
-    rc = 0;
-done:
-    sqlite3_finalize(st);
     return rc;
+}
+
+static int price_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    SY_UNUSED(arg);
+    Switchyard__Price *p = NEW_MSG(c->b, Switchyard__Price, switchyard__price__init);
+    if (p == NULL)
+        return oom(c);
+    p->valid_from = sqlite3_column_int64(st, 0);
+    p->input_per_mtok = sqlite3_column_double(st, 1);
+    p->output_per_mtok = sqlite3_column_double(st, 2);
+    p->cached_input_per_mtok = sqlite3_column_double(st, 3);
+    p->cache_write_per_mtok = sqlite3_column_double(st, 4);
+    *out = p;
+    return 0;
+}
+
+/* arg: the prepared price query of a model (?1 = model id). */
+static int model_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    sqlite3_stmt *pr = arg;
+    Switchyard__Model *m = NEW_MSG(c->b, Switchyard__Model, switchyard__model__init);
+    if (m == NULL || (m->id = col_text(c->b, st, 0)) == NULL ||
+        (m->provider_id = col_text(c->b, st, 1)) == NULL ||
+        (m->upstream_name = col_text(c->b, st, 2)) == NULL)
+        return oom(c);
+    m->context_window = (uint32_t)sqlite3_column_int64(st, 3);
+    m->default_max_tokens = (uint32_t)sqlite3_column_int64(st, 4);
+    int rc = string_array(c, st, 5, &m->capabilities, &m->n_capabilities);
+    if (rc != 0)
+        return rc;
+    if ((sqlite3_column_int64(st, 6) > 0 || sqlite3_column_int64(st, 7) > 0) &&
+        (m->limits = limits(c, st, 6)) == NULL)
+        return oom(c);
+    vec_t prices = {0};
+    sqlite3_bind_text(pr, 1, m->id, -1, SQLITE_STATIC);
+    if ((rc = collect(c, pr, price_row, NULL, "model prices", &prices)) != 0)
+        return rc;
+    m->prices = (Switchyard__Price **)prices.items;
+    m->n_prices = prices.n;
+    *out = m;
+    return 0;
 }
 
 static int build_models(ctx_t *c)
 {
-    sqlite3_stmt *st = NULL, *pr = NULL;
-    vec_t out = {0};
+    sqlite3_stmt *pr = NULL;
+    vec_t v = {0};
     int rc = prepare(c,
-                     "SELECT id, provider_id, upstream_name, context_window, default_max_tokens,"
-                     " capabilities, rpm, tpm FROM models ORDER BY id",
-                     &st);
-    if (rc != 0 || (rc = prepare(c,
-                                 "SELECT valid_from, input_per_mtok, output_per_mtok,"
-                                 " cached_input_per_mtok, cache_write_per_mtok FROM model_prices"
-                                 " WHERE model_id = ?1 ORDER BY valid_from",
-                                 &pr)) != 0)
-        goto done;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Switchyard__Model *m = NEW_MSG(c->b, Switchyard__Model, switchyard__model__init);
-        if (m == NULL || (m->id = col_text(c->b, st, 0)) == NULL ||
-            (m->provider_id = col_text(c->b, st, 1)) == NULL ||
-            (m->upstream_name = col_text(c->b, st, 2)) == NULL || vec_push(c->b, &out, m) != 0) {
-            rc = oom(c);
-            goto done;
-        }
-        m->context_window = (uint32_t)sqlite3_column_int64(st, 3);
-        m->default_max_tokens = (uint32_t)sqlite3_column_int64(st, 4);
-        if ((rc = string_array(c, st, 5, &m->capabilities, &m->n_capabilities)) != 0)
-            goto done;
-        if (sqlite3_column_int64(st, 6) > 0 || sqlite3_column_int64(st, 7) > 0) {
-            if ((m->limits = limits(c, st, 6)) == NULL) {
-                rc = oom(c);
-                goto done;
-            }
-        }
-        vec_t prices = {0};
-        sqlite3_bind_text(pr, 1, m->id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(pr)) == SQLITE_ROW) {
-            Switchyard__Price *p = NEW_MSG(c->b, Switchyard__Price, switchyard__price__init);
-            if (p == NULL || vec_push(c->b, &prices, p) != 0) {
-                sqlite3_reset(pr);
-                rc = oom(c);
-                goto done;
-            }
-            p->valid_from = sqlite3_column_int64(pr, 0);
-            p->input_per_mtok = sqlite3_column_double(pr, 1);
-            p->output_per_mtok = sqlite3_column_double(pr, 2);
-            p->cached_input_per_mtok = sqlite3_column_double(pr, 3);
-            p->cache_write_per_mtok = sqlite3_column_double(pr, 4);
-        }
-        sqlite3_reset(pr);
-        if (rc != SQLITE_DONE) {
-            rc = sql_fail(c, "model prices");
-            goto done;
-        }
-        m->prices = (Switchyard__Price **)prices.items;
-        m->n_prices = prices.n;
+                     "SELECT valid_from, input_per_mtok, output_per_mtok,"
+                     " cached_input_per_mtok, cache_write_per_mtok FROM model_prices"
+                     " WHERE model_id = ?1 ORDER BY valid_from",
+                     &pr);
+    if (rc == 0 && (rc = build_list(c,
+                                    "SELECT id, provider_id, upstream_name, context_window,"
+                                    " default_max_tokens, capabilities, rpm, tpm FROM models"
+                                    " ORDER BY id",
+                                    model_row, pr, "models", &v)) == 0) {
+        c->b->msg.models = (Switchyard__Model **)v.items;
+        c->b->msg.n_models = v.n;
     }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "models");
-        goto done;
-    }
-    c->b->msg.models = (Switchyard__Model **)out.items;
-    c->b->msg.n_models = out.n;
-    rc = 0;
-done:
-    sqlite3_finalize(st);
     sqlite3_finalize(pr);
     return rc;
 }
 
 /* --- routes ----------------------------------------------------------------------- */
 
-static int build_rule_targets(ctx_t *c, sqlite3_stmt *tg, const char *route_id, int position,
-                              Switchyard__RouteRule *rule)
+/* The nested queries of the routes: rules of a route, targets of a rule. */
+typedef struct route_queries {
+    sqlite3_stmt *rules;   /* owned by build_routes; ?1 = route id */
+    sqlite3_stmt *targets; /* owned by build_routes; ?1 = route id, ?2 = rule position */
+} route_queries_t;
+
+static int target_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
 {
-    vec_t out = {0};
-    int rc;
-    sqlite3_bind_text(tg, 1, route_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(tg, 2, position);
-    while ((rc = sqlite3_step(tg)) == SQLITE_ROW) {
-        Switchyard__RouteTarget *t =
-            NEW_MSG(c->b, Switchyard__RouteTarget, switchyard__route_target__init);
-        if (t == NULL || (t->provider_id = col_text(c->b, tg, 0)) == NULL ||
-            (t->model_id = col_text(c->b, tg, 1)) == NULL || vec_push(c->b, &out, t) != 0) {
-            sqlite3_reset(tg);
-            return oom(c);
-        }
-        t->weight = (uint32_t)sqlite3_column_int64(tg, 2);
-    }
-    sqlite3_reset(tg);
-    if (rc != SQLITE_DONE)
-        return sql_fail(c, "route targets");
-    rule->targets = (Switchyard__RouteTarget **)out.items;
-    rule->n_targets = out.n;
+    SY_UNUSED(arg);
+    Switchyard__RouteTarget *t =
+        NEW_MSG(c->b, Switchyard__RouteTarget, switchyard__route_target__init);
+    if (t == NULL || (t->provider_id = col_text(c->b, st, 0)) == NULL ||
+        (t->model_id = col_text(c->b, st, 1)) == NULL)
+        return oom(c);
+    t->weight = (uint32_t)sqlite3_column_int64(st, 2);
+    *out = t;
+    return 0;
+}
+
+/* arg: the route queries; the targets query has its route id bound. */
+static int rule_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    sqlite3_stmt *tg = ((route_queries_t *)arg)->targets;
+    Switchyard__RouteRule *rule =
+        NEW_MSG(c->b, Switchyard__RouteRule, switchyard__route_rule__init);
+    if (rule == NULL || (rule->name = col_text(c->b, st, 1)) == NULL ||
+        (rule->task = col_text(c->b, st, 2)) == NULL ||
+        (rule->tenant_tier = col_text(c->b, st, 4)) == NULL ||
+        (rule->latency_class = col_text(c->b, st, 5)) == NULL ||
+        (rule->strategy = col_text(c->b, st, 7)) == NULL)
+        return oom(c);
+    rule->min_prompt_tokens = (uint64_t)sqlite3_column_int64(st, 3);
+    rule->max_budget_remaining_fraction = sqlite3_column_double(st, 6);
+    vec_t targets = {0};
+    sqlite3_bind_int(tg, 2, sqlite3_column_int(st, 0));
+    int rc = collect(c, tg, target_row, NULL, "route targets", &targets);
+    if (rc != 0)
+        return rc;
+    rule->targets = (Switchyard__RouteTarget **)targets.items;
+    rule->n_targets = targets.n;
+    *out = rule;
+    return 0;
+}
+
+static int route_row(ctx_t *c, sqlite3_stmt *st, void *arg, void **out)
+{
+    route_queries_t *q = arg;
+    Switchyard__Route *r = NEW_MSG(c->b, Switchyard__Route, switchyard__route__init);
+    if (r == NULL || (r->id = col_text(c->b, st, 0)) == NULL ||
+        (r->alias = col_text(c->b, st, 1)) == NULL ||
+        (r->tenant_id = col_text(c->b, st, 2)) == NULL)
+        return oom(c);
+    r->max_attempts = (uint32_t)sqlite3_column_int64(st, 3);
+    r->deadline_ms = (uint32_t)sqlite3_column_int64(st, 4);
+    vec_t rules = {0};
+    sqlite3_bind_text(q->rules, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q->targets, 1, r->id, -1, SQLITE_STATIC);
+    int rc = collect(c, q->rules, rule_row, q, "route rules", &rules);
+    if (rc != 0)
+        return rc;
+    r->rules = (Switchyard__RouteRule **)rules.items;
+    r->n_rules = rules.n;
+    *out = r;
     return 0;
 }
 
 static int build_routes(ctx_t *c)
 {
-    sqlite3_stmt *st = NULL, *ru = NULL, *tg = NULL;
-    vec_t out = {0};
+    route_queries_t q = {NULL, NULL};
+    vec_t v = {0};
     int rc;
     if ((rc = prepare(c,
-                      "SELECT id, alias, ifnull(tenant_id, ''), max_attempts, deadline_ms"
-                      " FROM routes ORDER BY id",
-                      &st)) != 0 ||
-        (rc = prepare(c,
                       "SELECT position, name, task, min_prompt_tokens, tenant_tier, latency_class,"
                       " max_budget_remaining_fraction, strategy FROM route_rules"
                       " WHERE route_id = ?1 ORDER BY position",
-                      &ru)) != 0 ||
+                      &q.rules)) == 0 &&
         (rc = prepare(c,
                       "SELECT provider_id, model_id, weight FROM route_targets"
                       " WHERE route_id = ?1 AND rule_position = ?2 ORDER BY position",
-                      &tg)) != 0)
-        goto done;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Switchyard__Route *r = NEW_MSG(c->b, Switchyard__Route, switchyard__route__init);
-        if (r == NULL || (r->id = col_text(c->b, st, 0)) == NULL ||
-            (r->alias = col_text(c->b, st, 1)) == NULL ||
-            (r->tenant_id = col_text(c->b, st, 2)) == NULL || vec_push(c->b, &out, r) != 0) {
-            rc = oom(c);
-            goto done;
-        }
-        r->max_attempts = (uint32_t)sqlite3_column_int64(st, 3);
-        r->deadline_ms = (uint32_t)sqlite3_column_int64(st, 4);
-        vec_t rules = {0};
-        sqlite3_bind_text(ru, 1, r->id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(ru)) == SQLITE_ROW) {
-            Switchyard__RouteRule *rule =
-                NEW_MSG(c->b, Switchyard__RouteRule, switchyard__route_rule__init);
-            if (rule == NULL || (rule->name = col_text(c->b, ru, 1)) == NULL ||
-                (rule->task = col_text(c->b, ru, 2)) == NULL ||
-                (rule->tenant_tier = col_text(c->b, ru, 4)) == NULL ||
-                (rule->latency_class = col_text(c->b, ru, 5)) == NULL ||
-                (rule->strategy = col_text(c->b, ru, 7)) == NULL ||
-                vec_push(c->b, &rules, rule) != 0) {
-                sqlite3_reset(ru);
-                rc = oom(c);
-                goto done;
-            }
-            rule->min_prompt_tokens = (uint64_t)sqlite3_column_int64(ru, 3);
-            rule->max_budget_remaining_fraction = sqlite3_column_double(ru, 6);
-            if ((rc = build_rule_targets(c, tg, r->id, sqlite3_column_int(ru, 0), rule)) != 0) {
-                sqlite3_reset(ru);
-                goto done;
-            }
-        }
-        sqlite3_reset(ru);
-        if (rc != SQLITE_DONE) {
-            rc = sql_fail(c, "route rules");
-            goto done;
-        }
-        r->rules = (Switchyard__RouteRule **)rules.items;
-        r->n_rules = rules.n;
+                      &q.targets)) == 0 &&
+        (rc = build_list(c,
+                         "SELECT id, alias, ifnull(tenant_id, ''), max_attempts, deadline_ms"
+                         " FROM routes ORDER BY id",
+                         route_row, &q, "routes", &v)) == 0) {
+        c->b->msg.routes = (Switchyard__Route **)v.items;
+        c->b->msg.n_routes = v.n;
     }
-    if (rc != SQLITE_DONE) {
-        rc = sql_fail(c, "routes");
-        goto done;
-    }
-    c->b->msg.routes = (Switchyard__Route **)out.items;
-    c->b->msg.n_routes = out.n;
-    rc = 0;
-done:
-    sqlite3_finalize(st);
-    sqlite3_finalize(ru);
-    sqlite3_finalize(tg);
+    sqlite3_finalize(q.rules);
+    sqlite3_finalize(q.targets);
     return rc;
 }
 
