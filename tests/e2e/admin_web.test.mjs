@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startMock, tempDir, ROOT } from './lib/procs.mjs';
 import { startControl, startDataplane, writeKey, must, chat, waitKeyWorks, waitUsage, ADMIN_TOKEN, sleep } from './control_lib.mjs';
@@ -23,6 +24,7 @@ const pageErrors = [];
 const shared = {}; // ids and secrets the tests hand on, in order
 
 before(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (make deps does)`);
   dir = tempDir('sy-web-');
   const keyFile = writeKey(path.join(dir, 'cluster.key'));
   mock = await startMock(['--name', 'web']);
@@ -57,6 +59,7 @@ after(async () => {
   if (cp) await cp.proc.stop();
   if (mock) await mock.stop();
   if (userDir) rmSync(userDir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 async function signIn(token) {
@@ -261,6 +264,16 @@ test('a tenant viewer sees its tenant read-only: no mutation controls anywhere',
   await page.getByRole('link', { name: 'Models' }).click();
   await page.getByRole('cell', { name: MODEL, exact: true }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'New model' }).count(), 0);
+
+  // A tenant admin manages keys but not the tenant itself.
+  const admin = await must(cp.api, 'POST', '/users', { name: 'lead', role: 'tenant_admin', tenant_id: shared.tenantId });
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(admin.token);
+  await page.getByText('Tenant admin').waitFor();
+  await page.getByRole('link', { name: 'API keys' }).click();
+  await page.getByRole('button', { name: 'New API key' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: /^(Block|Edit)$/ }).count(), 0);
+  assert.equal(await page.getByText('Read-only').count(), 0);
 });
 
 test('the audit log pages through the changes, newest first, and filters by object type', async () => {
@@ -298,6 +311,17 @@ test('the audit log pages through the changes, newest first, and filters by obje
   assert.equal(await show.getAttribute('aria-expanded'), 'true');
   await page.locator('tr.detail-row:not([hidden]) pre').filter({ hasText: '"revoked_at"' }).last().waitFor();
   assert.equal(await page.getByRole('button', { name: 'Older →' }).isDisabled(), true);
+});
+
+test('budget windows start at midnight in the tenant\'s time zone (DST, half-hour offsets, bad zone)', async () => {
+  const { periodStart } = await import(pathToFileURL(path.join(ROOT, 'admin-web', 'js', 'time.js')).href);
+  const iso = (u) => new Date(u * 1000).toISOString().slice(0, 16);
+  assert.equal(iso(periodStart('daily', 'Europe/Paris', Date.UTC(2026, 10, 21, 22, 30))), '2026-11-20T23:00');
+  assert.equal(iso(periodStart('daily', 'Asia/Tokyo', Date.UTC(2026, 10, 21, 22, 30))), '2026-11-21T15:00');
+  assert.equal(iso(periodStart('monthly', 'America/New_York', Date.UTC(2026, 2, 10, 12))), '2026-03-01T05:00');
+  assert.equal(iso(periodStart('daily', 'America/New_York', Date.UTC(2026, 2, 8, 12))), '2026-03-08T05:00');
+  assert.equal(iso(periodStart('daily', 'Asia/Kolkata', Date.UTC(2026, 2, 8, 12))), '2026-03-07T18:30');
+  assert.equal(iso(periodStart('monthly', 'Bogus/Zone', Date.UTC(2026, 2, 8, 12))), '2026-03-01T00:00');
 });
 
 test('no console errors beyond the deliberate 4xx answers, no page errors', () => {

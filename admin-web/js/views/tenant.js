@@ -5,7 +5,8 @@ import { formDialog, confirmDialog, secretDialog } from '../forms.js';
 import { ctx, refresh } from '../app.js';
 import { pageHeader, button } from './common.js';
 import { editTenant, toggleBlock } from './tenants.js';
-import { periodStart, budgetsPanel } from './budgets.js';
+import { budgetsPanel } from './budgets.js';
+import { periodStart } from '../time.js';
 
 const TABS = [
   ['overview', 'Overview'],
