@@ -91,9 +91,26 @@ int sy_buf_appendf(sy_buf_t *b, const char *fmt, ...)
     return rc;
 }
 
-int sy_buf_append_json_string(sy_buf_t *b, const char *s, size_t n)
+size_t sy_buf_json_escape(unsigned char c, char esc[6])
 {
     static const char hex[] = "0123456789abcdef";
+    static const char short_form[] = {['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
+                                      ['\t'] = 't', ['\b'] = 'b',  ['\f'] = 'f'};
+    esc[0] = '\\';
+    if (c < sizeof(short_form) && short_form[c] != 0) {
+        esc[1] = short_form[c];
+        return 2;
+    }
+    esc[1] = 'u';
+    esc[2] = '0';
+    esc[3] = '0';
+    esc[4] = hex[c >> 4];
+    esc[5] = hex[c & 15];
+    return 6;
+}
+
+int sy_buf_append_json_string(sy_buf_t *b, const char *s, size_t n)
+{
     /* Worst case is six bytes per input byte plus the two quotes. */
     if (n > (SIZE_MAX - 3) / 6)
         return SY_ENOMEM;
@@ -103,43 +120,10 @@ int sy_buf_append_json_string(sy_buf_t *b, const char *s, size_t n)
     b->data[b->len++] = '"';
     size_t run = 0; /* start of the pending run of bytes copied as is */
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (sy_buf_json_plain((unsigned char)s[i]))
             continue;
         char esc[6];
-        size_t elen = 2;
-        esc[0] = '\\';
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-            break;
-        }
+        size_t elen = sy_buf_json_escape((unsigned char)s[i], esc);
         size_t chunk = i - run;
         rc = sy_buf_reserve(b, chunk + elen + (n - i) + 1);
         if (rc < 0)

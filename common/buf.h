@@ -21,6 +21,18 @@ int sy_buf_appendf(sy_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 int sy_buf_vappendf(sy_buf_t *b, const char *fmt, va_list ap);
 /* Appends s as a quoted, escaped JSON string (control characters as \u00XX). */
 int sy_buf_append_json_string(sy_buf_t *b, const char *s, size_t n);
+
+/* True when byte c stands for itself inside a JSON string (inline: writers
+ * test every byte with it). */
+static inline bool sy_buf_json_plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
+}
+
+/* Writes the JSON string escape of byte c (one that is not plain) to esc
+ * and returns its length, 2 or 6. For writers with their own buffer (the
+ * logger) as well as sy_buf_append_json_string. */
+size_t sy_buf_json_escape(unsigned char c, char esc[6]);
 /* Drops the first n bytes (n > len drops everything). */
 void sy_buf_consume(sy_buf_t *b, size_t n);
 /* Sets len to 0, keeps the allocation. */

@@ -82,42 +82,15 @@ static void line_adds(line_t *l, const char *s)
 /* Appends s as JSON string contents (without quotes). */
 static void line_escape(line_t *l, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
+    size_t run = 0; /* start of the pending run of bytes copied as is */
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (sy_buf_json_plain((unsigned char)s[i]))
             continue;
+        char esc[6];
+        size_t elen = sy_buf_json_escape((unsigned char)s[i], esc);
         line_add(l, s + run, i - run);
-        run = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t elen = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-            break;
-        }
         line_add(l, esc, elen);
+        run = i + 1;
     }
     line_add(l, s + run, n - run);
 }
