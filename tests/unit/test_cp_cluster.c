@@ -21,6 +21,7 @@
 #include "controlplane/cluster.h"
 #include "controlplane/secrets.h"
 #include "controlplane/store.h"
+#include "cp_test_util.h"
 #include "dataplane/control_link.h"
 #include "log.h"
 
@@ -41,23 +42,6 @@ typedef struct fixture {
 static void on_wake(uv_timer_t *t)
 {
     (void)t;
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
-
-static int64_t q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 typedef bool (*pred_fn)(void *arg);
@@ -283,9 +267,10 @@ static bool link_idle(void *arg)
     return sy_control_link_pending(arg) == 0;
 }
 
-static void record(sy_usage_t *u, uint64_t prompt, uint64_t completion)
+/* One request of the fixture's key at T0. */
+static sy_usage_sample_t sample(uint64_t prompt, uint64_t completion)
 {
-    sy_usage_sample_t s = {
+    return (sy_usage_sample_t){
         .unix_ms = 1795255200000LL,
         .tenant_id = "ten_a",
         .team_id = "team_a",
@@ -298,6 +283,11 @@ static void record(sy_usage_t *u, uint64_t prompt, uint64_t completion)
         .latency_ms = 12,
         .ttft_ms = -1,
     };
+}
+
+static void record(sy_usage_t *u, uint64_t prompt, uint64_t completion)
+{
+    sy_usage_sample_t s = sample(prompt, completion);
     assert_int_equal(sy_usage_record(u, &s), 0);
 }
 
@@ -418,19 +408,7 @@ static void record_journaled(sy_control_link_t *l, sy_usage_t *u, uint64_t promp
                              uint64_t completion)
 {
     record(u, prompt, completion);
-    sy_usage_sample_t s = {
-        .unix_ms = 1795255200000LL,
-        .tenant_id = "ten_a",
-        .team_id = "team_a",
-        .key_id = "key_1",
-        .route = "",
-        .provider_id = "prv_1",
-        .model_id = "gpt-x",
-        .prompt_tokens = prompt,
-        .completion_tokens = completion,
-        .latency_ms = 12,
-        .ttft_ms = -1,
-    };
+    sy_usage_sample_t s = sample(prompt, completion);
     sy_control_link_journal(l, &s);
 }
 

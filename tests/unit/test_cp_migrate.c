@@ -17,6 +17,7 @@
 
 #include "controlplane/migrate.h"
 #include "controlplane/store.h"
+#include "cp_test_util.h"
 
 #define GOLDEN "tests/unit/schema.golden.sql"
 
@@ -41,16 +42,6 @@ static void write_file(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
-}
-
-static int64_t q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 static void test_golden_schema(void **state)

@@ -11,8 +11,8 @@
 #include <math.h>
 #include <cmocka.h>
 
-#include "controlplane/migrate.h"
 #include "controlplane/reports.h"
+#include "cp_test_util.h"
 
 typedef struct fixture {
     sqlite3 *db;
@@ -22,43 +22,12 @@ typedef struct fixture {
 /* 2026-11-21 10:00:00 UTC, a minute boundary. */
 #define T0 1795255200LL
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
-
-static int64_t q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-static double q_double(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    double v = sqlite3_column_double(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    assert_int_equal(sqlite3_open(":memory:", &f->db), SQLITE_OK);
-    exec_ok(f->db, "PRAGMA foreign_keys = ON");
+    f->db = migrated_db();
     sy_err_t err;
     sy_err_clear(&err);
-    if (sy_migrate_apply(f->db, "migrations", NULL, &err) != 0)
-        fail_msg("migrations: %s", err.msg);
     exec_ok(f->db, "INSERT INTO providers (id, name, kind, base_url, created_at, updated_at)"
                    " VALUES ('prv_1', 'mock', 'openai', 'http://127.0.0.1:1', 0, 0);"
                    "INSERT INTO models (id, provider_id, upstream_name, created_at, updated_at)"

@@ -14,9 +14,9 @@
 #include <math.h>
 #include <cmocka.h>
 
-#include "controlplane/migrate.h"
 #include "controlplane/secrets.h"
 #include "controlplane/snapshot_build.h"
+#include "cp_test_util.h"
 #include "log.h"
 
 /* 2026-11-21 10:00:00 UTC */
@@ -28,13 +28,6 @@ typedef struct fixture {
     sqlite3 *db;
     sy_envelope_key_t master;
 } fixture_t;
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
 
 static void add_provider(fixture_t *f, const char *id, const char *secret,
                          const sy_envelope_key_t *key)
@@ -60,12 +53,7 @@ static void add_provider(fixture_t *f, const char *id, const char *secret,
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    assert_int_equal(sqlite3_open(":memory:", &f->db), SQLITE_OK);
-    exec_ok(f->db, "PRAGMA foreign_keys = ON");
-    sy_err_t err;
-    sy_err_clear(&err);
-    if (sy_migrate_apply(f->db, "migrations", NULL, &err) != 0)
-        fail_msg("%s", err.msg);
+    f->db = migrated_db();
     char hex[80];
     assert_int_equal(sy_envelope_key_generate_hex(hex, sizeof(hex)), 0);
     assert_int_equal(sy_envelope_key_from_hex(hex, 64, &f->master), 0);
