@@ -10,6 +10,7 @@ import { usageView } from './views/usage.js';
 import { providersView, modelsView } from './views/catalog.js';
 import { routesView } from './views/routes.js';
 import { auditView } from './views/audit.js';
+import { usersView } from './views/users.js';
 
 const root = document.getElementById('app');
 
@@ -37,6 +38,7 @@ const routes = [
   [/^\/admin\/models\/?$/, () => modelsView()],
   [/^\/admin\/routes\/?$/, () => routesView()],
   [/^\/admin\/audit\/?$/, () => auditView()],
+  [/^\/admin\/users\/?$/, () => usersView()],
 ];
 
 export function navigate(path, { replace = false } = {}) {
@@ -51,7 +53,7 @@ function navItems() {
   else items.push([`/admin/tenants/${encodeURIComponent(ctx.me.tenant_id)}`, 'My tenant']);
   items.push(['/admin/usage', 'Usage']);
   if (ctx.platform) items.push(['/admin/providers', 'Providers']);
-  items.push(['/admin/models', 'Models'], ['/admin/routes', 'Routes'], ['/admin/audit', 'Audit log']);
+  items.push(['/admin/models', 'Models'], ['/admin/routes', 'Routes'], ['/admin/users', 'Users'], ['/admin/audit', 'Audit log']);
   return items;
 }
 

@@ -242,14 +242,28 @@ test('usage: the key\'s requests as table rows and bars; a budget shows its spen
 });
 
 test('a tenant viewer sees its tenant read-only: no mutation controls anywhere', async () => {
-  const viewer = await must(cp.api, 'POST', '/users', { name: 'auditor', role: 'tenant_viewer', tenant_id: shared.tenantId });
+  // The platform admin creates the viewer on the Users page; its token is shown once.
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('button', { name: 'New user' }).click();
+  await dialog().getByLabel('Name').fill('auditor');
+  await dialog().getByLabel('Role').selectOption('tenant_viewer');
+  await dialog().getByLabel('Tenant').selectOption({ label: 'globex <b>&co</b>' });
+  await dialog().getByRole('button', { name: 'Create user' }).click();
+  const tokenBox = dialog().getByLabel('Secret');
+  await tokenBox.waitFor();
+  const viewerToken = await tokenBox.inputValue();
+  assert.ok(viewerToken.length >= 16);
+  await dialog().getByRole('button', { name: 'I have stored it' }).click();
+  const urow = page.getByRole('row').filter({ hasText: 'auditor' });
+  await urow.getByText('Tenant viewer').waitFor();
+  await urow.getByText('globex <b>&co</b>').waitFor();
   await page.getByRole('button', { name: 'Sign out' }).click();
-  await signIn(viewer.token);
+  await signIn(viewerToken);
   await page.getByRole('heading', { name: 'globex <b>&co</b>', level: 1 }).waitFor();
   await page.getByText('Tenant viewer').waitFor();
   await page.getByText('Read-only: your role can view this tenant').waitFor();
   const nav = await page.getByRole('navigation', { name: 'Sections', exact: true }).getByRole('link').allTextContents();
-  assert.deepEqual(nav, ['My tenant', 'Usage', 'Models', 'Routes', 'Audit log']);
+  assert.deepEqual(nav, ['My tenant', 'Usage', 'Models', 'Routes', 'Users', 'Audit log']);
   const mutating = /^(new|edit|block|unblock|revoke|delete)/i;
   for (const tab of ['Overview', 'Teams', 'API keys', 'Budgets']) {
     await page.getByRole('link', { name: tab, exact: true }).click();
@@ -264,6 +278,9 @@ test('a tenant viewer sees its tenant read-only: no mutation controls anywhere',
   await page.getByRole('link', { name: 'Models' }).click();
   await page.getByRole('cell', { name: MODEL, exact: true }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'New model' }).count(), 0);
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('cell', { name: /^auditor/ }).waitFor();
+  assert.deepEqual(await page.locator('main').getByRole('button').allTextContents(), []);
 
   // A tenant admin manages keys but not the tenant itself.
   const admin = await must(cp.api, 'POST', '/users', { name: 'lead', role: 'tenant_admin', tenant_id: shared.tenantId });

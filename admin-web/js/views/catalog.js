@@ -1,5 +1,5 @@
 // Providers and models: read-only lists plus create (platform admins).
-import { h, table, badge, fmtTime, fmtUsd, toast } from '../dom.js';
+import { h, table, badge, fmtTime, fmtUsd, fmtLimit, toast } from '../dom.js';
 import { api, listAll } from '../api.js';
 import { formDialog } from '../forms.js';
 import { ctx, refresh } from '../app.js';
@@ -53,6 +53,7 @@ export async function modelsView() {
     { label: 'Upstream name', cell: (m) => m.upstream_name },
     { label: 'Context', class: 'num', cell: (m) => (m.context_window ? m.context_window.toLocaleString('en-US') : '—') },
     { label: 'Capabilities', cell: (m) => (m.capabilities || []).map((c) => badge(c, 'neutral')) },
+    { label: 'Cluster limits', cell: (m) => (m.rpm || m.tpm ? `RPM ${fmtLimit(m.rpm)} · TPM ${fmtLimit(m.tpm)}` : h('span', { class: 'muted' }, 'none')) },
     { label: 'Price in / out per 1M tokens', class: 'num', cell: (m) => { const p = currentPrice(m); return p ? `${fmtUsd(p.input_per_mtok)} / ${fmtUsd(p.output_per_mtok)}` : h('span', { class: 'muted' }, 'no price'); } },
   ];
   return h('section', null,
