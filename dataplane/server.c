@@ -98,6 +98,7 @@ static void on_closed(uv_handle_t *h)
     sy_buf_free(&c->req.body);
     sy_buf_free(&c->req.resp);
     sy_buf_free(&c->req.up_url);
+    sy_upstream_xfer_free(&c->req.xfer);
     free(c);
     sy_worker_check_drained(w);
 }

@@ -10,12 +10,14 @@
 #include "log.h"
 
 #define FREE_EASY_MAX 256 /* recycled easy handles kept per worker */
+#define MAX_HEADERS 40    /* request header lines per transfer */
 
 struct sy_upstream {
     uv_loop_t *loop;                /* borrowed */
     CURLM *multi;                   /* owned */
     uv_timer_t timer;               /* libcurl's single timeout */
-    uv_idle_t kick;                 /* a 0 ms timeout: runs on the next loop pass, no sleep */
+    uv_check_t kick;                /* a 0 ms timeout: runs right after this pass's I/O */
+    uv_idle_t kick_next;            /* a 0 ms timeout armed from the kick itself: next pass */
     sy_upstream_xfer_t *active;     /* borrowed; list of active transfers */
     size_t n_active;                /* length of active */
     CURL *free_easy[FREE_EASY_MAX]; /* owned; reset handles ready for reuse */
@@ -25,12 +27,19 @@ struct sy_upstream {
     struct sock_ctx **by_fd;        /* owned array; sockets we opened, by descriptor */
     size_t n_by_fd;                 /* entries in by_fd */
     bool closing;                   /* sy_upstream_close was called */
+    bool no_env_proxy;              /* no proxy variable in the environment (read once) */
+    bool in_check;                  /* inside the kick's check callback */
 };
 
 /* One socket's poll handle; freed in its close callback. A socket opened
  * through on_open_socket keeps its handle from open to close, across the
- * idle periods of a kept-alive connection (CURL_POLL_REMOVE only stops
- * polling), which spares a malloc, an ioctl and epoll_ctl churn per request.
+ * idle periods of a kept-alive connection, which spares a malloc, an ioctl
+ * and epoll_ctl churn per request: uv_poll_start always deletes the
+ * descriptor from epoll and adds it again, so it is called only when the
+ * events change, and CURL_POLL_REMOVE leaves a cached connection watched
+ * for reading (its next request asks for reading again: no system call).
+ * Should an idle connection become readable (the upstream closed it), the
+ * watch stops until libcurl asks again; libcurl finds it dead on reuse.
  * Sockets libcurl opens by itself (resolver wake-ups) are owned = false and
  * live from their first poll request to CURL_POLL_REMOVE. */
 typedef struct sock_ctx {
@@ -39,7 +48,9 @@ typedef struct sock_ctx {
     struct sock_ctx *next; /* borrowed */
     curl_socket_t fd;      /* the socket */
     sy_upstream_t *pool;   /* borrowed */
+    int events;            /* UV_READABLE/UV_WRITABLE being polled, 0 = stopped */
     bool owned;            /* opened by on_open_socket, closed by on_close_socket */
+    bool wanted;           /* libcurl asked for events since its last CURL_POLL_REMOVE */
 } sock_ctx_t;
 
 static void check_done(sy_upstream_t *pool);
@@ -60,6 +71,7 @@ static void maybe_free_pool(sy_upstream_t *pool)
 static void sock_close(sy_upstream_t *pool, sock_ctx_t *sc)
 {
     uv_poll_stop(&sc->poll);
+    sc->events = 0;
     if (sc->prev != NULL)
         sc->prev->next = sc->next;
     else
@@ -92,7 +104,9 @@ static sock_ctx_t *sock_new(sy_upstream_t *pool, curl_socket_t fd, bool owned)
     }
     sc->fd = fd;
     sc->pool = pool;
+    sc->events = 0;
     sc->owned = owned;
+    sc->wanted = false;
     sc->prev = NULL;
     sc->next = pool->socks;
     if (pool->socks != NULL)
@@ -145,6 +159,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
 {
     sock_ctx_t *sc = sy_container_of(h, sock_ctx_t, poll);
     sy_upstream_t *pool = sc->pool;
+    if (!sc->wanted) {
+        /* An idle cached connection turned readable: the upstream closed it
+         * (or broke protocol). Stop watching; libcurl sees it dead on reuse
+         * or closes it when pruning its cache. */
+        uv_poll_stop(&sc->poll);
+        sc->events = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -167,13 +189,27 @@ static void on_timeout(uv_timer_t *t)
     check_done(pool);
 }
 
-static void on_kick(uv_idle_t *h)
+static void kick(sy_upstream_t *pool)
 {
-    sy_upstream_t *pool = sy_container_of(h, sy_upstream_t, kick);
-    uv_idle_stop(h);
     int running;
     curl_multi_socket_action(pool->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(pool);
+}
+
+static void on_kick(uv_check_t *h)
+{
+    sy_upstream_t *pool = sy_container_of(h, sy_upstream_t, kick);
+    uv_check_stop(h);
+    pool->in_check = true;
+    kick(pool);
+    pool->in_check = false;
+}
+
+static void on_kick_next(uv_idle_t *h)
+{
+    sy_upstream_t *pool = sy_container_of(h, sy_upstream_t, kick_next);
+    uv_idle_stop(h);
+    kick(pool);
 }
 
 /* CURLMOPT_TIMERFUNCTION: only arms the timer (never calls libcurl). */
@@ -185,16 +221,25 @@ static int start_timeout(CURLM *multi, long ms, void *userp)
         return 0;
     if (ms < 0) {
         uv_timer_stop(&pool->timer);
-        uv_idle_stop(&pool->kick);
+        uv_check_stop(&pool->kick);
+        uv_idle_stop(&pool->kick_next);
     } else if (ms == 0) {
-        /* "Now": an idle handle runs on the next loop pass without sleeping
-         * (a 1 ms timer would add a millisecond to every request, and a 0 ms
-         * timer armed in a timer callback re-runs in the same pass in libuv
-         * 1.44). An idle handle started from the idle phase runs next pass. */
+        /* "Now": a check handle runs right after the I/O callbacks of this
+         * loop pass (where transfers are added), before the loop sleeps
+         * again: a new request goes upstream in the pass its client's bytes
+         * arrived, with no extra epoll_wait. A 1 ms timer would add a
+         * millisecond to every request, and a 0 ms timer armed in a timer
+         * callback re-runs in the same pass in libuv 1.44. Armed from the
+         * check callback itself, a check handle would wait for the next
+         * I/O, so an idle handle (next pass, no sleep) takes that case. */
         uv_timer_stop(&pool->timer);
-        uv_idle_start(&pool->kick, on_kick);
+        if (pool->in_check)
+            uv_idle_start(&pool->kick_next, on_kick_next);
+        else
+            uv_check_start(&pool->kick, on_kick);
     } else {
-        uv_idle_stop(&pool->kick);
+        uv_check_stop(&pool->kick);
+        uv_idle_stop(&pool->kick_next);
         uv_timer_start(&pool->timer, on_timeout, (uint64_t)ms, 0);
     }
     return 0;
@@ -216,10 +261,14 @@ static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, v
     }
     if (action == CURL_POLL_REMOVE) {
         if (sc != NULL) {
-            if (sc->owned)
-                uv_poll_stop(&sc->poll); /* the connection may be reused */
-            else
+            sc->wanted = false;
+            if (!sc->owned) {
                 sock_close(pool, sc);
+            } else if (sc->events != UV_READABLE) {
+                /* Idle in the cache: watched for reading only (see sock_ctx_t). */
+                uv_poll_start(&sc->poll, UV_READABLE, on_poll);
+                sc->events = UV_READABLE;
+            }
         }
         return 0;
     }
@@ -230,7 +279,14 @@ static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, v
         events |= UV_READABLE;
     if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&sc->poll, events, on_poll);
+    sc->wanted = true;
+    if (events != sc->events) {
+        if (events == 0)
+            uv_poll_stop(&sc->poll);
+        else if (uv_poll_start(&sc->poll, events, on_poll) != 0)
+            return -1;
+        sc->events = events;
+    }
     return 0;
 }
 
@@ -251,8 +307,20 @@ int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out)
         free(pool);
         return rc;
     }
-    uv_idle_init(loop, &pool->kick); /* cannot fail */
-    pool->open_handles = 2;
+    uv_check_init(loop, &pool->kick);     /* cannot fail */
+    uv_idle_init(loop, &pool->kick_next); /* cannot fail */
+    pool->open_handles = 3;
+    /* libcurl reads the proxy variables (and no_proxy) from the environment
+     * on every transfer (five getenv calls); when none is set, an empty
+     * CURLOPT_PROXY/NOPROXY on each handle says "no proxy" once. When one is
+     * set, libcurl keeps reading them itself, so its rules stay exact. */
+    static const char *const proxy_vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                             "HTTPS_PROXY", "all_proxy",  "ALL_PROXY",
+                                             "no_proxy",    "NO_PROXY"};
+    pool->no_env_proxy = true;
+    for (size_t i = 0; i < SY_ARRAY_LEN(proxy_vars); i++)
+        if (getenv(proxy_vars[i]) != NULL)
+            pool->no_env_proxy = false;
     curl_multi_setopt(pool->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
     curl_multi_setopt(pool->multi, CURLMOPT_SOCKETDATA, pool);
     curl_multi_setopt(pool->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
@@ -275,18 +343,21 @@ static void list_remove(sy_upstream_t *pool, sy_upstream_xfer_t *x)
     pool->n_active--;
 }
 
-/* Removes x's handle from the multi and recycles it. */
+/* Removes x's handle from the multi and recycles it: its options stay
+ * set (sy_upstream_start overwrites every per-transfer one), which spares a
+ * curl_easy_reset and a dozen option copies per request. */
 static void detach(sy_upstream_xfer_t *x)
 {
     sy_upstream_t *pool = x->pool;
     curl_multi_remove_handle(pool->multi, x->easy);
     if (pool->n_free < FREE_EASY_MAX && !pool->closing) {
-        curl_easy_reset(x->easy);
+        /* Nothing may point at x's memory while the handle waits. */
+        curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+        curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
         pool->free_easy[pool->n_free++] = x->easy;
     } else {
         curl_easy_cleanup(x->easy);
     }
-    curl_slist_free_all(x->headers);
     x->easy = NULL;
     x->headers = NULL;
     x->active = false;
@@ -319,8 +390,10 @@ void sy_upstream_close(sy_upstream_t *pool)
         sock_close(pool, pool->socks);
     pool->timer.data = pool;
     pool->kick.data = pool;
+    pool->kick_next.data = pool;
     uv_close((uv_handle_t *)&pool->timer, on_timer_closed);
     uv_close((uv_handle_t *)&pool->kick, on_timer_closed);
+    uv_close((uv_handle_t *)&pool->kick_next, on_timer_closed);
 }
 
 static void check_done(sy_upstream_t *pool)
@@ -422,57 +495,11 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstream_req_t *req,
-                      const sy_upstream_cbs_t *cbs, void *ctx)
+/* Configures a new easy handle with what never changes between transfers. */
+static void easy_setup(sy_upstream_t *pool, CURL *easy)
 {
-    if (pool->closing)
-        return SY_ECANCELED;
-    CURL *easy = pool->n_free > 0 ? pool->free_easy[--pool->n_free] : curl_easy_init();
-    if (easy == NULL)
-        return SY_ENOMEM;
-    memset(x, 0, sizeof(*x));
-    x->pool = pool;
-    x->easy = easy;
-    x->cbs = cbs;
-    x->ctx = ctx;
-
-    struct curl_slist *h = NULL, *t;
-    char line[1024];
-    bool ok = true;
-#define ADD(s)                                                                                     \
-    do {                                                                                           \
-        if (ok && (t = curl_slist_append(h, (s))) != NULL)                                         \
-            h = t;                                                                                 \
-        else                                                                                       \
-            ok = false;                                                                            \
-    } while (0)
-    if (req->bearer != NULL && req->bearer[0] != '\0') {
-        snprintf(line, sizeof(line), "Authorization: Bearer %s", req->bearer);
-        ADD(line);
-    }
-    if (req->body != NULL)
-        ADD("Content-Type: application/json");
-    ADD(req->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    ADD("Expect:"); /* no 100-continue round trip for large bodies */
-    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++)
-        ADD(req->headers[i]);
-#undef ADD
-    explicit_bzero(line, sizeof(line));
-    if (!ok) {
-        curl_slist_free_all(h);
-        curl_easy_cleanup(easy);
-        x->easy = NULL;
-        return SY_ENOMEM;
-    }
-    x->headers = h;
-
-    curl_easy_setopt(easy, CURLOPT_URL, req->url);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, pool);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
@@ -482,17 +509,121 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, NULL);
+    if (pool->no_env_proxy) {
+        curl_easy_setopt(easy, CURLOPT_PROXY, "");
+        curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+    }
+}
+
+/* Lays the request header lines and their curl_slist nodes out in x's
+ * header block (grown only when too small, so a connection's requests
+ * reuse one allocation) instead of one malloc per line and node. libcurl
+ * only reads the list, for as long as the transfer runs. Returns 0 or
+ * SY_ENOMEM. */
+static int build_headers(sy_upstream_xfer_t *x, const sy_upstream_req_t *req)
+{
+    static const char bearer_prefix[] = "Authorization: Bearer ";
+    const char *lines[MAX_HEADERS];
+    size_t lens[MAX_HEADERS];
+    size_t n = 0, bytes = 0;
+    bool bearer = req->bearer != NULL && req->bearer[0] != '\0';
+    if (bearer) {
+        lines[n] = NULL; /* prefix + bearer, assembled below */
+        lens[n] = sizeof(bearer_prefix) - 1 + strlen(req->bearer);
+        n++;
+    }
+#define LINE(s)                                                                                    \
+    do {                                                                                           \
+        lines[n] = (s);                                                                            \
+        lens[n] = strlen(lines[n]);                                                                \
+        n++;                                                                                       \
+    } while (0)
+    if (req->body != NULL)
+        LINE("Content-Type: application/json");
+    LINE(req->stream ? "Accept: text/event-stream" : "Accept: application/json");
+    LINE("Expect:"); /* no 100-continue round trip for large bodies */
+    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+        if (n == MAX_HEADERS)
+            return SY_E2BIG;
+        LINE(req->headers[i]);
+    }
+#undef LINE
+    for (size_t i = 0; i < n; i++)
+        bytes += lens[i] + 1;
+    size_t nodes = n * sizeof(struct curl_slist);
+    size_t need = nodes + bytes; /* nodes first: malloc's alignment suits them */
+    if (need > x->hcap) {
+        size_t cap = need < 512 ? 512 : need;
+        char *blk = malloc(cap);
+        if (blk == NULL)
+            return SY_ENOMEM;
+        if (x->hblock != NULL) {
+            explicit_bzero(x->hblock, x->hcap);
+            free(x->hblock);
+        }
+        x->hblock = blk;
+        x->hcap = cap;
+    }
+    struct curl_slist *list = (struct curl_slist *)(void *)x->hblock;
+    char *text = x->hblock + nodes;
+    for (size_t i = 0; i < n; i++) {
+        list[i].data = text;
+        list[i].next = i + 1 < n ? &list[i + 1] : NULL;
+        if (lines[i] == NULL) {
+            size_t pl = sizeof(bearer_prefix) - 1;
+            memcpy(text, bearer_prefix, pl);
+            memcpy(text + pl, req->bearer, lens[i] - pl);
+        } else {
+            memcpy(text, lines[i], lens[i]);
+        }
+        text[lens[i]] = '\0';
+        text += lens[i] + 1;
+    }
+    x->headers = n > 0 ? list : NULL;
+    return 0;
+}
+
+int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstream_req_t *req,
+                      const sy_upstream_cbs_t *cbs, void *ctx)
+{
+    if (pool->closing)
+        return SY_ECANCELED;
+    char *hblock = x->hblock;
+    size_t hcap = x->hcap;
+    memset(x, 0, sizeof(*x));
+    x->hblock = hblock;
+    x->hcap = hcap;
+    int rc = build_headers(x, req);
+    if (rc != 0)
+        return rc;
+    CURL *easy;
+    if (pool->n_free > 0) {
+        easy = pool->free_easy[--pool->n_free];
+    } else {
+        if ((easy = curl_easy_init()) == NULL)
+            return SY_ENOMEM;
+        easy_setup(pool, easy);
+    }
+    x->pool = pool;
+    x->easy = easy;
+    x->cbs = cbs;
+    x->ctx = ctx;
+
+    /* Every option a transfer sets is set again here (handles are recycled
+     * without curl_easy_reset). */
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
     /* A small receive buffer keeps memory per open stream low; non-stream
      * bodies use libcurl's default. */
-    if (req->stream)
-        curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 1024L);
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, req->stream ? 1024L : (long)CURL_MAX_WRITE_SIZE);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(req->connect_timeout_ms ? req->connect_timeout_ms : 10000));
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
                      (long)(req->total_timeout_ms ? req->total_timeout_ms : 600000));
     if (req->method != NULL && strcmp(req->method, "POST") == 0) {
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     } else {
@@ -505,7 +636,6 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
 
     CURLMcode mc = curl_multi_add_handle(pool->multi, easy);
     if (mc != CURLM_OK) {
-        curl_slist_free_all(h);
         curl_easy_cleanup(easy);
         x->easy = NULL;
         x->headers = NULL;
@@ -525,6 +655,20 @@ void sy_upstream_cancel(sy_upstream_xfer_t *x)
     if (x == NULL || !x->active)
         return;
     detach(x);
+}
+
+void sy_upstream_xfer_free(sy_upstream_xfer_t *x)
+{
+    if (x == NULL)
+        return;
+    sy_upstream_cancel(x);
+    if (x->hblock != NULL) {
+        explicit_bzero(x->hblock, x->hcap); /* it held the upstream credential */
+        free(x->hblock);
+    }
+    x->hblock = NULL;
+    x->hcap = 0;
+    x->headers = NULL;
 }
 
 void sy_upstream_resume(sy_upstream_xfer_t *x)

@@ -38,7 +38,10 @@ typedef struct sy_upstream_cbs {
 struct sy_upstream_xfer {
     sy_upstream_t *pool;            /* borrowed */
     CURL *easy;                     /* owned while active */
-    struct curl_slist *headers;     /* owned while active */
+    struct curl_slist *headers;     /* borrowed; points into hblock */
+    char *hblock;                   /* owned; request header lines and their curl_slist nodes,
+                                     * kept across transfers (sy_upstream_xfer_free) */
+    size_t hcap;                    /* bytes allocated in hblock */
     const sy_upstream_cbs_t *cbs;   /* borrowed */
     void *ctx;                      /* borrowed; passed to the callbacks */
     struct sy_upstream_xfer *prev;  /* borrowed; pool's active list */
@@ -80,13 +83,17 @@ int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out);
  * no-op. */
 void sy_upstream_close(sy_upstream_t *pool);
 
-/* Starts x (zeroed or finished before). Returns 0 or SY_E*; on failure
- * nothing is started and on_done is not called. */
+/* Starts x (zeroed or finished before; its header block is reused).
+ * Returns 0 or SY_E*; on failure nothing is started and on_done is not
+ * called. */
 int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstream_req_t *req,
                       const sy_upstream_cbs_t *cbs, void *ctx);
 /* Stops x at once (the connection is closed by libcurl if mid-transfer).
  * Must not be called from inside a libcurl callback. No-op when inactive. */
 void sy_upstream_cancel(sy_upstream_xfer_t *x);
+/* Frees what x keeps between transfers (cancels it first if active). The
+ * owner calls it once, when the struct x is embedded in goes away. */
+void sy_upstream_xfer_free(sy_upstream_xfer_t *x);
 /* Resumes a paused transfer; may call on_data synchronously. Not from
  * inside a libcurl callback. */
 void sy_upstream_resume(sy_upstream_xfer_t *x);
