@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "jscan.h"
+
 size_t sy_openai_value_len(const char *p, size_t len)
 {
     int depth = 0;
@@ -79,42 +81,96 @@ static const char *find_usage_object(const char *p, size_t len)
     return found;
 }
 
+/* A token count: a non-negative integer that fits int64_t, else 0 (as
+ * sy_openai_usage_from_json reads a member that is no such integer). */
+static uint64_t raw_count(sy_str_t v)
+{
+    uint64_t x = 0;
+    if (!sy_jscan_u64(v, &x) || x > (uint64_t)INT64_MAX)
+        return 0;
+    return x;
+}
+
+/* Reads a raw usage object with the non-allocating scanner, which also
+ * validates it (json-c built a tree of some twenty objects for these few
+ * numbers, on every response). Duplicate members: the last wins, as with
+ * json-c. SY_EINVAL when obj is not a valid JSON object. */
+static int usage_from_raw(sy_str_t obj, sy_openai_usage_t *out)
+{
+    sy_jscan_t it, dit;
+    sy_str_t k, v, dk, dv;
+    if (!sy_jscan_begin(&it, obj, true))
+        return SY_EINVAL;
+    sy_openai_usage_t u = {0};
+    int rc;
+    while ((rc = sy_jscan_next(&it, &k, &v)) == 1) {
+        if (sy_jscan_key_is(k, "prompt_tokens")) {
+            u.prompt_tokens = raw_count(v);
+        } else if (sy_jscan_key_is(k, "completion_tokens")) {
+            u.completion_tokens = raw_count(v);
+        } else if (sy_jscan_key_is(k, "prompt_tokens_details")) {
+            u.cached_tokens = u.cache_write_tokens = 0;
+            if (v.len == 0 || v.ptr[0] != '{' || !sy_jscan_begin(&dit, v, true))
+                continue;
+            int drc;
+            while ((drc = sy_jscan_next(&dit, &dk, &dv)) == 1) {
+                if (sy_jscan_key_is(dk, "cached_tokens"))
+                    u.cached_tokens = raw_count(dv);
+                else if (sy_jscan_key_is(dk, "cache_write_tokens"))
+                    u.cache_write_tokens = raw_count(dv);
+            }
+            if (drc < 0)
+                return SY_EINVAL;
+        }
+    }
+    if (rc < 0)
+        return SY_EINVAL;
+    *out = u;
+    return 0;
+}
+
 int sy_openai_find_usage(sy_json_parser_t *p, const char *body, size_t len, sy_openai_usage_t *out)
 {
+    SY_UNUSED(p);
     const char *obj = find_usage_object(body, len);
     if (obj == NULL)
         return SY_ENOENT;
     size_t n = sy_openai_value_len(obj, len - (size_t)(obj - body));
     if (n == 0)
         return SY_EINVAL;
-    json_object *u = NULL;
-    const char *why;
-    if (sy_json_parse(p, obj, n, &u, &why) != 0)
-        return SY_EINVAL;
-    int rc = sy_openai_usage_from_json(u, out);
-    json_object_put(u);
-    return rc;
+    return usage_from_raw((sy_str_t){obj, n}, out);
 }
 
 int sy_openai_chunk_usage(sy_json_parser_t *p, sy_str_t data, sy_openai_usage_t *out,
                           bool *usage_only)
 {
+    SY_UNUSED(p);
     if (data.len == 0 || find_usage_object(data.ptr, data.len) == NULL)
         return SY_ENOENT;
-    json_object *chunk = NULL;
-    const char *why;
-    if (sy_json_parse(p, data.ptr, data.len, &chunk, &why) != 0)
+    /* One validating pass over the chunk's top level: its last "usage" and
+     * "choices" members (json-c's reading of duplicates). */
+    sy_jscan_t it;
+    sy_str_t k, v, usage = SY_STR_NULL, choices = SY_STR_NULL, doc;
+    if (!sy_jscan_begin_doc(&it, data.ptr, data.len))
         return SY_EINVAL;
-    json_object *usage = sy_json_get(chunk, "usage");
-    sy_openai_usage_t u;
-    if (usage == NULL || sy_openai_usage_from_json(usage, &u) != 0) {
-        json_object_put(chunk);
-        return SY_ENOENT;
+    int rc;
+    while ((rc = sy_jscan_next(&it, &k, &v)) == 1) {
+        if (sy_jscan_key_is(k, "usage"))
+            usage = v;
+        else if (sy_jscan_key_is(k, "choices"))
+            choices = v;
     }
-    json_object *choices = sy_json_get(chunk, "choices");
-    bool only = choices == NULL || (json_object_get_type(choices) == json_type_array &&
-                                    json_object_array_length(choices) == 0);
-    json_object_put(chunk);
+    if (rc < 0 || !sy_jscan_end_doc(&it, &doc))
+        return SY_EINVAL;
+    sy_openai_usage_t u;
+    if (usage.len == 0 || usage.ptr[0] != '{' || usage_from_raw(usage, &u) != 0)
+        return SY_ENOENT;
+    bool only = choices.len == 0;
+    if (!only && choices.ptr[0] == '[') {
+        sy_jscan_t ait;
+        sy_str_t ak, av;
+        only = sy_jscan_begin(&ait, choices, false) && sy_jscan_next(&ait, &ak, &av) == 0;
+    }
     *out = u;
     *usage_only = only;
     return 0;
