@@ -130,7 +130,7 @@ static int message_head(const sy_mock_req_t *r, sy_buf_t *out)
                             "{\"id\":\"%s\",\"type\":\"message\",\"role\":\"assistant\","
                             "\"model\":",
                             r->id);
-    return rc ? rc : sy_mock_json_str(out, r->model);
+    return rc ? rc : sy_mock_model_json(r, out);
 }
 
 static int tool_block_head(const sy_mock_req_t *r, sy_buf_t *out)

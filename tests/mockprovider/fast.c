@@ -8,14 +8,416 @@
  * makes it give up, and the caller parses with json-c as before. The
  * differential unit test (tests/unit/test_mock_fast.c) holds both paths
  * equal. */
+#include <stdint.h>
 #include <string.h>
 
 #include "jscan.h"
+#include "json.h"
 #include "mock.h"
 
+/* ---- walking bytes the validating pass already accepted ------------------- */
+
+/* One value of the tape: where it lies in the document, and the index of
+ * the first token after it (after its last descendant for a container). */
+typedef struct tok {
+    uint32_t off;  /* offset of its first byte */
+    uint32_t len;  /* bytes */
+    uint32_t next; /* tape index past it */
+} tok_t;
+
+#define TAPE_MAX 1024 /* tokens; larger documents are walked without a tape */
+
 typedef struct fctx {
-    bool bail; /* fall back to the json-c path */
+    bool bail;         /* fall back to the json-c path */
+    const char *doc;   /* borrowed; the document the tape indexes */
+    const tok_t *tape; /* borrowed; every value and key in document order, or NULL */
+    uint32_t ntape;    /* tokens in tape */
 } fctx_t;
+
+/* Iterator over one container of a document sy_jscan_document accepted:
+ * the same views as sy_jscan_next gives, without validating again; on the
+ * tape when there is one (no byte is looked at twice), else by skipping. */
+typedef struct nv {
+    const char *p;     /* borrowed; the container's bytes, brackets included */
+    size_t n;          /* bytes in p */
+    size_t i;          /* cursor */
+    bool obj;          /* an object (else an array) */
+    const tok_t *tape; /* borrowed; or NULL */
+    const char *doc;   /* borrowed; what tape offsets are relative to */
+    uint32_t j, end;   /* tape cursor and end */
+} nv_t;
+
+static bool nv_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t nv_skip_ws(const char *p, size_t n, size_t i)
+{
+    while (i < n && nv_ws(p[i]))
+        i++;
+    return i;
+}
+
+/* Just past the string opening at p[i]: quotes and backslashes are looked
+ * for eight bytes at a time. */
+static size_t nv_string(const char *p, size_t n, size_t i)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    i++;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+            uint64_t m = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+            if (m == 0) {
+                i += 8;
+                continue;
+            }
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            i += (size_t)__builtin_ctzll(m) / 8; /* the lowest flag is exact */
+#endif
+        }
+        if (p[i] == '"')
+            return i + 1;
+        i += p[i] == '\\' ? 2 : 1;
+    }
+    return n;
+}
+
+/* Just past the value starting at p[i]. */
+static size_t nv_value(const char *p, size_t n, size_t i)
+{
+    char c = p[i];
+    if (c == '"')
+        return nv_string(p, n, i);
+    if (c == '{' || c == '[') {
+        int depth = 0;
+        while (i < n) {
+            c = p[i];
+            if (c == '"') {
+                i = nv_string(p, n, i);
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if ((c == '}' || c == ']') && --depth == 0)
+                return i + 1;
+            i++;
+        }
+        return n;
+    }
+    while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && !nv_ws(p[i]))
+        i++;
+    return i;
+}
+
+static bool nv_begin(const fctx_t *x, nv_t *it, sy_str_t v, bool obj)
+{
+    if (v.ptr == NULL || v.len < 2 || v.ptr[0] != (obj ? '{' : '['))
+        return false;
+    *it = (nv_t){.p = v.ptr, .n = v.len - 1, .i = 1, .obj = obj}; /* n: up to the closing bracket */
+    if (x->tape != NULL) {
+        /* The container's token: binary search by offset (offsets are
+         * increasing and unique along the tape). */
+        uint32_t off = (uint32_t)(v.ptr - x->doc), lo = 0, hi = x->ntape;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (x->tape[mid].off < off)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < x->ntape && x->tape[lo].off == off) {
+            it->tape = x->tape;
+            it->doc = x->doc;
+            it->j = lo + 1;
+            it->end = x->tape[lo].next;
+        }
+    }
+    return true;
+}
+
+/* 1 with the next member (key raw, without quotes; empty for arrays), 0 at the end. */
+static int nv_next(nv_t *it, sy_str_t *key, sy_str_t *val)
+{
+    if (it->tape != NULL) {
+        if (it->j >= it->end)
+            return 0;
+        const tok_t *t = it->tape;
+        *key = SY_STR_NULL;
+        if (it->obj) {
+            *key = (sy_str_t){it->doc + t[it->j].off + 1, t[it->j].len - 2};
+            it->j++;
+        }
+        *val = (sy_str_t){it->doc + t[it->j].off, t[it->j].len};
+        it->j = t[it->j].next;
+        return 1;
+    }
+    const char *p = it->p;
+    size_t n = it->n;
+    size_t i = nv_skip_ws(p, n, it->i);
+    if (i < n && p[i] == ',')
+        i = nv_skip_ws(p, n, i + 1);
+    if (i >= n)
+        return 0;
+    *key = SY_STR_NULL;
+    if (it->obj) {
+        size_t e = nv_string(p, n, i);
+        *key = (sy_str_t){p + i + 1, e - i - 2};
+        i = nv_skip_ws(p, n, e);
+        i = nv_skip_ws(p, n, i + 1); /* ':' */
+    }
+    size_t e = nv_value(p, n, i);
+    *val = (sy_str_t){p + i, e - i};
+    it->i = e;
+    return 1;
+}
+
+/* ---- one validating pass that also writes the tape -------------------------
+ * The grammar and limits of common/jscan.c (strict JSON, valid escapes and
+ * UTF-8, no raw control bytes, depth <= SY_JSON_MAX_DEPTH), so this path
+ * accepts nothing that jscan, and with it json.c, would refuse. */
+
+typedef struct tb {
+    const char *p; /* borrowed; the document */
+    size_t n;      /* bytes in p */
+    tok_t *t;      /* borrowed; the tape being written */
+    uint32_t k;    /* tokens written */
+    bool full;     /* the tape overflowed */
+} tb_t;
+
+static bool tb_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 if invalid. */
+static size_t tb_utf8(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c >= 0xC2 && c <= 0xDF)
+        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
+            return 0; /* overlong, surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* Nonzero when one of the 8 bytes is a quote, a backslash, a control byte
+ * or not ASCII; the lowest flagged byte is exact. */
+static uint64_t tb_special8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & highs;
+}
+
+/* The string at p[i] (a quote): its end, 0 when invalid. */
+static size_t tb_string(const char *p, size_t n, size_t i)
+{
+    i++;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            uint64_t m = tb_special8(w);
+            if (m == 0) {
+                i += 8;
+                continue;
+            }
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            i += (size_t)__builtin_ctzll(m) / 8;
+#endif
+        }
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20)
+            return 0;
+        if (c == '\\') {
+            if (i + 1 >= n)
+                return 0;
+            char e = p[i + 1];
+            if (e == 'u') {
+                if (i + 5 >= n || !tb_hex(p[i + 2]) || !tb_hex(p[i + 3]) || !tb_hex(p[i + 4]) ||
+                    !tb_hex(p[i + 5]))
+                    return 0;
+                i += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                       e == 'r' || e == 't') {
+                i += 2;
+            } else {
+                return 0;
+            }
+        } else if (c >= 0x80) {
+            size_t l = tb_utf8((const unsigned char *)p + i, n - i);
+            if (l == 0)
+                return 0;
+            i += l;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+static bool tb_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The number at p[i]: its end, 0 when invalid. */
+static size_t tb_number(const char *p, size_t n, size_t i)
+{
+    if (i < n && p[i] == '-')
+        i++;
+    if (i < n && p[i] == '0') {
+        i++;
+    } else if (i < n && p[i] >= '1' && p[i] <= '9') {
+        while (i < n && tb_digit(p[i]))
+            i++;
+    } else {
+        return 0;
+    }
+    if (i < n && p[i] == '.') {
+        i++;
+        if (i >= n || !tb_digit(p[i]))
+            return 0;
+        while (i < n && tb_digit(p[i]))
+            i++;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= n || !tb_digit(p[i]))
+            return 0;
+        while (i < n && tb_digit(p[i]))
+            i++;
+    }
+    return i;
+}
+
+static bool tb_push(tb_t *b, size_t off, size_t end)
+{
+    if (b->k == TAPE_MAX) {
+        b->full = true;
+        return false;
+    }
+    b->t[b->k] = (tok_t){(uint32_t)off, (uint32_t)(end - off), b->k + 1};
+    b->k++;
+    return true;
+}
+
+static size_t tb_value(tb_t *b, size_t i, int depth);
+
+/* The container at p[i]: its end, 0 when invalid or the tape is full. */
+static size_t tb_container(tb_t *b, size_t i, int depth)
+{
+    const char *p = b->p;
+    size_t n = b->n;
+    bool obj = p[i] == '{';
+    char close = obj ? '}' : ']';
+    if (depth >= SY_JSON_MAX_DEPTH || b->k == TAPE_MAX) {
+        b->full = b->k == TAPE_MAX;
+        return 0;
+    }
+    uint32_t self = b->k++;
+    b->t[self].off = (uint32_t)i;
+    i = nv_skip_ws(p, n, i + 1);
+    if (i < n && p[i] == close) {
+        i++;
+    } else {
+        for (;;) {
+            if (obj) {
+                if (i >= n || p[i] != '"')
+                    return 0;
+                size_t e = tb_string(p, n, i);
+                if (e == 0 || !tb_push(b, i, e))
+                    return 0;
+                i = nv_skip_ws(p, n, e);
+                if (i >= n || p[i] != ':')
+                    return 0;
+                i = nv_skip_ws(p, n, i + 1);
+            }
+            if (i >= n)
+                return 0;
+            size_t e = tb_value(b, i, depth + 1);
+            if (e == 0)
+                return 0;
+            i = nv_skip_ws(p, n, e);
+            if (i >= n)
+                return 0;
+            if (p[i] == close) {
+                i++;
+                break;
+            }
+            if (p[i] != ',')
+                return 0;
+            i = nv_skip_ws(p, n, i + 1);
+        }
+    }
+    b->t[self].len = (uint32_t)(i - b->t[self].off);
+    b->t[self].next = b->k;
+    return i;
+}
+
+static size_t tb_value(tb_t *b, size_t i, int depth)
+{
+    const char *p = b->p;
+    size_t n = b->n, e;
+    switch (p[i]) {
+    case '"':
+        e = tb_string(p, n, i);
+        break;
+    case '{':
+    case '[':
+        return tb_container(b, i, depth);
+    case 't':
+        e = n - i >= 4 && memcmp(p + i, "true", 4) == 0 ? i + 4 : 0;
+        break;
+    case 'f':
+        e = n - i >= 5 && memcmp(p + i, "false", 5) == 0 ? i + 5 : 0;
+        break;
+    case 'n':
+        e = n - i >= 4 && memcmp(p + i, "null", 4) == 0 ? i + 4 : 0;
+        break;
+    default:
+        e = tb_number(p, n, i);
+        break;
+    }
+    return e != 0 && tb_push(b, i, e) ? e : 0;
+}
+
+/* Validates the whole document p[0..n) (one value, whitespace around) and
+ * writes its tape. 1: valid, tape complete; 0: invalid; -1: valid so far
+ * but more than TAPE_MAX tokens. *doc is the value's view. */
+static int tape_scan(const char *p, size_t n, tok_t *t, uint32_t *nt, sy_str_t *doc)
+{
+    tb_t b = {.p = p, .n = n, .t = t};
+    size_t i = nv_skip_ws(p, n, 0);
+    size_t e = i < n ? tb_value(&b, i, 0) : 0;
+    if (e == 0)
+        return b.full ? -1 : 0;
+    if (nv_skip_ws(p, n, e) != n)
+        return 0;
+    *nt = b.k;
+    *doc = (sy_str_t){p + i, e - i};
+    return 1;
+}
 
 static bool is_obj(sy_str_t v)
 {
@@ -60,24 +462,24 @@ static bool str_of(fctx_t *x, sy_str_t v, sy_str_t *out)
 /* Looks up keys of object o: vals[i] is the value of the last member
  * named keys[i], SY_STR_NULL when absent or null. Bails on an escaped key
  * (it might decode to one of keys). */
-static void members(fctx_t *x, sy_str_t o, const char *const keys[], size_t nk, sy_str_t *vals)
+static void members(fctx_t *x, sy_str_t o, const sy_str_t keys[], size_t nk, sy_str_t *vals)
 {
     for (size_t i = 0; i < nk; i++)
         vals[i] = SY_STR_NULL;
-    sy_jscan_t it;
-    if (x->bail || !sy_jscan_begin(&it, o, true)) {
+    nv_t it;
+    if (x->bail || !nv_begin(x, &it, o, true)) {
         x->bail = true;
         return;
     }
     sy_str_t k, v;
     int rc;
-    while ((rc = sy_jscan_next(&it, &k, &v)) == 1) {
+    while ((rc = nv_next(&it, &k, &v)) == 1) {
         if (memchr(k.ptr, '\\', k.len) != NULL) {
             x->bail = true;
             return;
         }
         for (size_t i = 0; i < nk; i++) {
-            if (sy_jscan_key_is(k, keys[i])) {
+            if (k.len == keys[i].len && memcmp(k.ptr, keys[i].ptr, k.len) == 0) {
                 vals[i] = v.ptr[0] == 'n' ? SY_STR_NULL : v;
                 break;
             }
@@ -87,9 +489,9 @@ static void members(fctx_t *x, sy_str_t o, const char *const keys[], size_t nk, 
         x->bail = true;
 }
 
-static sy_str_t member(fctx_t *x, sy_str_t o, const char *key)
+static sy_str_t member(fctx_t *x, sy_str_t o, sy_str_t key)
 {
-    const char *keys[1] = {key};
+    const sy_str_t keys[1] = {key};
     sy_str_t v;
     members(x, o, keys, 1, &v);
     return v;
@@ -97,21 +499,21 @@ static sy_str_t member(fctx_t *x, sy_str_t o, const char *key)
 
 /* Array iteration: elements are json-c's array items (null items are NULL
  * there, which no caller treats as an object or string either). */
-static bool each_begin(fctx_t *x, sy_jscan_t *it, sy_str_t arr)
+static bool each_begin(fctx_t *x, nv_t *it, sy_str_t arr)
 {
-    if (x->bail || !sy_jscan_begin(it, arr, false)) {
+    if (x->bail || !nv_begin(x, it, arr, false)) {
         x->bail = true;
         return false;
     }
     return true;
 }
 
-static bool each_next(fctx_t *x, sy_jscan_t *it, sy_str_t *el)
+static bool each_next(fctx_t *x, nv_t *it, sy_str_t *el)
 {
     sy_str_t key;
     if (x->bail)
         return false;
-    int rc = sy_jscan_next(it, &key, el);
+    int rc = nv_next(it, &key, el);
     if (rc < 0)
         x->bail = true;
     return rc == 1;
@@ -122,7 +524,7 @@ static bool each_next(fctx_t *x, sy_jscan_t *it, sy_str_t *el)
 
 static size_t arr_len(fctx_t *x, sy_str_t arr)
 {
-    sy_jscan_t it;
+    nv_t it;
     sy_str_t el;
     size_t n = 0;
     EACH(x, arr, it, el)
@@ -154,9 +556,9 @@ static int64_t content_words(fctx_t *x, sy_str_t c, int depth)
         x->bail = true;
         return 0;
     }
-    static const char *const keys[] = {"type", "text", "content"};
+    static const sy_str_t keys[] = {SY_STR("type"), SY_STR("text"), SY_STR("content")};
     int64_t n = 0;
-    sy_jscan_t it;
+    nv_t it;
     sy_str_t part;
     EACH(x, c, it, part)
     {
@@ -182,8 +584,8 @@ static void take_content(fctx_t *x, sy_mock_answer_t *a, sy_str_t c)
     }
     if (!is_arr(c))
         return;
-    static const char *const keys[] = {"type", "text"};
-    sy_jscan_t it;
+    static const sy_str_t keys[] = {SY_STR("type"), SY_STR("text")};
+    nv_t it;
     sy_str_t part;
     EACH(x, c, it, part)
     {
@@ -199,16 +601,16 @@ static void take_content(fctx_t *x, sy_mock_answer_t *a, sy_str_t c)
 /* Gemini parts: the words of each part's text. */
 static int64_t parts_words(fctx_t *x, sy_str_t content)
 {
-    sy_str_t parts = member(x, content, "parts");
+    sy_str_t parts = member(x, content, SY_STR("parts"));
     if (!is_arr(parts))
         return 0;
     int64_t n = 0;
-    sy_jscan_t it;
+    nv_t it;
     sy_str_t p;
     EACH(x, parts, it, p)
     {
         if (is_obj(p))
-            n += str_words(x, member(x, p, "text"));
+            n += str_words(x, member(x, p, SY_STR("text")));
     }
     return n;
 }
@@ -220,9 +622,9 @@ static bool chat_messages(fctx_t *x, sy_mock_provider_t prov, sy_str_t msgs, int
 {
     if (!is_arr(msgs))
         return false;
-    static const char *const keys[] = {"role", "content"};
+    static const sy_str_t keys[] = {SY_STR("role"), SY_STR("content")};
     size_t n = 0;
-    sy_jscan_t it;
+    nv_t it;
     sy_str_t m;
     EACH(x, msgs, it, m)
     {
@@ -250,7 +652,7 @@ static bool first_tool(fctx_t *x, sy_mock_provider_t prov, sy_str_t tools, sy_st
 {
     if (!is_arr(tools))
         return false;
-    sy_jscan_t it;
+    nv_t it;
     sy_str_t t = SY_STR_NULL, el;
     EACH(x, tools, it, el)
     {
@@ -263,21 +665,22 @@ static bool first_tool(fctx_t *x, sy_mock_provider_t prov, sy_str_t tools, sy_st
     *schema = SY_STR_NULL;
     if (prov == SY_MOCK_OPENAI) {
         if (is_obj(t)) {
-            static const char *const keys[] = {"function", "custom"};
+            static const sy_str_t keys[] = {SY_STR("function"), SY_STR("custom")};
             sy_str_t v[2];
             members(x, t, keys, 2, v);
             fn = is_obj(v[0]) ? v[0] : is_obj(v[1]) ? v[1] : SY_STR_NULL;
         }
         if (is_obj(fn))
-            *schema = member(x, fn, "parameters");
+            *schema = member(x, fn, SY_STR("parameters"));
     } else if (prov == SY_MOCK_ANTHROPIC) {
         fn = t;
         if (is_obj(fn))
-            *schema = member(x, fn, "input_schema");
+            *schema = member(x, fn, SY_STR("input_schema"));
     } else {
         if (!is_obj(t))
             return false;
-        static const char *const keys[] = {"functionDeclarations", "function_declarations"};
+        static const sy_str_t keys[] = {SY_STR("functionDeclarations"),
+                                        SY_STR("function_declarations")};
         sy_str_t v[2];
         members(x, t, keys, 2, v);
         sy_str_t decls = is_arr(v[0]) ? v[0] : v[1];
@@ -291,7 +694,7 @@ static bool first_tool(fctx_t *x, sy_mock_provider_t prov, sy_str_t tools, sy_st
         if (fn.ptr == NULL)
             return false;
         if (is_obj(fn)) {
-            static const char *const skeys[] = {"parametersJsonSchema", "parameters"};
+            static const sy_str_t skeys[] = {SY_STR("parametersJsonSchema"), SY_STR("parameters")};
             members(x, fn, skeys, 2, v);
             *schema = is_obj(v[0]) ? v[0] : v[1];
         }
@@ -299,7 +702,7 @@ static bool first_tool(fctx_t *x, sy_mock_provider_t prov, sy_str_t tools, sy_st
     if (!is_obj(*schema))
         *schema = SY_STR_NULL;
     sy_str_t s;
-    if (!is_obj(fn) || !str_of(x, member(x, fn, "name"), &s) || s.len == 0)
+    if (!is_obj(fn) || !str_of(x, member(x, fn, SY_STR("name")), &s) || s.len == 0)
         return false;
     *name = s;
     return true;
@@ -310,14 +713,14 @@ static int tool_args(fctx_t *x, sy_mock_answer_t *a, sy_str_t schema)
 {
     sy_str_t props = SY_STR_NULL, required = SY_STR_NULL;
     if (schema.ptr != NULL) {
-        static const char *const keys[] = {"properties", "required"};
+        static const sy_str_t keys[] = {SY_STR("properties"), SY_STR("required")};
         sy_str_t v[2];
         members(x, schema, keys, 2, v);
         props = is_obj(v[0]) ? v[0] : SY_STR_NULL;
         required = is_arr(v[1]) ? v[1] : SY_STR_NULL;
     }
     sy_str_t key = SY_STR_NULL, k, el;
-    sy_jscan_t it;
+    nv_t it;
     if (required.ptr != NULL) {
         EACH(x, required, it, el)
         {
@@ -325,8 +728,8 @@ static int tool_args(fctx_t *x, sy_mock_answer_t *a, sy_str_t schema)
             break;
         }
     }
-    if (key.ptr == NULL && props.ptr != NULL && sy_jscan_begin(&it, props, true)) {
-        int rc = sy_jscan_next(&it, &k, &el);
+    if (key.ptr == NULL && props.ptr != NULL && nv_begin(x, &it, props, true)) {
+        int rc = nv_next(&it, &k, &el);
         if (rc < 0 || (rc == 1 && memchr(k.ptr, '\\', k.len) != NULL))
             x->bail = true;
         else if (rc == 1)
@@ -338,9 +741,9 @@ static int tool_args(fctx_t *x, sy_mock_answer_t *a, sy_str_t schema)
     if (key.ptr != NULL && props.ptr != NULL) {
         /* The last member named key (json-c's lookup). */
         sy_str_t prop = SY_STR_NULL;
-        sy_jscan_begin(&it, props, true);
+        nv_begin(x, &it, props, true);
         int rc;
-        while ((rc = sy_jscan_next(&it, &k, &el)) == 1) {
+        while ((rc = nv_next(&it, &k, &el)) == 1) {
             if (memchr(k.ptr, '\\', k.len) != NULL) {
                 x->bail = true;
                 return 0;
@@ -351,7 +754,7 @@ static int tool_args(fctx_t *x, sy_mock_answer_t *a, sy_str_t schema)
         if (rc < 0)
             x->bail = true;
         if (is_obj(prop))
-            str_of(x, member(x, prop, "type"), &type);
+            str_of(x, member(x, prop, SY_STR("type")), &type);
         if (x->bail)
             return 0;
     }
@@ -384,34 +787,44 @@ static bool long_numbers(const char *s, size_t n)
     return false;
 }
 
-static int analyze(fctx_t *x, sy_mock_req_t *r, const char *body, size_t len)
+static int analyze(fctx_t *x, sy_mock_req_t *r, const char *body, size_t len, tok_t *tape)
 {
-    static const char *const keys[] = {
-        "model",  "stream",     "stream_options", "messages",          "tools",
-        "system", "max_tokens", "contents",       "systemInstruction", "system_instruction"};
+    static const sy_str_t keys[] = {SY_STR("model"),
+                                    SY_STR("stream"),
+                                    SY_STR("stream_options"),
+                                    SY_STR("messages"),
+                                    SY_STR("tools"),
+                                    SY_STR("system"),
+                                    SY_STR("max_tokens"),
+                                    SY_STR("contents"),
+                                    SY_STR("systemInstruction"),
+                                    SY_STR("system_instruction")};
     enum { K_MODEL, K_STREAM, K_OPTS, K_MSGS, K_TOOLS, K_SYSTEM, K_MAX, K_CONTENTS, K_SI, K_SI2 };
     sy_str_t v[SY_ARRAY_LEN(keys)] = {{0}};
     if (long_numbers(body, len))
         return SY_EAGAIN;
 
-    /* One validating pass over the whole document. */
-    sy_jscan_t it;
-    sy_str_t k, val, doc;
-    if (!sy_jscan_begin_doc(&it, body, len))
+    /* One validating pass over the whole document; the walks below skip
+     * through the bytes it vouched for without checking them again. */
+    sy_str_t doc;
+    if (len > UINT32_MAX)
         return SY_EAGAIN;
-    int rc;
-    while ((rc = sy_jscan_next(&it, &k, &val)) == 1) {
-        if (memchr(k.ptr, '\\', k.len) != NULL)
-            return SY_EAGAIN;
-        for (size_t i = 0; i < SY_ARRAY_LEN(keys); i++) {
-            if (sy_jscan_key_is(k, keys[i])) {
-                v[i] = val.ptr[0] == 'n' ? SY_STR_NULL : val;
-                break;
-            }
-        }
+    int ts = tape_scan(body, len, tape, &x->ntape, &doc);
+    if (ts == 0)
+        return SY_EAGAIN;
+    if (ts > 0) {
+        x->doc = body; /* tape offsets count from the start of the body */
+        x->tape = tape;
+    } else if (!sy_jscan_document(body, len, &doc)) {
+        return SY_EAGAIN; /* too many tokens for the tape: validate, then skip */
     }
-    if (rc < 0 || !sy_jscan_end_doc(&it, &doc))
+    if (!is_obj(doc))
         return SY_EAGAIN;
+    members(x, doc, keys, SY_ARRAY_LEN(keys), v);
+    if (x->bail)
+        return SY_EAGAIN;
+    nv_t it;
+    int rc;
 
     sy_mock_answer_t *a = &r->ans;
     sy_str_t last_user = SY_STR_NULL;
@@ -431,7 +844,7 @@ static int analyze(fctx_t *x, sy_mock_req_t *r, const char *body, size_t len)
             n++;
             if (!is_obj(c))
                 return SY_EAGAIN;
-            static const char *const ckeys[] = {"parts", "role"};
+            static const sy_str_t ckeys[] = {SY_STR("parts"), SY_STR("role")};
             sy_str_t cv[2], role;
             members(x, c, ckeys, 2, cv);
             if (!is_arr(cv[0]) || arr_len(x, cv[0]) == 0)
@@ -450,7 +863,7 @@ static int analyze(fctx_t *x, sy_mock_req_t *r, const char *body, size_t len)
             EACH(x, last_user, it, c)
             {
                 sy_str_t s;
-                if (is_obj(c) && str_of(x, member(x, c, "text"), &s))
+                if (is_obj(c) && str_of(x, member(x, c, SY_STR("text")), &s))
                     sy_mock_answer_take_words(a, s.ptr, s.len);
             }
         }
@@ -473,7 +886,7 @@ static int analyze(fctx_t *x, sy_mock_req_t *r, const char *body, size_t len)
             take_content(x, a, last_user);
         r->stream = v[K_STREAM].ptr != NULL && v[K_STREAM].ptr[0] == 't';
         if (is_obj(v[K_OPTS])) {
-            sy_str_t iu = member(x, v[K_OPTS], "include_usage");
+            sy_str_t iu = member(x, v[K_OPTS], SY_STR("include_usage"));
             if (iu.ptr != NULL && (iu.ptr[0] == 't' || iu.ptr[0] == 'f'))
                 r->include_usage = iu.ptr[0] == 't';
         }
@@ -500,7 +913,8 @@ int sy_mock_fast_request(sy_mock_req_t *r, const char *body, size_t len, int64_t
         return SY_EAGAIN;
     }
     fctx_t x = {.bail = false};
-    int rc = analyze(&x, r, body, len);
+    tok_t tape[TAPE_MAX];
+    int rc = analyze(&x, r, body, len, tape);
     if (rc != 0) {
         sy_mock_answer_free(&r->ans);
         r->model = SY_STR_NULL;
@@ -510,5 +924,10 @@ int sy_mock_fast_request(sy_mock_req_t *r, const char *body, size_t len, int64_t
         return SY_EAGAIN;
     }
     r->ans.nwords = words >= 0 ? words : (int64_t)r->ans.nbase;
+    /* Every string this path took holds no backslash, and a valid JSON
+     * string without one holds no quote or control byte either: its bytes
+     * are already the escaped form. */
+    r->ans.raw = true;
+    r->model_raw = r->prov != SY_MOCK_GEMINI;
     return 0;
 }

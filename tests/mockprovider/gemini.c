@@ -110,7 +110,7 @@ static int usage_json(const sy_mock_req_t *r, int64_t completion, sy_buf_t *out)
                              ",\"promptTokensDetails\":[{\"modality\":\"TEXT\","
                              "\"tokenCount\":%lld}]},\"modelVersion\":",
                              (long long)r->prompt_tokens);
-    rc = rc ? rc : sy_mock_json_str(out, r->model);
+    rc = rc ? rc : sy_mock_model_json(r, out);
     return rc ? rc : sy_buf_appendf(out, ",\"responseId\":\"%s\"}", r->id);
 }
 

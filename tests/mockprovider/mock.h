@@ -64,6 +64,7 @@ typedef struct sy_mock_answer {
     bool tool;                             /* answer is a call of the first tool */
     sy_str_t tool_name;                    /* borrowed from the request; when tool */
     sy_buf_t args;                         /* owned; tool arguments as JSON text */
+    bool raw; /* base[1..] are verbatim JSON string content (no escape needed) */
 } sy_mock_answer_t;
 
 /* Derives the answer from a parsed request: a tool call when the request
@@ -195,6 +196,7 @@ typedef struct sy_mock_req {
     sy_mock_provider_t prov; /* which wire format */
     json_object *body;       /* owned; parsed request body (NULL for GET) */
     sy_str_t model;          /* borrowed from body or target */
+    bool model_raw;          /* model is verbatim JSON string content (no escape needed) */
     bool stream;             /* streamed answer requested */
     bool include_usage;      /* OpenAI stream_options.include_usage */
     sy_mock_answer_t ans;    /* the answer */
@@ -253,6 +255,8 @@ int sy_mock_anthropic_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *o
 size_t sy_mock_gemini_stream_count(const sy_mock_req_t *r);
 int sy_mock_gemini_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out);
 
+/* Appends r->model as a quoted JSON string. */
+int sy_mock_model_json(const sy_mock_req_t *r, sy_buf_t *out);
 /* Appends s as a quoted JSON string / escaped without quotes (usage.c). */
 int sy_mock_json_str(sy_buf_t *out, sy_str_t s);
 int sy_mock_json_escape(sy_buf_t *out, sy_str_t s);

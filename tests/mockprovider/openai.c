@@ -149,7 +149,7 @@ int sy_mock_openai_chat(const sy_mock_req_t *r, sy_buf_t *out)
     rc = rc ? rc : SY_MOCK_LIT(out, "\",\"object\":\"chat.completion\",\"created\":");
     rc = rc ? rc : sy_mock_put_i64(out, r->created);
     rc = rc ? rc : SY_MOCK_LIT(out, ",\"model\":");
-    rc = rc ? rc : sy_mock_json_str(out, r->model);
+    rc = rc ? rc : sy_mock_model_json(r, out);
     rc = rc ? rc
             : SY_MOCK_LIT(out, ",\"choices\":[{\"index\":0,\"message\":{"
                                "\"role\":\"assistant\",\"content\":");
@@ -194,7 +194,7 @@ int sy_mock_openai_stream_event(const sy_mock_req_t *r, size_t i, sy_buf_t *out)
                             "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
                             "\"created\":%lld,\"model\":",
                             r->id, (long long)r->created);
-    rc = rc ? rc : sy_mock_json_str(out, r->model);
+    rc = rc ? rc : sy_mock_model_json(r, out);
     rc = rc ? rc
             : sy_buf_appendf(out,
                              ",\"service_tier\":\"default\",\"system_fingerprint\":"
@@ -309,7 +309,7 @@ int sy_mock_openai_embeddings(const sy_mock_req_t *r, sy_buf_t *out)
         rc = rc ? rc : sy_buf_append(out, "}", 1);
     }
     rc = rc ? rc : SY_MOCK_LIT(out, "],\"model\":");
-    rc = rc ? rc : sy_mock_json_str(out, r->model);
+    rc = rc ? rc : sy_mock_model_json(r, out);
     return rc ? rc
               : sy_buf_appendf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
                                (long long)r->prompt_tokens, (long long)r->prompt_tokens);

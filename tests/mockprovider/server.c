@@ -476,7 +476,8 @@ static void index_headers(conn_t *c)
     for (size_t i = 0; i < c->nhdr; i++) {
         sy_str_t name = {c->hbuf.data + c->hdr[i].name_off, c->hdr[i].name_len};
         for (int k = 0; k < H_COUNT; k++) {
-            if (c->known[k] < 0 && sy_str_eq(name, known_names[k])) {
+            if (c->known[k] < 0 && name.len == known_names[k].len &&
+                memcmp(name.ptr, known_names[k].ptr, name.len) == 0) {
                 c->known[k] = (int16_t)i;
                 break;
             }

@@ -8,20 +8,24 @@
 
 static const char echo_word[] = "Echo:";
 
+/* 1 for the word separators: space, \t, \n, \v, \f, \r. */
+static const unsigned char space_tab[256] = {
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1};
+
 static bool is_space(unsigned char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    return space_tab[c] != 0;
 }
 
 int64_t sy_mock_usage_words(const char *s, size_t n)
 {
+    /* A word starts at each non-space byte that follows a space (or the start). */
     int64_t words = 0;
-    bool in_word = false;
+    unsigned prev_space = 1;
     for (size_t i = 0; i < n; i++) {
-        bool sp = is_space((unsigned char)s[i]);
-        if (!sp && !in_word)
-            words++;
-        in_word = !sp;
+        unsigned sp = space_tab[(unsigned char)s[i]];
+        words += prev_space & (sp ^ 1);
+        prev_space = sp;
     }
     return words;
 }
@@ -455,8 +459,18 @@ int sy_mock_answer_text_json(const sy_mock_answer_t *a, sy_buf_t *out)
     for (int64_t i = 0; i < a->nwords && rc == 0; i++) {
         if (i > 0)
             rc = SY_MOCK_LIT(out, " ");
-        rc = rc ? rc : sy_mock_json_escape(out, sy_mock_answer_word(a, i));
+        sy_str_t w = sy_mock_answer_word(a, i);
+        rc = rc ? rc : a->raw ? sy_mock_put(out, w.ptr, w.len) : sy_mock_json_escape(out, w);
     }
+    return rc ? rc : SY_MOCK_LIT(out, "\"");
+}
+
+int sy_mock_model_json(const sy_mock_req_t *r, sy_buf_t *out)
+{
+    if (!r->model_raw)
+        return sy_mock_json_str(out, r->model);
+    int rc = SY_MOCK_LIT(out, "\"");
+    rc = rc ? rc : sy_mock_put(out, r->model.ptr, r->model.len);
     return rc ? rc : SY_MOCK_LIT(out, "\"");
 }
 
