@@ -262,45 +262,6 @@ static int tool_result_block(json_object *m, size_t mi, json_object *blocks, sy_
     return rc;
 }
 
-/* Appends a turn, merging it into the previous one when the role repeats. */
-static int add_turn(json_object *turns, const char *role, json_object *blocks)
-{
-    size_t n = json_object_array_length(turns);
-    if (json_object_array_length(blocks) == 0) {
-        json_object_put(blocks);
-        return 0;
-    }
-    if (n > 0) {
-        json_object *last = json_object_array_get_idx(turns, n - 1);
-        if (strcmp(sy_provider__str(last, "role", NULL), role) == 0) {
-            json_object *lb = json_object_object_get(last, "content");
-            size_t nb = json_object_array_length(blocks);
-            for (size_t i = 0; i < nb; i++) {
-                json_object *b = json_object_get(json_object_array_get_idx(blocks, i));
-                if (json_object_array_add(lb, b) != 0) {
-                    json_object_put(b);
-                    json_object_put(blocks);
-                    return SY_ENOMEM;
-                }
-            }
-            json_object_put(blocks);
-            return 0;
-        }
-    }
-    json_object *t = json_object_new_object();
-    if (t == NULL || json_object_array_add(turns, t) != 0) {
-        json_object_put(t);
-        json_object_put(blocks);
-        return SY_ENOMEM;
-    }
-    int rc = sy_provider__add(t, "role", json_object_new_string(role));
-    if (rc < 0) {
-        json_object_put(blocks);
-        return rc;
-    }
-    return sy_provider__add(t, "content", blocks);
-}
-
 /* A final assistant turn is a prefill; Anthropic rejects trailing whitespace in it. */
 static void strip_prefill(json_object *turns)
 {
@@ -373,7 +334,7 @@ static int convert_messages(json_object *msgs, json_object *body, sy_provider_er
             json_object_put(blocks);
             break;
         }
-        rc = add_turn(turns, turn_role, blocks);
+        rc = sy_provider__add_turn(turns, turn_role, "content", blocks);
     }
     if (rc == 0 && json_object_array_length(turns) == 0)
         rc = sy_provider__bad(e, "messages", NULL,
@@ -627,8 +588,7 @@ static int convert_params(const sy_provider_target_t *t, json_object *req, json_
         }
     }
 
-    json_object *lp = json_object_object_get(req, "logprobs");
-    if (lp != NULL && json_object_is_type(lp, json_type_boolean) && json_object_get_boolean(lp))
+    if (sy_provider__true(req, "logprobs"))
         return sy_provider__bad(e, "logprobs", "unsupported_parameter",
                                 "logprobs are not supported by Anthropic models");
 
@@ -644,15 +604,12 @@ static int convert_params(const sy_provider_target_t *t, json_object *req, json_
             return rc;
     }
 
-    json_object *st = json_object_object_get(req, "stream");
-    if (st != NULL && json_object_is_type(st, json_type_boolean) && json_object_get_boolean(st)) {
+    if (sy_provider__true(req, "stream")) {
         out->stream = true;
         if ((rc = sy_provider__add(body, "stream", json_object_new_boolean(1))) < 0)
             return rc;
-        json_object *so = json_object_object_get(req, "stream_options");
-        json_object *iu = json_object_object_get(so, "include_usage");
         out->include_usage =
-            iu != NULL && json_object_is_type(iu, json_type_boolean) && json_object_get_boolean(iu);
+            sy_provider__true(json_object_object_get(req, "stream_options"), "include_usage");
     }
     return 0;
 }
@@ -1139,11 +1096,7 @@ static int stream_end(sy_provider_stream_t *s, sy_buf_t *out)
         return 0;
     if (s->finished)
         return sy_provider__stream_close(s, out); /* message_stop lost, content complete */
-    sy_provider_error_t e;
-    sy_provider_error_set(&e, 502, "server_error", "upstream_stream_truncated", NULL,
-                          SY_CAUSE_PROVIDER, "the Anthropic stream ended before message_stop");
-    e.retryable = true;
-    return sy_provider_stream_fail(s, &e, out);
+    return sy_provider__stream_truncated(s, out, "the Anthropic stream ended before message_stop");
 }
 
 const sy_provider_ops_t sy_provider_anthropic = {

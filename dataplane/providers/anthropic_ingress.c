@@ -15,36 +15,6 @@ static int add_str(json_object *o, const char *key, const char *s, size_t len)
     return sy_provider__add(o, key, json_object_new_string_len(s, (int)len));
 }
 
-/* Text of a string or an array of text blocks (other blocks refused). */
-static int blocks_text(json_object *content, sy_buf_t *b, bool *ok)
-{
-    *ok = true;
-    if (content == NULL || json_object_is_type(content, json_type_null))
-        return 0;
-    if (json_object_is_type(content, json_type_string))
-        return sy_buf_append(b, json_object_get_string(content),
-                             (size_t)json_object_get_string_len(content));
-    if (!json_object_is_type(content, json_type_array)) {
-        *ok = false;
-        return 0;
-    }
-    size_t n = json_object_array_length(content);
-    for (size_t i = 0; i < n; i++) {
-        json_object *blk = json_object_array_get_idx(content, i);
-        const char *type = sy_provider__str(blk, "type", NULL);
-        size_t tl;
-        const char *t = sy_provider__str(blk, "text", &tl);
-        if (type == NULL || strcmp(type, "text") != 0 || t == NULL) {
-            *ok = false;
-            return 0;
-        }
-        int rc = sy_buf_append(b, t, tl);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
 static json_object *image_part(json_object *blk, size_t mi, sy_provider_error_t *e, int *rc)
 {
     json_object *src = json_object_object_get(blk, "source");
@@ -164,7 +134,7 @@ static int user_turn(json_object *m, size_t mi, json_object *msgs, sy_provider_e
                 goto fail;
             }
             sy_buf_init(&text);
-            rc = blocks_text(json_object_object_get(blk, "content"), &text, &ok);
+            rc = sy_provider__blocks_text(json_object_object_get(blk, "content"), &text, &ok);
             if (rc == 0 && !ok)
                 rc = sy_provider__bad(e, "messages", "unsupported_parameter",
                                       "messages[%zu].content[%zu]: only text tool results can be "
@@ -363,7 +333,7 @@ static int convert(json_object *req, json_object *out, sy_provider_error_t *e)
         sy_buf_t text;
         bool ok;
         sy_buf_init(&text);
-        rc = blocks_text(sys, &text, &ok);
+        rc = sy_provider__blocks_text(sys, &text, &ok);
         if (rc == 0 && !ok)
             rc = sy_provider__bad(e, "system", NULL,
                                   "system must be a string or an array of text blocks");

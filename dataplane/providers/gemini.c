@@ -284,44 +284,6 @@ static int function_response(json_object *msgs, size_t mi, json_object *parts,
     return sy_provider__add(fr, "response", resp);
 }
 
-static int add_content(json_object *contents, const char *role, json_object *parts)
-{
-    size_t n = json_object_array_length(contents);
-    if (json_object_array_length(parts) == 0) {
-        json_object_put(parts);
-        return 0;
-    }
-    if (n > 0) {
-        json_object *last = json_object_array_get_idx(contents, n - 1);
-        if (strcmp(sy_provider__str(last, "role", NULL), role) == 0) {
-            json_object *lp = json_object_object_get(last, "parts");
-            size_t np = json_object_array_length(parts);
-            for (size_t i = 0; i < np; i++) {
-                json_object *p = json_object_get(json_object_array_get_idx(parts, i));
-                if (json_object_array_add(lp, p) != 0) {
-                    json_object_put(p);
-                    json_object_put(parts);
-                    return SY_ENOMEM;
-                }
-            }
-            json_object_put(parts);
-            return 0;
-        }
-    }
-    json_object *c = json_object_new_object();
-    if (c == NULL || json_object_array_add(contents, c) != 0) {
-        json_object_put(c);
-        json_object_put(parts);
-        return SY_ENOMEM;
-    }
-    int rc = sy_provider__add(c, "role", json_object_new_string(role));
-    if (rc < 0) {
-        json_object_put(parts);
-        return rc;
-    }
-    return sy_provider__add(c, "parts", parts);
-}
-
 static int convert_messages(json_object *msgs, json_object *body, sy_provider_error_t *e)
 {
     int rc = 0;
@@ -370,7 +332,7 @@ static int convert_messages(json_object *msgs, json_object *body, sy_provider_er
             json_object_put(parts);
             break;
         }
-        rc = add_content(contents, crole, parts);
+        rc = sy_provider__add_turn(contents, crole, "parts", parts);
     }
     if (rc == 0 && json_object_array_length(contents) == 0)
         rc = sy_provider__bad(e, "messages", NULL,
@@ -642,19 +604,15 @@ static int convert_params(json_object *req, json_object *body, sy_provider_reque
             goto fail;
         }
     }
-    json_object *lp = json_object_object_get(req, "logprobs");
-    if (lp != NULL && json_object_is_type(lp, json_type_boolean) && json_object_get_boolean(lp)) {
+    if (sy_provider__true(req, "logprobs")) {
         rc = sy_provider__bad(e, "logprobs", "unsupported_parameter",
                               "logprobs are not supported for Gemini models by this gateway");
         goto fail;
     }
-    json_object *st = json_object_object_get(req, "stream");
-    if (st != NULL && json_object_is_type(st, json_type_boolean) && json_object_get_boolean(st)) {
+    if (sy_provider__true(req, "stream")) {
         out->stream = true;
-        json_object *iu =
-            json_object_object_get(json_object_object_get(req, "stream_options"), "include_usage");
         out->include_usage =
-            iu != NULL && json_object_is_type(iu, json_type_boolean) && json_object_get_boolean(iu);
+            sy_provider__true(json_object_object_get(req, "stream_options"), "include_usage");
     }
     if (json_object_object_length(gc) == 0) {
         json_object_put(gc);
@@ -1289,12 +1247,8 @@ static int stream_end(sy_provider_stream_t *s, sy_buf_t *out)
     if (s->finished)
         return sy_provider__stream_close(s, out);
     /* No finishReason before EOF: the answer was cut, never report success. */
-    sy_provider_error_t e;
-    sy_provider_error_set(&e, 502, "server_error", "upstream_stream_truncated", NULL,
-                          SY_CAUSE_PROVIDER,
-                          "the Gemini stream ended without a finishReason (truncated answer)");
-    e.retryable = true;
-    return sy_provider_stream_fail(s, &e, out);
+    return sy_provider__stream_truncated(
+        s, out, "the Gemini stream ended without a finishReason (truncated answer)");
 }
 
 const sy_provider_ops_t sy_provider_gemini = {

@@ -73,13 +73,9 @@ static int build_request(const sy_provider_target_t *t, json_object *req,
         return rc;
     sy_provider_request_t r;
     sy_provider_request_init(&r);
-    json_object *st = json_object_object_get(req, "stream");
-    r.stream =
-        st != NULL && json_object_is_type(st, json_type_boolean) && json_object_get_boolean(st);
+    r.stream = sy_provider__true(req, "stream");
     json_object *so = json_object_object_get(req, "stream_options");
-    json_object *iu = json_object_object_get(so, "include_usage");
-    r.include_usage = r.stream && iu != NULL && json_object_is_type(iu, json_type_boolean) &&
-                      json_object_get_boolean(iu);
+    r.include_usage = r.stream && sy_provider__true(so, "include_usage");
 
     /* A shallow copy: members are shared by reference, the request is untouched. */
     json_object *body = json_object_new_object();
@@ -401,11 +397,8 @@ static int stream_end(sy_provider_stream_t *s, sy_buf_t *out)
         s->done = true;
         return sy_buf_append_str(out, "data: [DONE]\n\n");
     }
-    sy_provider_error_t e;
-    sy_provider_error_set(&e, 502, "server_error", "upstream_stream_truncated", NULL,
-                          SY_CAUSE_PROVIDER, "the upstream stream ended before a finish_reason");
-    e.retryable = true;
-    return sy_provider_stream_fail(s, &e, out);
+    return sy_provider__stream_truncated(s, out,
+                                         "the upstream stream ended before a finish_reason");
 }
 
 const sy_provider_ops_t sy_provider_openai = {

@@ -263,6 +263,12 @@ int sy_provider__append_json(sy_buf_t *b, json_object *o)
     return sy_buf_append(b, s, len);
 }
 
+bool sy_provider__true(json_object *o, const char *key)
+{
+    json_object *v = o != NULL ? json_object_object_get(o, key) : NULL;
+    return v != NULL && json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
 int sy_provider__add(json_object *o, const char *key, json_object *value)
 {
     if (value == NULL)
@@ -274,7 +280,8 @@ int sy_provider__add(json_object *o, const char *key, json_object *value)
     return 0;
 }
 
-int sy_provider__text_content(json_object *content, sy_buf_t *b, bool *ok)
+/* The body of text_content and blocks_text: the part types they take differ. */
+static int text_parts(json_object *content, bool refusals, sy_buf_t *b, bool *ok)
 {
     *ok = true;
     if (content == NULL || json_object_is_type(content, json_type_null))
@@ -292,11 +299,12 @@ int sy_provider__text_content(json_object *content, sy_buf_t *b, bool *ok)
         size_t len;
         const char *type = sy_provider__str(part, "type", NULL);
         const char *text = sy_provider__str(part, "text", &len);
-        if (type == NULL || (strcmp(type, "text") != 0 && strcmp(type, "refusal") != 0)) {
+        bool refusal = refusals && type != NULL && strcmp(type, "refusal") == 0;
+        if (type == NULL || (strcmp(type, "text") != 0 && !refusal)) {
             *ok = false;
             return 0;
         }
-        if (text == NULL)
+        if (text == NULL && refusals)
             text = sy_provider__str(part, "refusal", &len);
         if (text == NULL) {
             *ok = false;
@@ -307,6 +315,65 @@ int sy_provider__text_content(json_object *content, sy_buf_t *b, bool *ok)
             return rc;
     }
     return 0;
+}
+
+int sy_provider__text_content(json_object *content, sy_buf_t *b, bool *ok)
+{
+    return text_parts(content, true, b, ok);
+}
+
+int sy_provider__blocks_text(json_object *content, sy_buf_t *b, bool *ok)
+{
+    return text_parts(content, false, b, ok);
+}
+
+int sy_provider__add_turn(json_object *turns, const char *role, const char *member,
+                          json_object *items)
+{
+    size_t n = json_object_array_length(turns);
+    if (json_object_array_length(items) == 0) {
+        json_object_put(items);
+        return 0;
+    }
+    if (n > 0) {
+        json_object *last = json_object_array_get_idx(turns, n - 1);
+        if (strcmp(sy_provider__str(last, "role", NULL), role) == 0) {
+            json_object *to = json_object_object_get(last, member);
+            size_t ni = json_object_array_length(items);
+            for (size_t i = 0; i < ni; i++) {
+                json_object *it = json_object_get(json_object_array_get_idx(items, i));
+                if (json_object_array_add(to, it) != 0) {
+                    json_object_put(it);
+                    json_object_put(items);
+                    return SY_ENOMEM;
+                }
+            }
+            json_object_put(items);
+            return 0;
+        }
+    }
+    json_object *t = json_object_new_object();
+    if (t == NULL || json_object_array_add(turns, t) != 0) {
+        json_object_put(t);
+        json_object_put(items);
+        return SY_ENOMEM;
+    }
+    int rc = sy_provider__add(t, "role", json_object_new_string(role));
+    if (rc < 0) {
+        json_object_put(items);
+        return rc;
+    }
+    return sy_provider__add(t, member, items);
+}
+
+int sy_provider__stream_truncated(sy_provider_stream_t *s, sy_buf_t *out, const char *why)
+{
+    sy_provider_error_t e;
+    sy_provider_error_set(&e, 502, "server_error", "upstream_stream_truncated", NULL,
+                          SY_CAUSE_PROVIDER, "%s", why);
+    /* Nothing wrong with the request: another target may answer in full. */
+    e.retryable = true;
+    return sy_provider_stream_fail(s, &e, out);
 }
 
 int sy_provider__data_url(const char *url, size_t len, sy_str_t *mime, sy_str_t *data)

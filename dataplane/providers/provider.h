@@ -244,12 +244,27 @@ int sy_provider__data_url(const char *url, size_t len, sy_str_t *mime, sy_str_t 
 /* json-c conveniences that never fail on type mismatches. */
 const char *sy_provider__str(json_object *o, const char *key, size_t *len);
 bool sy_provider__u64(json_object *o, const char *key, uint64_t *out);
+/* True when member key of o (may be NULL) is the JSON boolean true. */
+bool sy_provider__true(json_object *o, const char *key);
 /* Appends the JSON text of o (plain, no slash escaping). */
 int sy_provider__append_json(sy_buf_t *b, json_object *o);
 /* Adds key=value to o, taking the reference to value. Returns 0 or SY_ENOMEM. */
 int sy_provider__add(json_object *o, const char *key, json_object *value);
-/* Message text of a string or an array of text parts, concatenated into b. */
+/* Message text of a string or an array of text parts, concatenated into b;
+ * *ok false (nothing appended) when content holds anything else. OpenAI
+ * content also takes "refusal" parts; Anthropic content blocks only "text"
+ * blocks. Returns 0 or SY_ENOMEM. */
 int sy_provider__text_content(json_object *content, sy_buf_t *b, bool *ok);
+int sy_provider__blocks_text(json_object *content, sy_buf_t *b, bool *ok);
+/* Appends a turn {role, <member>: items} to turns (taking items), merging
+ * items into the previous turn when the role repeats (Anthropic and Gemini
+ * want alternating roles); an empty items adds nothing. Returns 0 or
+ * SY_ENOMEM. */
+int sy_provider__add_turn(json_object *turns, const char *role, const char *member,
+                          json_object *items);
+/* Fails the stream with a retryable 502 upstream_stream_truncated (why: the
+ * message): the upstream ended before its end-of-answer marker. */
+int sy_provider__stream_truncated(sy_provider_stream_t *s, sy_buf_t *out, const char *why);
 /* Maps an HTTP status to OpenAI's (type, code) and fills e (message from msg). */
 void sy_provider__error_from_status(sy_provider_error_t *e, int status, const char *msg,
                                     size_t msg_len);
