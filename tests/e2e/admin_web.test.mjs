@@ -241,6 +241,42 @@ test('usage: the key\'s requests as table rows and bars; a budget shows its spen
   await page.getByRole('row').filter({ hasText: 'Tenant globex' }).getByText('$40.00').waitFor();
 });
 
+test('providers and models: create through the console; nested field errors land on their field', async () => {
+  await page.getByRole('link', { name: 'Providers' }).click();
+  await page.getByRole('cell', { name: 'mock', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'New provider' }).click();
+  await dialog().getByLabel('Name').fill('local-llm');
+  await dialog().getByLabel('Kind').selectOption('openai-compatible');
+  await dialog().getByLabel('Base URL').fill('ftp://127.0.0.1/v1');
+  await dialog().getByLabel('API key').fill('upstream-secret');
+  await dialog().getByRole('button', { name: 'Create provider' }).click();
+  await (await fieldError('Base URL')).getByText('base_url must start with http:// or https://').waitFor();
+  await dialog().getByLabel('Base URL').fill(`${mock.url}/v1`);
+  await dialog().getByRole('button', { name: 'Create provider' }).click();
+  const prow = page.getByRole('row').filter({ hasText: 'local-llm' });
+  await prow.getByText('stored, sealed').waitFor();
+  assert.ok(!(await page.content()).includes('upstream-secret'));
+
+  await page.getByRole('link', { name: 'Models' }).click();
+  await page.getByRole('button', { name: 'New model' }).click();
+  await dialog().getByLabel('Model id').fill('local-small');
+  await dialog().getByLabel('Provider').selectOption({ label: 'local-llm' });
+  await dialog().getByLabel('Upstream name').fill('qwen-7b');
+  await dialog().getByLabel('Capabilities').fill('chat, tools');
+  await dialog().getByLabel('Price per 1M input tokens (USD)').fill('-1');
+  await dialog().getByLabel('Price per 1M output tokens (USD)').fill('0.6');
+  await dialog().getByRole('button', { name: 'Create model' }).click();
+  await (await fieldError('Price per 1M input tokens (USD)')).getByText('prices[0].input_per_mtok must be a non-negative number').waitFor();
+  await dialog().getByLabel('Price per 1M input tokens (USD)').fill('0.15');
+  await dialog().getByRole('button', { name: 'Create model' }).click();
+  const mrow = page.getByRole('row').filter({ hasText: 'local-small' });
+  await mrow.getByText('$0.15 / $0.60').waitFor();
+  await mrow.getByText('local-llm').waitFor();
+  const m = await must(cp.api, 'GET', '/models/local-small');
+  assert.deepEqual(m.capabilities, ['chat', 'tools']);
+  assert.equal(m.prices[0].input_per_mtok, 0.15);
+});
+
 test('a tenant viewer sees its tenant read-only: no mutation controls anywhere', async () => {
   // The platform admin creates the viewer on the Users page; its token is shown once.
   await page.getByRole('link', { name: 'Users' }).click();
@@ -344,7 +380,7 @@ test('budget windows start at midnight in the tenant\'s time zone (DST, half-hou
 test('no console errors beyond the deliberate 4xx answers, no page errors', () => {
   assert.deepEqual(pageErrors, []);
   // Chromium logs every non-2xx fetch; the deliberate ones are the bad
-  // sign-in (401) and the two validation errors (400). Anything else fails.
+  // sign-in (401) and the validation errors (400). Anything else fails.
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource: the server responded with a status of (400|401)/.test(e));
   assert.deepEqual(unexpected, []);
   assert.ok(existsSync(path.join(ROOT, 'build', 'admin-web.png')));

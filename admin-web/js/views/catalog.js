@@ -67,9 +67,9 @@ export async function modelsView() {
           { name: 'upstream_name', label: 'Upstream name', required: true, help: 'The provider\'s own name for it.' },
           { name: 'context_window', label: 'Context window (tokens)', type: 'number', min: 0 },
           { name: 'capabilities', label: 'Capabilities', list: true, placeholder: 'chat, tools, vision', help: 'chat, embeddings, tools, vision, json_schema' },
-          { name: 'prices[0].input_per_mtok', label: 'Input price (USD per 1M tokens)', type: 'number', min: 0, step: 'any', required: true },
-          { name: 'prices[0].output_per_mtok', label: 'Output price (USD per 1M tokens)', type: 'number', min: 0, step: 'any', required: true },
-          { name: 'prices[0].cached_input_per_mtok', label: 'Cached input price (USD per 1M tokens)', type: 'number', min: 0, step: 'any' },
+          { name: 'prices[0].input_per_mtok', label: 'Price per 1M input tokens (USD)', type: 'number', min: 0, step: 'any', required: true },
+          { name: 'prices[0].output_per_mtok', label: 'Price per 1M output tokens (USD)', type: 'number', min: 0, step: 'any', required: true },
+          { name: 'prices[0].cached_input_per_mtok', label: 'Price per 1M cached input tokens (USD)', type: 'number', min: 0, step: 'any' },
         ], { submitLabel: 'Create model', onSubmit: (v) => api.post('/models', v), wide: true });
         if (saved) { toast(`Model ${saved.id} created.`); refresh(); }
       }, { kind: 'primary' })] : [],
