@@ -187,6 +187,7 @@ document.addEventListener('click', (ev) => {
 window.addEventListener('popstate', render);
 
 setUnauthorizedHandler(() => {
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   session.clear();
   ctx.me = null;
   showSignIn('Your session ended: the token is no longer valid. Sign in again.');

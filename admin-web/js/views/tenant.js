@@ -135,7 +135,7 @@ function keyFields(teams, k = {}) {
     { name: 'name', label: 'Name', required: true, value: k.name, help: 'What uses this key, e.g. "checkout-service".' },
     { name: 'team_id', label: 'Team', type: 'select', empty: 'null', value: k.team_id ?? '',
       options: [['', 'No team'], ...teams.map((t) => [t.id, t.name])] },
-    { name: 'expires_at', label: 'Expires on (UTC)', type: 'date', empty: 'zero', value: dateInput(k.expires_at), help: 'Empty = never.' },
+    { name: 'expires_at', label: 'Expires on (UTC)', type: 'date', empty: 'zero', value: dateInput(k.expires_at), help: 'The key stops working at 00:00 UTC that day. Empty = never.' },
     { name: 'allowed_models', label: 'Allowed models', list: true, empty: 'empty', value: (k.allowed_models || []).join(', '),
       placeholder: 'gpt-4o, auto', help: 'Model ids or route aliases, comma separated. Empty = all.' },
     { name: 'rpm', label: 'Requests per minute', type: 'number', min: 0, step: 1, value: k.rpm ?? 0, empty: 'zero', help: '0 = unlimited' },
