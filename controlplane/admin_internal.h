@@ -82,6 +82,8 @@ typedef enum ftype {
 #define F_IDC 32u /* letters, digits and - _ . : only (names clients send) */
 #define F_TZ 64u  /* an IANA time zone known to the system */
 
+/* A body field of a resource. The field, resource and route tables are
+ * static constants: every pointer in them is borrowed and lives forever. */
 typedef struct field {
     const char *name;         /* JSON member and column name */
     ftype_t type;             /* accepted JSON type */
@@ -108,6 +110,8 @@ typedef struct resource {
     size_t nfields;        /* entries in fields */
 } resource_t;
 
+/* A column value beside the body's fields (hashes, sealed credentials);
+ * its pointers are borrowed for the call that writes it. */
 typedef struct extra {
     const char *col;  /* column */
     const void *blob; /* BLOB value when non-NULL */

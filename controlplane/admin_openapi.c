@@ -214,16 +214,9 @@ static json_object *response(const char *desc, const char *schema)
     return r;
 }
 
-static json_object *operation(const route_t *rt)
+/* The operation's path and query parameters. */
+static json_object *parameters(const route_t *rt)
 {
-    json_object *op = json_object_new_object();
-    json_object_object_add(op, "operationId", jstr(rt->op));
-    json_object_object_add(op, "summary", jstr(rt->summary));
-    json_object *tags = json_object_new_array();
-    json_object_array_add(tags, jstr(rt->res && rt->kind != K_OTHER ? rt->res->schema : "Meta"));
-    json_object_object_add(op, "tags", tags);
-    if (rt->flags & A_NONE)
-        json_object_object_add(op, "security", json_object_new_array());
     json_object *params = json_object_new_array();
     for (const char *p = strchr(rt->path, '{'); p; p = strchr(p + 1, '{')) {
         char name[32];
@@ -264,6 +257,20 @@ static json_object *operation(const route_t *rt)
             json_object_array_add(params,
                                   param(q[i], "query", false, i ? "string" : "integer", NULL));
     }
+    return params;
+}
+
+static json_object *operation(const route_t *rt)
+{
+    json_object *op = json_object_new_object();
+    json_object_object_add(op, "operationId", jstr(rt->op));
+    json_object_object_add(op, "summary", jstr(rt->summary));
+    json_object *tags = json_object_new_array();
+    json_object_array_add(tags, jstr(rt->res && rt->kind != K_OTHER ? rt->res->schema : "Meta"));
+    json_object_object_add(op, "tags", tags);
+    if (rt->flags & A_NONE)
+        json_object_object_add(op, "security", json_object_new_array());
+    json_object *params = parameters(rt);
     if (json_object_array_length(params) > 0)
         json_object_object_add(op, "parameters", params);
     else

@@ -199,6 +199,133 @@ static bool valid_time_zone(const char *tz)
 }
 
 /* Checks one value against f; the error names path (the field's full name). */
+/* T_STR: 1..max characters, no NUL, and the F_IDC / F_TZ character rules. */
+static int check_str(rq_t *r, const field_t *f, json_object *v, const char *path)
+{
+    if (!json_object_is_type(v, json_type_string)) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be a string", path);
+        return -1;
+    }
+    size_t len = (size_t)json_object_get_string_len(v);
+    size_t max = f->max > 0 ? (size_t)f->max : SY_ADMIN_MAX_STR;
+    bool may_be_empty = !(f->flags & F_REQ);
+    if ((len == 0 && !may_be_empty) || len > max) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be 1 to %zu characters", path, max);
+        return -1;
+    }
+    const char *str = json_object_get_string(v);
+    if (strlen(str) != len) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must not contain NUL characters", path);
+        return -1;
+    }
+    if ((f->flags & F_IDC) && !sy_admin__valid_id_chars(str, len)) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s may hold letters, digits and - _ . : only",
+                           path);
+        return -1;
+    }
+    if ((f->flags & F_TZ) && !valid_time_zone(str)) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s is not a known IANA time zone", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* T_INT: an integer in [0, max] (max 0: INT64_MAX). */
+static int check_int(rq_t *r, const field_t *f, json_object *v, const char *path)
+{
+    if (!json_object_is_type(v, json_type_int)) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be an integer", path);
+        return -1;
+    }
+    errno = 0;
+    int64_t x = json_object_get_int64(v);
+    if (errno != 0 || x < 0 || (f->max > 0 && (double)x > f->max) ||
+        (json_object_get_uint64(v) > (uint64_t)INT64_MAX)) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be between 0 and %.0f", path,
+                           f->max > 0 ? f->max : (double)INT64_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* T_NUM: a finite number in [0, max] (max 0: up to 1e15). */
+static int check_num(rq_t *r, const field_t *f, json_object *v, const char *path)
+{
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be a number", path);
+        return -1;
+    }
+    double x = json_object_get_double(v);
+    if (!isfinite(x) || x < 0 || (f->max > 0 && x > f->max) || x > 1e15) {
+        if (f->max > 0)
+            SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be between 0 and %g", path,
+                               f->max);
+        else
+            SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be a non-negative number", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* T_ENUM: one of f->enums; the error lists them. */
+static int check_enum(rq_t *r, const field_t *f, json_object *v, const char *path)
+{
+    if (json_object_is_type(v, json_type_string)) {
+        const char *s = json_object_get_string(v);
+        for (const char *const *e = f->enums; *e; e++)
+            if (strcmp(*e, s) == 0)
+                return 0;
+    }
+    char list[256] = "";
+    for (const char *const *e = f->enums; *e; e++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                 e == f->enums ? "" : ", ", *e);
+    SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be one of: %s", path, list);
+    return -1;
+}
+
+/* T_STRARR: up to MAX_ARRAY non-empty strings. */
+static int check_str_array(rq_t *r, json_object *v, const char *path)
+{
+    if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > MAX_ARRAY) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be an array of at most %d strings",
+                           path, MAX_ARRAY);
+        return -1;
+    }
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        json_object *e = json_object_array_get_idx(v, i);
+        if (!json_object_is_type(e, json_type_string) || json_object_get_string_len(e) == 0 ||
+            json_object_get_string_len(e) > SY_ADMIN_MAX_STR) {
+            char p[240];
+            snprintf(p, sizeof(p), "%s[%zu]", path, i);
+            SY_ADMIN_BAD_FIELD(r, p, "invalid_value", "%s must be a non-empty string", p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* T_STRMAP: up to 100 string members (header maps). */
+static int check_str_map(rq_t *r, json_object *v, const char *path)
+{
+    if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) > 100) {
+        SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be an object of at most 100 strings",
+                           path);
+        return -1;
+    }
+    json_object_object_foreach(v, k, e)
+    {
+        if (!json_object_is_type(e, json_type_string) || strlen(k) == 0 || strlen(k) > 200 ||
+            json_object_get_string_len(e) > 8192) {
+            char p[300];
+            snprintf(p, sizeof(p), "%s.%s", path, k);
+            SY_ADMIN_BAD_FIELD(r, p, "invalid_value", "%s must be a string", p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int check_value(rq_t *r, const field_t *f, json_object *v, const char *path)
 {
     if (v == NULL || json_object_is_type(v, json_type_null)) {
@@ -208,124 +335,24 @@ static int check_value(rq_t *r, const field_t *f, json_object *v, const char *pa
         return -1;
     }
     switch (f->type) {
-    case T_STR: {
-        if (!json_object_is_type(v, json_type_string)) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be a string", path);
-            return -1;
-        }
-        size_t len = (size_t)json_object_get_string_len(v);
-        size_t max = f->max > 0 ? (size_t)f->max : SY_ADMIN_MAX_STR;
-        bool may_be_empty = !(f->flags & F_REQ);
-        if ((len == 0 && !may_be_empty) || len > max) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be 1 to %zu characters", path,
-                               max);
-            return -1;
-        }
-        const char *str = json_object_get_string(v);
-        if (strlen(str) != len) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must not contain NUL characters",
-                               path);
-            return -1;
-        }
-        if ((f->flags & F_IDC) && !sy_admin__valid_id_chars(str, len)) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_value",
-                               "%s may hold letters, digits and - _ . : only", path);
-            return -1;
-        }
-        if ((f->flags & F_TZ) && !valid_time_zone(str)) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s is not a known IANA time zone", path);
-            return -1;
-        }
-        return 0;
-    }
-    case T_INT: {
-        if (!json_object_is_type(v, json_type_int)) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be an integer", path);
-            return -1;
-        }
-        errno = 0;
-        int64_t x = json_object_get_int64(v);
-        if (errno != 0 || x < 0 || (f->max > 0 && (double)x > f->max) ||
-            (json_object_get_uint64(v) > (uint64_t)INT64_MAX)) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be between 0 and %.0f", path,
-                               f->max > 0 ? f->max : (double)INT64_MAX);
-            return -1;
-        }
-        return 0;
-    }
-    case T_NUM: {
-        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be a number", path);
-            return -1;
-        }
-        double x = json_object_get_double(v);
-        if (!isfinite(x) || x < 0 || (f->max > 0 && x > f->max) || x > 1e15) {
-            if (f->max > 0)
-                SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be between 0 and %g", path,
-                                   f->max);
-            else
-                SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be a non-negative number",
-                                   path);
-            return -1;
-        }
-        return 0;
-    }
+    case T_STR:
+        return check_str(r, f, v, path);
+    case T_INT:
+        return check_int(r, f, v, path);
+    case T_NUM:
+        return check_num(r, f, v, path);
     case T_BOOL:
         if (!json_object_is_type(v, json_type_boolean)) {
             SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be a boolean", path);
             return -1;
         }
         return 0;
-    case T_ENUM: {
-        if (json_object_is_type(v, json_type_string)) {
-            const char *s = json_object_get_string(v);
-            for (const char *const *e = f->enums; *e; e++)
-                if (strcmp(*e, s) == 0)
-                    return 0;
-        }
-        char list[256] = "";
-        for (const char *const *e = f->enums; *e; e++)
-            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-                     e == f->enums ? "" : ", ", *e);
-        SY_ADMIN_BAD_FIELD(r, path, "invalid_value", "%s must be one of: %s", path, list);
-        return -1;
-    }
-    case T_STRARR: {
-        if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > MAX_ARRAY) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be an array of at most %d strings",
-                               path, MAX_ARRAY);
-            return -1;
-        }
-        for (size_t i = 0; i < json_object_array_length(v); i++) {
-            json_object *e = json_object_array_get_idx(v, i);
-            if (!json_object_is_type(e, json_type_string) || json_object_get_string_len(e) == 0 ||
-                json_object_get_string_len(e) > SY_ADMIN_MAX_STR) {
-                char p[240];
-                snprintf(p, sizeof(p), "%s[%zu]", path, i);
-                SY_ADMIN_BAD_FIELD(r, p, "invalid_value", "%s must be a non-empty string", p);
-                return -1;
-            }
-        }
-        return 0;
-    }
-    case T_STRMAP: {
-        if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) > 100) {
-            SY_ADMIN_BAD_FIELD(r, path, "invalid_type",
-                               "%s must be an object of at most 100 strings", path);
-            return -1;
-        }
-        json_object_object_foreach(v, k, e)
-        {
-            if (!json_object_is_type(e, json_type_string) || strlen(k) == 0 || strlen(k) > 200 ||
-                json_object_get_string_len(e) > 8192) {
-                char p[300];
-                snprintf(p, sizeof(p), "%s.%s", path, k);
-                SY_ADMIN_BAD_FIELD(r, p, "invalid_value", "%s must be a string", p);
-                return -1;
-            }
-        }
-        return 0;
-    }
+    case T_ENUM:
+        return check_enum(r, f, v, path);
+    case T_STRARR:
+        return check_str_array(r, v, path);
+    case T_STRMAP:
+        return check_str_map(r, v, path);
     case T_ARRAY:
         if (!json_object_is_type(v, json_type_array)) {
             SY_ADMIN_BAD_FIELD(r, path, "invalid_type", "%s must be an array", path);

@@ -8,12 +8,11 @@
 #define MAX_RULES 64   /* rules per route */
 #define MAX_TARGETS 64 /* targets per rule */
 
-/* Validates and writes body.rules for route id (replacing old rules). */
-static int write_rules(rq_t *r, json_object *body, const char *id)
+/* Checks rules (an array, as validate_obj left it): counts, each rule and
+ * target against its fields, and that every model and provider named
+ * exists. 0, or -1 after answering 400 naming the offending path. */
+static int check_rules(rq_t *r, json_object *rules)
 {
-    json_object *rules = json_object_object_get(body, "rules");
-    if (rules == NULL)
-        return 0;
     size_t n = json_object_array_length(rules);
     if (n == 0 || n > MAX_RULES) {
         SY_ADMIN_BAD_FIELD(r, "rules", "invalid_value", "rules must hold 1 to %d rules", MAX_RULES);
@@ -52,8 +51,19 @@ static int write_rules(rq_t *r, json_object *body, const char *id)
             }
         }
     }
-    if (sy_admin__exec_id(r, "DELETE FROM route_rules WHERE route_id = ?", id) != 0)
+    return 0;
+}
+
+/* Validates and writes body.rules for route id (replacing old rules). */
+static int write_rules(rq_t *r, json_object *body, const char *id)
+{
+    json_object *rules = json_object_object_get(body, "rules");
+    if (rules == NULL)
+        return 0;
+    if (check_rules(r, rules) != 0 ||
+        sy_admin__exec_id(r, "DELETE FROM route_rules WHERE route_id = ?", id) != 0)
         return -1;
+    size_t n = json_object_array_length(rules);
     sqlite3_stmt *rs = NULL, *ts = NULL;
     if (sy_admin__prepare(
             r,
