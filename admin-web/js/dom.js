@@ -12,6 +12,7 @@ function setProps(el, props) {
     else if (k === 'value') value = v;
     else if (k === 'checked') el.checked = true;
     else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'style') Object.assign(el.style, v); // CSSOM: allowed by the CSP, unlike a style attribute
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }

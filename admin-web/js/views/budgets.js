@@ -111,5 +111,5 @@ function spentCell(b) {
   return h('div', { class: 'spend' },
     h('div', { class: 'small' }, `${fmtUsd(b.spent)} (${Math.round(frac * 100)}%)`),
     h('div', { class: `meter meter-${kind}`, role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.min(100, Math.round(frac * 100)), 'aria-label': 'Share of the budget spent' },
-      h('div', { class: 'meter-fill', style: `width:${Math.min(100, frac * 100).toFixed(1)}%` })));
+      h('div', { class: 'meter-fill', style: { width: `${Math.min(100, frac * 100).toFixed(1)}%` } })));
 }
