@@ -72,6 +72,7 @@ struct sy_mock_server {
     uv_loop_t *loop;            /* borrowed */
     uv_tcp_t listener;          /* embedded */
     sy_mock_server_opts_t opts; /* strings borrowed */
+    size_t name_len;            /* strlen(opts.name) */
     llhttp_settings_t settings; /* shared by every parser */
     sy_json_parser_t *json;     /* owned; one strict parser for the loop */
     sy_mock_stats_t stats;      /* counters */
@@ -283,51 +284,51 @@ static bool drained(const conn_t *c)
 
 /* ---- response heads -------------------------------------------------------------- */
 
-static const char *reason(int status)
+static sy_str_t reason(int status)
 {
     switch (status) {
     case 100:
-        return "Continue";
+        return SY_STR("Continue");
     case 200:
-        return "OK";
+        return SY_STR("OK");
     case 400:
-        return "Bad Request";
+        return SY_STR("Bad Request");
     case 401:
-        return "Unauthorized";
+        return SY_STR("Unauthorized");
     case 402:
-        return "Payment Required";
+        return SY_STR("Payment Required");
     case 403:
-        return "Forbidden";
+        return SY_STR("Forbidden");
     case 404:
-        return "Not Found";
+        return SY_STR("Not Found");
     case 405:
-        return "Method Not Allowed";
+        return SY_STR("Method Not Allowed");
     case 408:
-        return "Request Timeout";
+        return SY_STR("Request Timeout");
     case 409:
-        return "Conflict";
+        return SY_STR("Conflict");
     case 413:
-        return "Payload Too Large";
+        return SY_STR("Payload Too Large");
     case 414:
-        return "URI Too Long";
+        return SY_STR("URI Too Long");
     case 422:
-        return "Unprocessable Entity";
+        return SY_STR("Unprocessable Entity");
     case 429:
-        return "Too Many Requests";
+        return SY_STR("Too Many Requests");
     case 431:
-        return "Request Header Fields Too Large";
+        return SY_STR("Request Header Fields Too Large");
     case 500:
-        return "Internal Server Error";
+        return SY_STR("Internal Server Error");
     case 502:
-        return "Bad Gateway";
+        return SY_STR("Bad Gateway");
     case 503:
-        return "Service Unavailable";
+        return SY_STR("Service Unavailable");
     case 504:
-        return "Gateway Timeout";
+        return SY_STR("Gateway Timeout");
     case 529:
-        return "Site Overloaded";
+        return SY_STR("Site Overloaded");
     default:
-        return "Error";
+        return SY_STR("Error");
     }
 }
 
@@ -341,7 +342,7 @@ static void rfc3339(int64_t secs, char *out, size_t size)
 }
 
 /* Builds the head into c->head. content_length < 0 means chunked. */
-static int build_head(conn_t *c, int status, const char *ctype, int64_t content_length)
+static int build_head(conn_t *c, int status, sy_str_t ctype, int64_t content_length)
 {
     sy_buf_t *h = &c->head;
     sy_mock_server_t *srv = c->srv;
@@ -349,10 +350,11 @@ static int build_head(conn_t *c, int status, const char *ctype, int64_t content_
     /* The hot path: plain appends, no printf. */
     int rc = SY_MOCK_LIT(h, "HTTP/1.1 ");
     rc = rc ? rc : sy_mock_put_i64(h, status);
-    rc = rc ? rc : sy_buf_append(h, " ", 1);
-    rc = rc ? rc : sy_buf_append_str(h, reason(status));
+    sy_str_t why = reason(status);
+    rc = rc ? rc : SY_MOCK_LIT(h, " ");
+    rc = rc ? rc : sy_mock_put(h, why.ptr, why.len);
     rc = rc ? rc : SY_MOCK_LIT(h, "\r\nContent-Type: ");
-    rc = rc ? rc : sy_buf_append_str(h, ctype);
+    rc = rc ? rc : sy_mock_put(h, ctype.ptr, ctype.len);
     if (rc == 0 && content_length >= 0) {
         rc = SY_MOCK_LIT(h, "\r\nContent-Length: ");
         rc = rc ? rc : sy_mock_put_i64(h, content_length);
@@ -360,7 +362,7 @@ static int build_head(conn_t *c, int status, const char *ctype, int64_t content_
         rc = SY_MOCK_LIT(h, "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache");
     }
     rc = rc ? rc : SY_MOCK_LIT(h, "\r\nx-mock-name: ");
-    rc = rc ? rc : sy_buf_append_str(h, srv->opts.name);
+    rc = rc ? rc : sy_mock_put(h, srv->opts.name, srv->name_len);
     rc = rc ? rc : SY_MOCK_LIT(h, "\r\n");
 
     sy_mock_provider_t prov = c->req.prov;
@@ -427,7 +429,7 @@ static void respond(conn_t *c, int status)
     c->status = status;
     if (status >= 400 && c->counted)
         c->srv->stats.ep[c->ep].errors++;
-    if (build_head(c, status, "application/json", (int64_t)c->out.len) != 0) {
+    if (build_head(c, status, SY_STR("application/json"), (int64_t)c->out.len) != 0) {
         close_conn(c, false);
         return;
     }
@@ -468,16 +470,20 @@ static bool has_header(const conn_t *c, known_header_t k)
     return c->known[k] >= 0;
 }
 
-/* Fills c->known (the first occurrence of each known header wins). */
+/* Fills c->known (the first occurrence of each known header wins). Names
+ * are told apart by length first: few share one. */
 static void index_headers(conn_t *c)
 {
     for (int k = 0; k < H_COUNT; k++)
         c->known[k] = -1;
     for (size_t i = 0; i < c->nhdr; i++) {
-        sy_str_t name = {c->hbuf.data + c->hdr[i].name_off, c->hdr[i].name_len};
+        const char *name = c->hbuf.data + c->hdr[i].name_off;
+        size_t len = c->hdr[i].name_len;
+        if (len < 6 || len > 20)
+            continue;
         for (int k = 0; k < H_COUNT; k++) {
-            if (c->known[k] < 0 && name.len == known_names[k].len &&
-                memcmp(name.ptr, known_names[k].ptr, name.len) == 0) {
+            if (known_names[k].len == len && c->known[k] < 0 &&
+                memcmp(name, known_names[k].ptr, len) == 0) {
                 c->known[k] = (int16_t)i;
                 break;
             }
@@ -771,7 +777,7 @@ static void start_response(conn_t *c)
     }
     if (c->stream) {
         c->status = 200;
-        if (build_head(c, 200, "text/event-stream; charset=utf-8", -1) != 0) {
+        if (build_head(c, 200, SY_STR("text/event-stream; charset=utf-8"), -1) != 0) {
             close_conn(c, false);
             return;
         }
@@ -798,7 +804,7 @@ static void start_response(conn_t *c)
     if (f->malformed)
         c->out.len /= 2; /* truncated JSON */
     c->status = 200;
-    if (build_head(c, 200, "application/json", (int64_t)c->out.len) != 0) {
+    if (build_head(c, 200, SY_STR("application/json"), (int64_t)c->out.len) != 0) {
         close_conn(c, false);
         return;
     }
@@ -1104,7 +1110,7 @@ static void dispatch(conn_t *c)
                              : r->prov == SY_MOCK_GEMINI  ? "resp-"
                                                           : "chatcmpl-";
         /* prefix + name (<= 48) + '-' + decimal seq: fits in r->id. */
-        size_t plen = strlen(prefix), nlen = strlen(srv->opts.name);
+        size_t plen = strlen(prefix), nlen = srv->name_len;
         char digits[24];
         size_t dn = 0;
         uint64_t v = srv->seq;
@@ -1204,14 +1210,16 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         c->hdr_in_value = false;
     }
     header_t *h = &c->hdr[c->nhdr - 1];
-    size_t off = c->hbuf.len;
-    if (sy_buf_append(&c->hbuf, at, len))
+    if (sy_buf_reserve(&c->hbuf, len) != 0)
         return -1;
+    /* Copied lowercased (names are ASCII tokens; other bytes kept). */
+    char *dst = c->hbuf.data + c->hbuf.len;
     for (size_t i = 0; i < len; i++) {
-        char ch = c->hbuf.data[off + i];
-        if (ch >= 'A' && ch <= 'Z')
-            c->hbuf.data[off + i] = (char)(ch + 32);
+        unsigned char ch = (unsigned char)at[i];
+        dst[i] = (char)(ch | (unsigned char)(((unsigned)(ch - 'A') < 26u) << 5));
     }
+    c->hbuf.len += len;
+    c->hbuf.data[c->hbuf.len] = '\0';
     h->name_len += (uint32_t)len;
     return 0;
 }
@@ -1231,7 +1239,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         h->value_off = (uint32_t)c->hbuf.len;
         h->value_len = 0;
     }
-    if (sy_buf_append(&c->hbuf, at, len))
+    if (sy_mock_put(&c->hbuf, at, len))
         return -1;
     h->value_len += (uint32_t)len;
     return 0;
@@ -1397,6 +1405,7 @@ int sy_mock_server_start(uv_loop_t *loop, const sy_mock_server_opts_t *opts, sy_
         return SY_ENOMEM;
     srv->loop = loop;
     srv->opts = *opts;
+    srv->name_len = strlen(opts->name);
     srv->json = sy_json_parser_new();
     if (srv->json == NULL) {
         free(srv);

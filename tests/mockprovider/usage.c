@@ -476,13 +476,26 @@ int sy_mock_model_json(const sy_mock_req_t *r, sy_buf_t *out)
 
 int sy_mock_put_i64(sy_buf_t *out, int64_t v)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char tmp[24];
     size_t n = 0;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    /* Two digits per division. */
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        tmp[sizeof(tmp) - 1 - n++] = pairs[d + 1];
+        tmp[sizeof(tmp) - 1 - n++] = pairs[d];
+    }
+    if (u >= 10) {
+        tmp[sizeof(tmp) - 1 - n++] = pairs[u * 2 + 1];
+        tmp[sizeof(tmp) - 1 - n++] = pairs[u * 2];
+    } else {
+        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + u);
+    }
     if (v < 0)
         tmp[sizeof(tmp) - 1 - n++] = '-';
     return sy_mock_put(out, tmp + sizeof(tmp) - n, n);
