@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "jscan.h"
 #include "log.h"
 #include "dataplane/control_link.h"
 #include "dataplane/routing.h"
@@ -762,10 +763,232 @@ static void models_list(sy_req_t *r, sy_str_t only)
     sy_server_respond(r, 200, NULL, b->data, b->len, NULL);
 }
 
+/* What the proxy reads from an OpenAI-format request body, taken in one
+ * validating pass of the non-allocating scanner (common/jscan.h) instead of
+ * a json-c tree, which costs some twenty allocations and ~100 instructions
+ * a byte. Views point into the body. */
+typedef struct body_scan {
+    sy_str_t model;      /* the "model" string's bytes (it has no escapes) */
+    sy_str_t model_raw;  /* its raw value, quotes included */
+    bool stream;         /* "stream": true */
+    bool client_usage;   /* stream_options.include_usage: true */
+    sy_str_t so_raw;     /* raw "stream_options" value; empty when absent */
+    sy_str_t iu_raw;     /* raw include_usage value in stream_options; empty when absent */
+    bool so_empty;       /* stream_options is an object without members */
+    sy_str_t max_tokens; /* raw values routing reads (empty when absent) */
+    sy_str_t max_completion_tokens;
+    sy_str_t metadata;
+    size_t close_at; /* offset of the top-level object's closing brace */
+} body_scan_t;
+
+static int prepare_tree(sy_req_t *r, json_object *root);
+
+static bool raw_key_plain(sy_str_t k)
+{
+    return memchr(k.ptr, '\\', k.len) == NULL;
+}
+
+/* Records v as the member's value; false for a second occurrence (json-c
+ * keeps the last one, and splicing would have to agree on which). */
+static bool take_once(sy_str_t *slot, sy_str_t v)
+{
+    if (slot->ptr != NULL)
+        return false;
+    *slot = v;
+    return true;
+}
+
+/* Scans body. Returns false whenever anything is unusual (invalid JSON, not
+ * an object, escaped or duplicate keys that matter, a model that is not a
+ * plain non-empty string, a stream that is not a boolean or null): the
+ * request then takes the json-c path, which reports every error as before. */
+static bool scan_body(const char *body, size_t len, body_scan_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    sy_jscan_t it;
+    sy_str_t k, v, doc, stream = SY_STR_NULL;
+    if (body == NULL || !sy_jscan_begin_doc(&it, body, len))
+        return false;
+    int rc;
+    while ((rc = sy_jscan_next(&it, &k, &v)) == 1) {
+        if (!raw_key_plain(k))
+            return false;
+        bool ok = true;
+        if (sy_jscan_key_is(k, "model"))
+            ok = take_once(&s->model_raw, v);
+        else if (sy_jscan_key_is(k, "stream"))
+            ok = take_once(&stream, v);
+        else if (sy_jscan_key_is(k, "stream_options"))
+            ok = take_once(&s->so_raw, v);
+        else if (sy_jscan_key_is(k, "max_tokens"))
+            ok = take_once(&s->max_tokens, v);
+        else if (sy_jscan_key_is(k, "max_completion_tokens"))
+            ok = take_once(&s->max_completion_tokens, v);
+        else if (sy_jscan_key_is(k, "metadata"))
+            ok = take_once(&s->metadata, v);
+        if (!ok)
+            return false;
+    }
+    if (rc < 0 || !sy_jscan_end_doc(&it, &doc))
+        return false;
+    s->close_at = (size_t)(doc.ptr - body) + doc.len - 1;
+    /* model: a plain string, not empty. */
+    sy_str_t m = s->model_raw;
+    if (m.len < 3 || m.ptr[0] != '"' || memchr(m.ptr, '\\', m.len) != NULL)
+        return false;
+    s->model = (sy_str_t){m.ptr + 1, m.len - 2};
+    if (stream.ptr != NULL) {
+        if (sy_str_eq_cstr(stream, "true"))
+            s->stream = true;
+        else if (!sy_str_eq_cstr(stream, "false") && !sy_str_eq_cstr(stream, "null"))
+            return false;
+    }
+    if (s->so_raw.len > 0 && s->so_raw.ptr[0] == '{') {
+        sy_jscan_t so;
+        if (!sy_jscan_begin(&so, s->so_raw, true))
+            return false;
+        s->so_empty = true;
+        while ((rc = sy_jscan_next(&so, &k, &v)) == 1) {
+            s->so_empty = false;
+            if (!raw_key_plain(k))
+                return false;
+            if (sy_jscan_key_is(k, "include_usage") && !take_once(&s->iu_raw, v))
+                return false;
+        }
+        if (rc < 0)
+            return false;
+        s->client_usage = sy_str_eq_cstr(s->iu_raw, "true");
+    }
+    return true;
+}
+
+/* Copies body into out with the model value replaced by target (when
+ * rename) and stream_options.include_usage forced to true (when
+ * force_usage): the client's other bytes go upstream untouched. */
+static int splice_body(const char *body, size_t len, const body_scan_t *s, const char *target,
+                       bool rename, bool force_usage, sy_buf_t *out)
+{
+    typedef struct edit {
+        size_t at, drop;  /* offset in body, bytes replaced */
+        const char *text; /* inserted */
+        bool json_target; /* insert target as a JSON string instead of text */
+    } edit_t;
+    edit_t e[2];
+    size_t n = 0;
+    if (rename)
+        e[n++] = (edit_t){(size_t)(s->model_raw.ptr - body), s->model_raw.len, NULL, true};
+    if (force_usage) {
+        if (s->so_raw.ptr == NULL)
+            e[n++] =
+                (edit_t){s->close_at, 0, ",\"stream_options\":{\"include_usage\":true}", false};
+        else if (s->so_raw.ptr[0] != '{')
+            e[n++] = (edit_t){(size_t)(s->so_raw.ptr - body), s->so_raw.len,
+                              "{\"include_usage\":true}", false};
+        else if (s->iu_raw.ptr != NULL)
+            e[n++] = (edit_t){(size_t)(s->iu_raw.ptr - body), s->iu_raw.len, "true", false};
+        else
+            e[n++] =
+                (edit_t){(size_t)(s->so_raw.ptr - body) + 1, 0,
+                         s->so_empty ? "\"include_usage\":true" : "\"include_usage\":true,", false};
+    }
+    if (n == 2 && e[1].at < e[0].at) {
+        edit_t t = e[0];
+        e[0] = e[1];
+        e[1] = t;
+    }
+    int rc = sy_buf_reserve(out, len + strlen(target) + 64);
+    size_t from = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc |= sy_buf_append(out, body + from, e[i].at - from);
+        if (e[i].json_target)
+            rc |= sy_buf_append_json_string(out, target, strlen(target));
+        else
+            rc |= sy_buf_append_str(out, e[i].text);
+        from = e[i].at + e[i].drop;
+    }
+    if (rc == 0)
+        rc = sy_buf_append(out, body + from, len - from);
+    return rc != 0 ? SY_ENOMEM : 0;
+}
+
+/* The members routing reads (max_tokens, max_completion_tokens, metadata)
+ * as a small json-c object, for sy_routing_begin. NULL when the body has
+ * none of them (routing then takes them as absent) or out of memory (*nomem). */
+static json_object *routing_inputs(sy_worker_t *w, const body_scan_t *s, bool *nomem)
+{
+    const struct {
+        const char *key;
+        sy_str_t raw;
+    } m[] = {{"max_tokens", s->max_tokens},
+             {"max_completion_tokens", s->max_completion_tokens},
+             {"metadata", s->metadata}};
+    json_object *o = NULL;
+    *nomem = false;
+    for (size_t i = 0; i < SY_ARRAY_LEN(m); i++) {
+        if (m[i].raw.ptr == NULL)
+            continue;
+        if (o == NULL && (o = json_object_new_object()) == NULL)
+            goto oom;
+        json_object *v = NULL;
+        const char *why;
+        if (sy_json_parse(w->json, m[i].raw.ptr, m[i].raw.len, &v, &why) != 0)
+            continue; /* cannot happen: the scanner validated it */
+        if (json_object_object_add(o, m[i].key, v) != 0) {
+            json_object_put(v);
+            goto oom;
+        }
+    }
+    return o;
+oom:
+    json_object_put(o);
+    *nomem = true;
+    return NULL;
+}
+
 /* Prepares the upstream body: rewrites the model name and forces
  * stream_options.include_usage only when needed, else forwards the client's
- * bytes untouched. */
-static int prepare_body(sy_req_t *r, json_object *root)
+ * bytes untouched. Without a tree (root NULL), r->body holds an OpenAI
+ * request: it is scanned (or scan describes it already) and edited in
+ * place of a re-serialization; only what the scanner leaves to json-c is
+ * parsed. */
+static int prepare_body(sy_req_t *r, json_object *root, const body_scan_t *scan)
+{
+    json_object *own = NULL;
+    if (root == NULL) {
+        sy_worker_t *w = worker_of(r);
+        body_scan_t local;
+        if (scan == NULL && scan_body(r->body.data, r->body.len, &local))
+            scan = &local;
+        if (scan != NULL) {
+            const sy_snapshot_model_t *m = r->model;
+            const char *target = m->pb->upstream_name[0] ? m->pb->upstream_name : m->pb->id;
+            bool rename = !sy_str_eq_cstr(scan->model, target);
+            bool force_usage = r->stream && !r->client_usage;
+            if (rename || force_usage) {
+                sy_buf_reset(&w->scratch);
+                if (splice_body(r->body.data, r->body.len, scan, target, rename, force_usage,
+                                &w->scratch) != 0)
+                    return SY_ENOMEM;
+                sy_buf_t t = r->body; /* the edited copy becomes the body */
+                r->body = w->scratch;
+                w->scratch = t;
+            }
+            r->up_body = r->body.data;
+            r->up_body_len = r->body.len;
+            return 0;
+        }
+        const char *why;
+        if (sy_json_parse(w->json, r->body.data, r->body.len, &own, &why) != 0)
+            return SY_EINVAL;
+        root = own;
+    }
+    int rc = prepare_tree(r, root);
+    json_object_put(own);
+    return rc;
+}
+
+/* prepare_body on a json-c tree. */
+static int prepare_tree(sy_req_t *r, json_object *root)
 {
     const sy_snapshot_model_t *m = r->model;
     const char *target = m->pb->upstream_name[0] ? m->pb->upstream_name : m->pb->id;
@@ -836,28 +1059,60 @@ static int translate_request(sy_req_t *r, json_object *root, const Switchyard__P
     return 0;
 }
 
-static void start_attempt(sy_req_t *r, json_object *root);
+static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *scan);
 
 /* Starts another attempt of r on the target sy_routing_next chose, from
  * the OpenAI-format request kept at the first attempt. */
 static void retry_attempt(sy_req_t *r)
 {
-    sy_worker_t *w = worker_of(r);
     sy_buf_reset(&r->body);
-    json_object *root = NULL;
-    const char *why = NULL;
-    if (sy_buf_append(&r->body, r->rt->canon.data, r->rt->canon.len) != 0 ||
-        sy_json_parse(w->json, r->body.data, r->body.len, &root, &why) != 0) {
+    if (sy_buf_append(&r->body, r->rt->canon.data, r->rt->canon.len) != 0) {
         reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
-    start_attempt(r, root);
-    json_object_put(root);
+    start_attempt(r, NULL, NULL);
 }
 
 void sy_proxy_resume(sy_req_t *r)
 {
     retry_attempt(r);
+}
+
+/* Keeps the OpenAI-format request for a later attempt on another target
+ * or for a parked first one (see relay). Returns false after answering. */
+static bool keep_canon(sy_req_t *r, const char *text, size_t len)
+{
+    sy_buf_reset(&r->rt->canon);
+    if (text == NULL || sy_buf_append(&r->rt->canon, text, len) != 0) {
+        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        return false;
+    }
+    return true;
+}
+
+/* relay for a body the scanner read (no json-c tree). */
+static void relay_scanned(sy_req_t *r, const body_scan_t *scan)
+{
+    bool nomem;
+    json_object *in = routing_inputs(worker_of(r), scan, &nomem);
+    if (nomem) {
+        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        return;
+    }
+    bool admitted = sy_routing_begin(r, scan->model, in);
+    json_object_put(in);
+    if (!admitted)
+        return;
+    if (!r->embeddings) {
+        r->stream = scan->stream;
+        r->client_usage = scan->stream && scan->client_usage;
+    }
+    if (r->rt != NULL && (r->rt->route != NULL || r->rt->parked) &&
+        !keep_canon(r, r->body.data, r->body.len))
+        return;
+    if (r->rt != NULL && r->rt->parked)
+        return; /* sy_proxy_resume starts it once the budget lease is there */
+    start_attempt(r, NULL, scan);
 }
 
 static void relay(sy_req_t *r)
@@ -872,6 +1127,11 @@ static void relay(sy_req_t *r)
     }
     if (r->body.len == 0) {
         reply_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_EMPTY);
+        return;
+    }
+    body_scan_t scan;
+    if (!r->anthropic_ingress && scan_body(r->body.data, r->body.len, &scan)) {
+        relay_scanned(r, &scan);
         return;
     }
     json_object *root = NULL;
@@ -934,25 +1194,23 @@ static void relay(sy_req_t *r)
         /* Keep the OpenAI-format request for a later attempt on another
          * target (the body below becomes that target's), or for the first
          * one when admission waits for a budget lease. */
-        sy_buf_reset(&r->rt->canon);
         size_t clen = 0;
         const char *ctext = r->anthropic_ingress ? sy_json_to_string(root, &clen) : r->body.data;
         if (!r->anthropic_ingress)
             clen = r->body.len;
-        if (ctext == NULL || sy_buf_append(&r->rt->canon, ctext, clen) != 0) {
-            reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        if (!keep_canon(r, ctext, clen))
             return;
-        }
     }
     if (r->rt != NULL && r->rt->parked)
         return; /* sy_proxy_resume starts it once the budget lease is there */
-    start_attempt(r, root);
+    start_attempt(r, root, NULL);
 }
 
 /* Starts the upstream transfer of r for its current target (r->model,
- * r->rt.provider) from the OpenAI-format request root; answers the client
- * when it cannot. root stays the caller's. */
-static void start_attempt(sy_req_t *r, json_object *root)
+ * r->rt.provider) from the OpenAI-format request root, or without a tree
+ * (root NULL) from the OpenAI request in r->body (scan: its reading, or
+ * NULL); answers the client when it cannot. root stays the caller's. */
+static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *scan)
 {
     sy_worker_t *w = worker_of(r);
     const char *endpoint = r->embeddings ? "/embeddings" : "/chat/completions";
@@ -972,13 +1230,27 @@ static void start_attempt(sy_req_t *r, json_object *root)
     sy_provider_request_t preq;
     sy_provider_request_init(&preq);
     if (r->adapter != NULL) {
-        if (translate_request(r, root, prov, &preq) != 0)
+        /* The translators read a tree. */
+        json_object *own = NULL;
+        const char *why;
+        if (root == NULL) {
+            if (sy_json_parse(w->json, r->body.data, r->body.len, &own, &why) != 0) {
+                reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+                return;
+            }
+            root = own;
+        }
+        int trc = translate_request(r, root, prov, &preq);
+        json_object_put(own);
+        if (root == own)
+            root = NULL;
+        if (trc != 0)
             return;
-    } else if (prepare_body(r, root) != 0) {
+    } else if (prepare_body(r, root, scan) != 0) {
         reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
-    if (r->json == root) {
+    if (root != NULL && r->json == root) {
         json_object_put(root);
         r->json = NULL;
     }
