@@ -100,10 +100,10 @@ static int vec_push(sy_snapshot_build_t *b, vec_t *v, void *item)
 
 typedef struct ctx {
     sqlite3 *db;                         /* borrowed */
-    sy_snapshot_build_t *b;              /* the build being filled */
+    sy_snapshot_build_t *b;              /* borrowed; the build being filled */
     const sy_envelope_key_t *master_key; /* borrowed; NULL = no credentials */
     int64_t now;                         /* unix seconds */
-    sy_err_t *err;                       /* where messages go */
+    sy_err_t *err;                       /* borrowed; where messages go */
     vec_t blocked[4];                    /* per BudgetScope: ids with an exhausted hard budget */
     sqlite3_stmt *spend[3][4];           /* owned; per rollup table and BudgetScope, lazily */
     struct {
