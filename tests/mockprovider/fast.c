@@ -28,10 +28,14 @@ typedef struct tok {
 #define TAPE_MAX 1024 /* tokens; larger documents are walked without a tape */
 
 typedef struct fctx {
-    bool bail;         /* fall back to the json-c path */
-    const char *doc;   /* borrowed; the document the tape indexes */
-    const tok_t *tape; /* borrowed; every value and key in document order, or NULL */
-    uint32_t ntape;    /* tokens in tape */
+    bool bail;             /* fall back to the json-c path */
+    const char *doc;       /* borrowed; the document the tape indexes */
+    const tok_t *tape;     /* borrowed; every value and key in document order, or NULL */
+    uint32_t ntape;        /* tokens in tape */
+    bool no_escape;        /* the document holds no backslash at all */
+    uint32_t cont_off[64]; /* containers of the tape by offset: open addressing, off + 1 */
+    uint16_t cont_idx[64]; /* their tape indexes */
+    bool cont_full;        /* too many containers for the table: search the tape */
 } fctx_t;
 
 /* Iterator over one container of a document sy_jscan_document accepted:
@@ -119,9 +123,20 @@ static bool nv_begin(const fctx_t *x, nv_t *it, sy_str_t v, bool obj)
         return false;
     *it = (nv_t){.p = v.ptr, .n = v.len - 1, .i = 1, .obj = obj}; /* n: up to the closing bracket */
     if (x->tape != NULL) {
-        /* The container's token: binary search by offset (offsets are
-         * increasing and unique along the tape). */
+        /* The container's token: from the table, else a binary search by
+         * offset (offsets are increasing and unique along the tape). */
         uint32_t off = (uint32_t)(v.ptr - x->doc), lo = 0, hi = x->ntape;
+        if (!x->cont_full) {
+            uint32_t h = (off * 2654435761u) >> 26;
+            for (size_t probes = 0; x->cont_off[h] != 0 && probes < 64; probes++) {
+                if (x->cont_off[h] == off + 1) {
+                    lo = x->cont_idx[h];
+                    hi = lo; /* found: no search */
+                    break;
+                }
+                h = (h + 1) & 63;
+            }
+        }
         while (lo < hi) {
             uint32_t mid = lo + (hi - lo) / 2;
             if (x->tape[mid].off < off)
@@ -186,6 +201,8 @@ typedef struct tb {
     tok_t *t;      /* borrowed; the tape being written */
     uint32_t k;    /* tokens written */
     bool full;     /* the tape overflowed */
+    bool escape;   /* a string held a backslash */
+    fctx_t *x;     /* borrowed; its container table is filled */
 } tb_t;
 
 static bool tb_hex(char c)
@@ -226,7 +243,7 @@ static uint64_t tb_special8(uint64_t w)
 }
 
 /* The string at p[i] (a quote): its end, 0 when invalid. */
-static size_t tb_string(const char *p, size_t n, size_t i)
+static size_t tb_string(const char *p, size_t n, size_t i, bool *escape)
 {
     i++;
     while (i < n) {
@@ -248,6 +265,7 @@ static size_t tb_string(const char *p, size_t n, size_t i)
         if (c < 0x20)
             return 0;
         if (c == '\\') {
+            *escape = true;
             if (i + 1 >= n)
                 return 0;
             char e = p[i + 1];
@@ -345,7 +363,7 @@ static size_t tb_container(tb_t *b, size_t i, int depth)
             if (obj) {
                 if (i >= n || p[i] != '"')
                     return 0;
-                size_t e = tb_string(p, n, i);
+                size_t e = tb_string(p, n, i, &b->escape);
                 if (e == 0 || !tb_push(b, i, e))
                     return 0;
                 i = nv_skip_ws(p, n, e);
@@ -372,6 +390,19 @@ static size_t tb_container(tb_t *b, size_t i, int depth)
     }
     b->t[self].len = (uint32_t)(i - b->t[self].off);
     b->t[self].next = b->k;
+    fctx_t *x = b->x;
+    if (!x->cont_full) {
+        uint32_t off = b->t[self].off, h = (off * 2654435761u) >> 26; /* 6 bits */
+        size_t probes = 0;
+        while (x->cont_off[h] != 0 && probes++ < 64)
+            h = (h + 1) & 63;
+        if (probes >= 32 || self > UINT16_MAX) {
+            x->cont_full = true; /* more than half full: stop, search the tape instead */
+        } else {
+            x->cont_off[h] = off + 1;
+            x->cont_idx[h] = (uint16_t)self;
+        }
+    }
     return i;
 }
 
@@ -381,7 +412,7 @@ static size_t tb_value(tb_t *b, size_t i, int depth)
     size_t n = b->n, e;
     switch (p[i]) {
     case '"':
-        e = tb_string(p, n, i);
+        e = tb_string(p, n, i, &b->escape);
         break;
     case '{':
     case '[':
@@ -405,9 +436,9 @@ static size_t tb_value(tb_t *b, size_t i, int depth)
 /* Validates the whole document p[0..n) (one value, whitespace around) and
  * writes its tape. 1: valid, tape complete; 0: invalid; -1: valid so far
  * but more than TAPE_MAX tokens. *doc is the value's view. */
-static int tape_scan(const char *p, size_t n, tok_t *t, uint32_t *nt, sy_str_t *doc)
+static int tape_scan(fctx_t *x, const char *p, size_t n, tok_t *t, uint32_t *nt, sy_str_t *doc)
 {
-    tb_t b = {.p = p, .n = n, .t = t};
+    tb_t b = {.p = p, .n = n, .t = t, .x = x};
     size_t i = nv_skip_ws(p, n, 0);
     size_t e = i < n ? tb_value(&b, i, 0) : 0;
     if (e == 0)
@@ -416,6 +447,7 @@ static int tape_scan(const char *p, size_t n, tok_t *t, uint32_t *nt, sy_str_t *
         return 0;
     *nt = b.k;
     *doc = (sy_str_t){p + i, e - i};
+    x->no_escape = !b.escape;
     return 1;
 }
 
@@ -451,7 +483,7 @@ static bool str_of(fctx_t *x, sy_str_t v, sy_str_t *out)
     if (!is_str(v))
         return false;
     sy_str_t s = {v.ptr + 1, v.len - 2};
-    if (memchr(s.ptr, '\\', s.len) != NULL) {
+    if (!x->no_escape && memchr(s.ptr, '\\', s.len) != NULL) {
         x->bail = true;
         return false;
     }
@@ -474,7 +506,7 @@ static void members(fctx_t *x, sy_str_t o, const sy_str_t keys[], size_t nk, sy_
     sy_str_t k, v;
     int rc;
     while ((rc = nv_next(&it, &k, &v)) == 1) {
-        if (memchr(k.ptr, '\\', k.len) != NULL) {
+        if (!x->no_escape && memchr(k.ptr, '\\', k.len) != NULL) {
             x->bail = true;
             return;
         }
@@ -809,7 +841,7 @@ static int analyze(fctx_t *x, sy_mock_req_t *r, const char *body, size_t len, to
     sy_str_t doc;
     if (len > UINT32_MAX)
         return SY_EAGAIN;
-    int ts = tape_scan(body, len, tape, &x->ntape, &doc);
+    int ts = tape_scan(x, body, len, tape, &x->ntape, &doc);
     if (ts == 0)
         return SY_EAGAIN;
     if (ts > 0) {

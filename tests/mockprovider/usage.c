@@ -1,6 +1,7 @@
 /* The deterministic usage rule and the answer (README.md, "Usage rule").
  * Everything here is a pure function of the parsed request body, so tests can
  * predict token counts exactly. */
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include "json.h"
@@ -17,12 +18,41 @@ static bool is_space(unsigned char c)
     return space_tab[c] != 0;
 }
 
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* High bit of each byte of w set when that byte is a word separator
+ * (exact per byte: no borrow crosses bytes). */
+static uint64_t space8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
+    uint64_t x = w ^ (ones * ' ');
+    uint64_t blank = ~(((x & low7) + low7) | x) & highs;        /* byte == ' ' */
+    uint64_t lt0e = ~(((w | highs) - ones * 0x0e) | w) & highs; /* byte < 0x0e */
+    uint64_t lt09 = ~(((w | highs) - ones * 0x09) | w) & highs; /* byte < 0x09 */
+    return blank | (lt0e & ~lt09);
+}
+#endif
+
 int64_t sy_mock_usage_words(const char *s, size_t n)
 {
     /* A word starts at each non-space byte that follows a space (or the start). */
     int64_t words = 0;
     unsigned prev_space = 1;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Eight bytes at a time: word starts are the non-space bytes whose
+     * previous byte is a space. */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t sp = space8(w);
+        uint64_t before = (sp << 8) | ((uint64_t)prev_space << 7); /* little-endian order */
+        uint64_t starts = ~sp & before & 0x8080808080808080ull;
+        words += (int64_t)(((starts >> 7) * 0x0101010101010101ull) >> 56); /* bits set */
+        prev_space = (unsigned)(sp >> 63);
+    }
+#endif
+    for (; i < n; i++) {
         unsigned sp = space_tab[(unsigned char)s[i]];
         words += prev_space & (sp ^ 1);
         prev_space = sp;

@@ -344,12 +344,42 @@ static void test_mutations_agree(void **state)
     assert_true(fast > total / 20);
 }
 
+/* The word count (eight bytes at a time) against a byte-by-byte reference,
+ * on strings of separators, near-separators and word bytes. */
+static void test_words_match_reference(void **state)
+{
+    (void)state;
+    static const unsigned char pool[] = {' ',  '\t', '\n', '\v', '\f', '\r', 0x08, 0x0e, 0x1f,
+                                         0x21, 0x00, 0x7f, 0x80, 0x85, 0xa0, 0x8d, 0x89, 'a'};
+    uint64_t seed = 12345;
+    char s[64];
+    for (int round = 0; round < 20000; round++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t n = (size_t)(seed >> 58); /* 0..63 */
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            s[i] = (char)pool[(seed >> 40) % sizeof(pool)];
+        }
+        int64_t want = 0;
+        bool in_word = false;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            bool sp = c == ' ' || (c >= '\t' && c <= '\r');
+            if (!sp && !in_word)
+                want++;
+            in_word = !sp;
+        }
+        assert_int_equal(sy_mock_usage_words(s, n), want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usual_bodies_take_the_scanner),
         cmocka_unit_test(test_tricky_bodies_agree),
         cmocka_unit_test(test_mutations_agree),
+        cmocka_unit_test(test_words_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
