@@ -1214,7 +1214,18 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         return -1;
     /* Copied lowercased (names are ASCII tokens; other bytes kept). */
     char *dst = c->hbuf.data + c->hbuf.len;
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    for (; i + 8 <= len; i += 8) {
+        /* Eight at a time: exact per-byte "below 'Z' + 1 and not below 'A'". */
+        uint64_t w;
+        memcpy(&w, at + i, 8);
+        uint64_t lt_z = ~(((w | highs) - ones * ('Z' + 1)) | w) & highs;
+        uint64_t lt_a = ~(((w | highs) - ones * 'A') | w) & highs;
+        w |= (lt_z & ~lt_a) >> 2; /* 0x80 >> 2 = 0x20 */
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < len; i++) {
         unsigned char ch = (unsigned char)at[i];
         dst[i] = (char)(ch | (unsigned char)(((unsigned)(ch - 'A') < 26u) << 5));
     }

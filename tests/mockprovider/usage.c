@@ -490,7 +490,21 @@ int sy_mock_answer_text_json(const sy_mock_answer_t *a, sy_buf_t *out)
         if (i > 0)
             rc = SY_MOCK_LIT(out, " ");
         sy_str_t w = sy_mock_answer_word(a, i);
-        rc = rc ? rc : a->raw ? sy_mock_put(out, w.ptr, w.len) : sy_mock_json_escape(out, w);
+        if (rc == 0 && a->raw) {
+            /* Words that follow one another in the request, one space
+             * apart, go out as one piece. */
+            size_t len = w.len;
+            while (i + 1 < a->nwords && (size_t)(i + 1) % a->nbase != 0) {
+                sy_str_t next = sy_mock_answer_word(a, i + 1);
+                if (next.ptr != w.ptr + len + 1 || w.ptr[len] != ' ')
+                    break;
+                len += 1 + next.len;
+                i++;
+            }
+            rc = sy_mock_put(out, w.ptr, len);
+        } else if (rc == 0) {
+            rc = sy_mock_json_escape(out, w);
+        }
     }
     return rc ? rc : SY_MOCK_LIT(out, "\"");
 }
