@@ -66,6 +66,11 @@ static const sy_str_t known_names[H_COUNT] = {
     [H_EXPECT] = SY_STR("expect"),
 };
 
+/* s equals / starts with a string literal (lengths known at compile time). */
+#define STR_IS(s, lit) ((s).len == sizeof(lit) - 1 && memcmp((s).ptr, (lit), sizeof(lit) - 1) == 0)
+#define STR_STARTS(s, lit)                                                                         \
+    ((s).len >= sizeof(lit) - 1 && memcmp((s).ptr, (lit), sizeof(lit) - 1) == 0)
+
 typedef struct conn conn_t;
 
 struct sy_mock_server {
@@ -367,8 +372,8 @@ static int build_head(conn_t *c, int status, sy_str_t ctype, int64_t content_len
 
     sy_mock_provider_t prov = c->req.prov;
     if (rc == 0 && c->ep != SY_MOCK_EP_OTHER && prov != SY_MOCK_GEMINI) {
-        rc = sy_buf_append_str(h,
-                               prov == SY_MOCK_OPENAI ? "x-request-id: req_" : "request-id: req_");
+        rc = prov == SY_MOCK_OPENAI ? SY_MOCK_LIT(h, "x-request-id: req_")
+                                    : SY_MOCK_LIT(h, "request-id: req_");
         rc = rc ? rc : sy_mock_put_i64(h, (int64_t)srv->seq);
         if (rc == 0 && prov == SY_MOCK_OPENAI)
             rc = SY_MOCK_LIT(h, "\r\nopenai-processing-ms: 0\r\nopenai-version: 2020-10-01");
@@ -905,27 +910,27 @@ static void control(conn_t *c, sy_str_t method, sy_str_t path)
 /* Maps the target to an endpoint; for Gemini, *model gets the {m} segment. */
 static sy_mock_endpoint_t route(sy_str_t path, sy_str_t *model, sy_str_t *model_id, bool *gemini_ns)
 {
-    *gemini_ns = sy_str_has_prefix(path, "/v1beta/");
-    if (sy_str_eq_cstr(path, "/v1/chat/completions"))
+    *gemini_ns = STR_STARTS(path, "/v1beta/");
+    if (STR_IS(path, "/v1/chat/completions"))
         return SY_MOCK_EP_CHAT;
-    if (sy_str_eq_cstr(path, "/v1/embeddings"))
+    if (STR_IS(path, "/v1/embeddings"))
         return SY_MOCK_EP_EMBEDDINGS;
-    if (sy_str_eq_cstr(path, "/v1/messages"))
+    if (STR_IS(path, "/v1/messages"))
         return SY_MOCK_EP_MESSAGES;
-    if (sy_str_eq_cstr(path, "/v1/models")) {
+    if (STR_IS(path, "/v1/models")) {
         *model_id = SY_STR_NULL;
         return SY_MOCK_EP_MODELS;
     }
-    if (sy_str_has_prefix(path, "/v1/models/") && path.len > 11) {
+    if (STR_STARTS(path, "/v1/models/") && path.len > 11) {
         *model_id = (sy_str_t){path.ptr + 11, path.len - 11};
         return SY_MOCK_EP_MODELS;
     }
-    if (sy_str_eq_cstr(path, "/v1beta/models")) {
+    if (STR_IS(path, "/v1beta/models")) {
         *model_id = SY_STR_NULL;
         return SY_MOCK_EP_MODELS;
     }
     static const char pre[] = "/v1beta/models/";
-    if (sy_str_has_prefix(path, pre)) {
+    if (STR_STARTS(path, pre)) {
         sy_str_t rest = {path.ptr + sizeof(pre) - 1, path.len - (sizeof(pre) - 1)};
         const char *colon = memchr(rest.ptr, ':', rest.len);
         if (colon == NULL && rest.len > 0) {
@@ -936,9 +941,9 @@ static sy_mock_endpoint_t route(sy_str_t path, sy_str_t *model, sy_str_t *model_
             return SY_MOCK_EP_OTHER;
         *model = (sy_str_t){rest.ptr, (size_t)(colon - rest.ptr)};
         sy_str_t verb = {colon + 1, rest.len - (size_t)(colon - rest.ptr) - 1};
-        if (sy_str_eq_cstr(verb, "generateContent"))
+        if (STR_IS(verb, "generateContent"))
             return SY_MOCK_EP_GENERATE;
-        if (sy_str_eq_cstr(verb, "streamGenerateContent"))
+        if (STR_IS(verb, "streamGenerateContent"))
             return SY_MOCK_EP_STREAM_GENERATE;
     }
     return SY_MOCK_EP_OTHER;
@@ -1028,7 +1033,7 @@ static void dispatch(conn_t *c)
     const char *q = memchr(target.ptr, '?', target.len);
     sy_str_t path = {target.ptr, q ? (size_t)(q - target.ptr) : target.len};
 
-    if (sy_str_has_prefix(path, "/_mock/")) {
+    if (STR_STARTS(path, "/_mock/")) {
         c->ep = SY_MOCK_EP_OTHER;
         c->req.prov = SY_MOCK_OPENAI;
         control(c, method, path);
@@ -1056,8 +1061,9 @@ static void dispatch(conn_t *c)
         respond_error(c, 404, "Unknown endpoint.", NULL, NULL);
         return;
     }
-    bool is_get = sy_str_eq_cstr(method, "GET");
-    if ((c->ep == SY_MOCK_EP_MODELS) != is_get || (!is_get && !sy_str_eq_cstr(method, "POST"))) {
+    llhttp_method_t m = (llhttp_method_t)llhttp_get_method(&c->parser);
+    bool is_get = m == HTTP_GET;
+    if ((c->ep == SY_MOCK_EP_MODELS) != is_get || (!is_get && m != HTTP_POST)) {
         respond_error(c, 405, "Method not allowed on this endpoint.", NULL, NULL);
         return;
     }
@@ -1263,7 +1269,8 @@ static int on_headers_complete(llhttp_t *p)
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->srv->opts.max_body)
         c->parse_error = 413;
     sy_str_t expect = header(c, H_EXPECT);
-    if (c->parse_error == 0 && sy_str_case_eq_cstr(sy_str_trim(expect), "100-continue")) {
+    if (c->parse_error == 0 && expect.ptr != NULL &&
+        sy_str_case_eq_cstr(sy_str_trim(expect), "100-continue")) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
         send_bufs(c, &b, 1);
