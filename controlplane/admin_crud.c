@@ -256,6 +256,46 @@ static void write_error(rq_t *r, const resource_t *res)
         sy_admin__db_error(r);
 }
 
+/* True when body sets f and f is a column of its own: not virtual and,
+ * with owner_sep, not the owner column the INSERT writes separately. */
+static bool body_column(const resource_t *res, const field_t *f, json_object *body, bool owner_sep)
+{
+    return !(f->flags & F_VIRT) && !(owner_sep && strcmp(f->name, res->owner_col) == 0) &&
+           sy_admin__has_member(body, f->name);
+}
+
+/* Binds the body's column fields, then the extras, from parameter k on;
+ * returns the next parameter index. */
+static int bind_values(sqlite3_stmt *st, int k, const resource_t *res, json_object *body,
+                       bool owner_sep, const extra_t *ex, size_t nex)
+{
+    for (size_t i = 0; i < res->nfields; i++) {
+        const field_t *f = &res->fields[i];
+        if (body_column(res, f, body, owner_sep))
+            bind_field(st, k++, f, json_object_object_get(body, f->name));
+    }
+    for (size_t i = 0; i < nex; i++) {
+        if (ex[i].blob)
+            sqlite3_bind_blob(st, k++, ex[i].blob, ex[i].blen, SQLITE_TRANSIENT);
+        else
+            sy_admin__bind_text(st, k++, ex[i].text);
+    }
+    return k;
+}
+
+/* Runs a prepared INSERT/UPDATE of res and finalizes it; 0, or -1 after
+ * answering the failure (write_error). */
+static int step_write(rq_t *r, const resource_t *res, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        write_error(r, res);
+        return -1;
+    }
+    return 0;
+}
+
 /* INSERT of id, the owner (when owner_col is a separate column), the
  * timestamps, the body's column fields and extras. */
 static int insert_row(rq_t *r, const resource_t *res, const char *id, const char *owner,
@@ -272,11 +312,9 @@ static int insert_row(rq_t *r, const resource_t *res, const char *id, const char
         sy_buf_append_str(&vals, ", ?");
     }
     for (size_t i = 0; i < res->nfields; i++) {
-        const field_t *f = &res->fields[i];
-        if ((f->flags & F_VIRT) || (owner_sep && strcmp(f->name, res->owner_col) == 0) ||
-            !sy_admin__has_member(body, f->name))
+        if (!body_column(res, &res->fields[i], body, owner_sep))
             continue;
-        sy_buf_appendf(&cols, ", %s", f->name);
+        sy_buf_appendf(&cols, ", %s", res->fields[i].name);
         sy_buf_append_str(&vals, ", ?");
     }
     for (size_t i = 0; i < nex; i++) {
@@ -298,27 +336,8 @@ static int insert_row(rq_t *r, const resource_t *res, const char *id, const char
     sqlite3_bind_int64(st, k++, now);
     if (owner_sep)
         sy_admin__bind_text(st, k++, owner);
-    for (size_t i = 0; i < res->nfields; i++) {
-        const field_t *f = &res->fields[i];
-        json_object *v = json_object_object_get(body, f->name);
-        if ((f->flags & F_VIRT) || (owner_sep && strcmp(f->name, res->owner_col) == 0) ||
-            !sy_admin__has_member(body, f->name))
-            continue;
-        bind_field(st, k++, f, v);
-    }
-    for (size_t i = 0; i < nex; i++) {
-        if (ex[i].blob)
-            sqlite3_bind_blob(st, k++, ex[i].blob, ex[i].blen, SQLITE_TRANSIENT);
-        else
-            sy_admin__bind_text(st, k++, ex[i].text);
-    }
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        write_error(r, res);
-        return -1;
-    }
-    return 0;
+    bind_values(st, k, res, body, owner_sep, ex, nex);
+    return step_write(r, res, st);
 }
 
 /* UPDATE of the body's column fields and extras (plus updated_at). */
@@ -328,11 +347,9 @@ static int update_row(rq_t *r, const resource_t *res, const char *id, json_objec
     sy_buf_t sql;
     sy_buf_init(&sql);
     sy_buf_appendf(&sql, "UPDATE %s SET updated_at = ?", res->table);
-    for (size_t i = 0; i < res->nfields; i++) {
-        const field_t *f = &res->fields[i];
-        if (!(f->flags & F_VIRT) && sy_admin__has_member(body, f->name))
-            sy_buf_appendf(&sql, ", %s = ?", f->name);
-    }
+    for (size_t i = 0; i < res->nfields; i++)
+        if (body_column(res, &res->fields[i], body, false))
+            sy_buf_appendf(&sql, ", %s = ?", res->fields[i].name);
     for (size_t i = 0; i < nex; i++)
         sy_buf_appendf(&sql, ", %s = ?", ex[i].col);
     sy_buf_append_str(&sql, " WHERE id = ?");
@@ -341,28 +358,10 @@ static int update_row(rq_t *r, const resource_t *res, const char *id, json_objec
     sy_buf_free(&sql);
     if (rc != 0)
         return -1;
-    int k = 1;
-    sqlite3_bind_int64(st, k++, sy_store_now());
-    for (size_t i = 0; i < res->nfields; i++) {
-        const field_t *f = &res->fields[i];
-        json_object *v = json_object_object_get(body, f->name);
-        if (!(f->flags & F_VIRT) && sy_admin__has_member(body, f->name))
-            bind_field(st, k++, f, v);
-    }
-    for (size_t i = 0; i < nex; i++) {
-        if (ex[i].blob)
-            sqlite3_bind_blob(st, k++, ex[i].blob, ex[i].blen, SQLITE_TRANSIENT);
-        else
-            sy_admin__bind_text(st, k++, ex[i].text);
-    }
-    sqlite3_bind_text(st, k++, id, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        write_error(r, res);
-        return -1;
-    }
-    return 0;
+    sqlite3_bind_int64(st, 1, sy_store_now());
+    int k = bind_values(st, 2, res, body, false, ex, nex);
+    sqlite3_bind_text(st, k, id, -1, SQLITE_TRANSIENT);
+    return step_write(r, res, st);
 }
 
 int sy_admin__exec_id(rq_t *r, const char *sql, const char *id)

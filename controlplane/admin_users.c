@@ -204,6 +204,55 @@ static void h_user_token_create(rq_t *r)
     explicit_bzero(token, sizeof(token));
 }
 
+/* The platform admin a bootstrap token is for: the user "admin" when it
+ * exists (a new env token for it), else a new one (named "admin", or
+ * "admin-<id>" when a tenant user holds that name). Inside the caller's
+ * transaction. Returns 0 or SY_EIO. */
+static int bootstrap_user(sqlite3 *db, char *uid, size_t size)
+{
+    sqlite3_stmt *st = NULL;
+    uid[0] = '\0';
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id FROM admin_users WHERE name = 'admin' AND "
+                           "role = 'platform_admin'",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        snprintf(uid, size, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (uid[0] != '\0')
+        return 0;
+    sy_store_new_id("user", uid, size);
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO admin_users (id, name, role, created_at) VALUES "
+                           "(?, CASE WHEN EXISTS (SELECT 1 FROM admin_users WHERE name = "
+                           "'admin') THEN 'admin-' || ?1 ELSE 'admin' END, "
+                           "'platform_admin', ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return SY_EIO;
+    sqlite3_bind_text(st, 1, uid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, sy_store_now());
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SY_EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The audit record of a bootstrap token (the actor is the system). */
+static int audit_bootstrap(sqlite3 *db, const char *uid)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO audit_log (ts_ms, actor_id, actor_role, action, "
+                           "object_type, object_id, after) VALUES (?, 'system', 'system', "
+                           "'create', 'admin_token', ?, '{\"bootstrap\":true}')",
+                           -1, &st, NULL) != SQLITE_OK)
+        return SY_EIO;
+    sqlite3_bind_int64(st, 1, sy_store_now_ms());
+    sqlite3_bind_text(st, 2, uid, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SY_EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out, size_t token_size,
                        bool *created, sy_err_t *err)
 {
@@ -240,51 +289,12 @@ int sy_admin_bootstrap(sy_store_t *store, const char *env_token, char *token_out
     }
     if (sy_store_begin(store, err) != 0)
         return SY_EIO;
-    char uid[64] = "";
-    /* Reuse the user "admin" when it exists (a new env token for it). */
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id FROM admin_users WHERE name = 'admin' AND "
-                           "role = 'platform_admin'",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        snprintf(uid, sizeof(uid), "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    int rc = 0;
-    if (uid[0] == '\0') {
-        sy_store_new_id("user", uid, sizeof(uid));
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO admin_users (id, name, role, created_at) VALUES "
-                               "(?, CASE WHEN EXISTS (SELECT 1 FROM admin_users WHERE name = "
-                               "'admin') THEN 'admin-' || ?1 ELSE 'admin' END, "
-                               "'platform_admin', ?)",
-                               -1, &st, NULL) != SQLITE_OK)
-            rc = SY_EIO;
-        else {
-            sqlite3_bind_text(st, 1, uid, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 2, sy_store_now());
-            if (sqlite3_step(st) != SQLITE_DONE)
-                rc = SY_EIO;
-            sqlite3_finalize(st);
-        }
-    }
+    char uid[64];
+    int rc = bootstrap_user(db, uid, sizeof(uid));
     if (rc == 0)
         rc = add_token(db, uid, token);
-    if (rc == 0) {
-        sqlite3_stmt *au = NULL;
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO audit_log (ts_ms, actor_id, actor_role, action, "
-                               "object_type, object_id, after) VALUES (?, 'system', 'system', "
-                               "'create', 'admin_token', ?, '{\"bootstrap\":true}')",
-                               -1, &au, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(au, 1, sy_store_now_ms());
-            sqlite3_bind_text(au, 2, uid, -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(au) != SQLITE_DONE)
-                rc = SY_EIO;
-        } else {
-            rc = SY_EIO;
-        }
-        sqlite3_finalize(au);
-    }
+    if (rc == 0)
+        rc = audit_bootstrap(db, uid);
     if (rc != 0) {
         sy_err_set(err, rc, "bootstrap: %s", sqlite3_errmsg(db));
         sy_store_rollback(store);

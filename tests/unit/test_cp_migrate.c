@@ -127,6 +127,14 @@ static void add(tmp_t *t, const char *name, const char *sql)
     write_file(path, sql);
 }
 
+/* The test's database file, opened (created on first use). */
+static sqlite3 *open_db(const tmp_t *t)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(t->dbpath, &db), SQLITE_OK);
+    return db;
+}
+
 static void test_order_and_once(void **state)
 {
     tmp_t *t = *state;
@@ -135,8 +143,7 @@ static void test_order_and_once(void **state)
     add(t, "0001_a.sql", "CREATE TABLE a (x INTEGER);");
     add(t, "README.md", "not a migration");
     add(t, "01_bad_name.sql", "this is not applied");
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(t->dbpath, &db), SQLITE_OK);
+    sqlite3 *db = open_db(t);
     sy_err_t err;
     sy_err_clear(&err);
     int applied = -1;
@@ -155,8 +162,7 @@ static void test_failure_leaves_db_untouched(void **state)
 {
     tmp_t *t = *state;
     add(t, "0001_a.sql", "CREATE TABLE a (x INTEGER);");
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(t->dbpath, &db), SQLITE_OK);
+    sqlite3 *db = open_db(t);
     sy_err_t err;
     sy_err_clear(&err);
     assert_int_equal(sy_migrate_apply(db, t->dir, NULL, &err), 0);
@@ -193,8 +199,7 @@ static void test_edited_migration_refused(void **state)
 {
     tmp_t *t = *state;
     add(t, "0001_a.sql", "CREATE TABLE a (x INTEGER);");
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(t->dbpath, &db), SQLITE_OK);
+    sqlite3 *db = open_db(t);
     sy_err_t err;
     sy_err_clear(&err);
     assert_int_equal(sy_migrate_apply(db, t->dir, NULL, &err), 0);
@@ -209,8 +214,7 @@ static void test_duplicate_number_refused(void **state)
     tmp_t *t = *state;
     add(t, "0001_a.sql", "CREATE TABLE a (x INTEGER);");
     add(t, "0001_b.sql", "CREATE TABLE b (x INTEGER);");
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(t->dbpath, &db), SQLITE_OK);
+    sqlite3 *db = open_db(t);
     sy_err_t err;
     sy_err_clear(&err);
     assert_int_equal(sy_migrate_apply(db, t->dir, NULL, &err), SY_EINVAL);
