@@ -135,10 +135,8 @@ int sy_openai_find_usage(sy_json_parser_t *p, const char *body, size_t len, sy_o
     const char *obj = find_usage_object(body, len);
     if (obj == NULL)
         return SY_ENOENT;
-    size_t n = sy_openai_value_len(obj, len - (size_t)(obj - body));
-    if (n == 0)
-        return SY_EINVAL;
-    return usage_from_raw((sy_str_t){obj, n}, out);
+    /* The scanner stops at the object's closing brace. */
+    return usage_from_raw((sy_str_t){obj, len - (size_t)(obj - body)}, out);
 }
 
 int sy_openai_chunk_usage(sy_json_parser_t *p, sy_str_t data, sy_openai_usage_t *out,
