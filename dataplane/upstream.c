@@ -25,24 +25,24 @@ typedef struct url_entry {
 } url_entry_t;
 
 struct sy_upstream {
-    uv_loop_t *loop;                /* borrowed */
-    CURLM *multi;                   /* owned */
-    uv_timer_t timer;               /* libcurl's single timeout */
-    uv_check_t kick;                /* a 0 ms timeout: runs right after this pass's I/O */
-    uv_idle_t kick_next;            /* a 0 ms timeout armed from the kick itself: next pass */
-    sy_upstream_xfer_t *active;     /* borrowed; list of active transfers */
-    size_t n_active;                /* length of active */
-    CURL *free_easy[FREE_EASY_MAX]; /* owned; reset handles ready for reuse */
-    size_t n_free;                  /* entries in free_easy */
-    int open_handles;               /* handles not yet closed (timer, kick, polls) */
-    struct sock_ctx *socks;         /* borrowed; list of watched sockets */
-    struct sock_ctx **by_fd;        /* owned array; sockets we opened, by descriptor */
-    size_t n_by_fd;                 /* entries in by_fd */
-    bool closing;                   /* sy_upstream_close was called */
+    uv_loop_t *loop;                 /* borrowed */
+    CURLM *multi;                    /* owned */
+    uv_timer_t timer;                /* libcurl's single timeout */
+    uv_check_t kick;                 /* a 0 ms timeout: runs right after this pass's I/O */
+    uv_idle_t kick_next;             /* a 0 ms timeout armed from the kick itself: next pass */
+    sy_upstream_xfer_t *active;      /* borrowed; list of active transfers */
+    size_t n_active;                 /* length of active */
+    CURL *free_easy[FREE_EASY_MAX];  /* owned; reset handles ready for reuse */
+    size_t n_free;                   /* entries in free_easy */
+    int open_handles;                /* handles not yet closed (timer, kick, polls) */
+    struct sock_ctx *socks;          /* borrowed; list of watched sockets */
+    struct sock_ctx **by_fd;         /* owned array; sockets we opened, by descriptor */
+    size_t n_by_fd;                  /* entries in by_fd */
+    bool closing;                    /* sy_upstream_close was called */
     url_entry_t urls[URL_CACHE_MAX]; /* owned; parsed upstream URLs */
     size_t n_urls;                   /* entries in urls */
-    bool no_env_proxy;              /* no proxy variable in the environment (read once) */
-    bool in_check;                  /* inside the kick's check callback */
+    bool no_env_proxy;               /* no proxy variable in the environment (read once) */
+    bool in_check;                   /* inside the kick's check callback */
 };
 
 /* One socket's poll handle; freed in its close callback. A socket opened
