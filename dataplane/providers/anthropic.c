@@ -355,66 +355,10 @@ static int convert_messages(json_object *msgs, json_object *body, sy_provider_er
     return rc;
 }
 
-static int convert_tools(json_object *req, json_object *body, sy_provider_error_t *e)
+/* tool_choice and parallel_tool_calls as Anthropic's tool_choice. */
+static int convert_tool_choice(json_object *req, json_object *body, sy_provider_error_t *e)
 {
-    json_object *tools = json_object_object_get(req, "tools");
     int rc;
-    if (tools == NULL || json_object_is_type(tools, json_type_null))
-        return 0;
-    if (!json_object_is_type(tools, json_type_array))
-        return sy_provider__bad(e, "tools", NULL, "'tools' must be an array");
-    size_t n = json_object_array_length(tools);
-    if (n == 0)
-        return 0;
-    json_object *out = json_object_new_array();
-    if ((rc = sy_provider__add(body, "tools", out)) < 0)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        json_object *tool = json_object_array_get_idx(tools, i);
-        const char *type = sy_provider__str(tool, "type", NULL);
-        json_object *fn = json_object_object_get(tool, "function");
-        size_t nl, dl;
-        const char *name = sy_provider__str(fn, "name", &nl);
-        if (type == NULL || strcmp(type, "function") != 0)
-            return sy_provider__bad(e, "tools", "unsupported_parameter",
-                                    "tools[%zu]: only function tools are supported by Anthropic "
-                                    "models",
-                                    i);
-        if (name == NULL)
-            return sy_provider__bad(e, "tools", NULL, "tools[%zu].function.name is required", i);
-        json_object *t = json_object_new_object();
-        if (t == NULL || json_object_array_add(out, t) != 0) {
-            json_object_put(t);
-            return SY_ENOMEM;
-        }
-        if ((rc = sy_provider__add(t, "name", json_object_new_string_len(name, (int)nl))) < 0)
-            return rc;
-        const char *desc = sy_provider__str(fn, "description", &dl);
-        if (desc != NULL && (rc = sy_provider__add(t, "description",
-                                                   json_object_new_string_len(desc, (int)dl))) < 0)
-            return rc;
-        json_object *params = json_object_object_get(fn, "parameters");
-        if (params != NULL && json_object_is_type(params, json_type_object)) {
-            rc = sy_provider__add(t, "input_schema", json_object_get(params));
-        } else if (params == NULL || json_object_is_type(params, json_type_null)) {
-            json_object *schema = json_object_new_object();
-            if (schema == NULL)
-                return SY_ENOMEM;
-            if ((rc = sy_provider__add(schema, "type", json_object_new_string("object"))) < 0 ||
-                (rc = sy_provider__add(schema, "properties", json_object_new_object())) < 0) {
-                json_object_put(schema);
-                return rc;
-            }
-            rc = sy_provider__add(t, "input_schema", schema);
-        } else {
-            return sy_provider__bad(e, "tools", NULL,
-                                    "tools[%zu].function.parameters must be an object", i);
-        }
-        if (rc < 0)
-            return rc;
-    }
-
-    /* tool_choice and parallel_tool_calls only mean something with tools. */
     json_object *tc = json_object_object_get(req, "tool_choice");
     json_object *choice = json_object_new_object();
     if (choice == NULL)
@@ -478,6 +422,59 @@ static int convert_tools(json_object *req, json_object *body, sy_provider_error_
         return 0;
     }
     return sy_provider__add(body, "tool_choice", choice);
+}
+
+static int convert_tools(json_object *req, json_object *body, sy_provider_error_t *e)
+{
+    json_object *tools = NULL;
+    size_t n;
+    int rc = sy_provider__tools(req, &tools, &n, e);
+    if (rc < 0 || n == 0)
+        return rc;
+    json_object *out = json_object_new_array();
+    if ((rc = sy_provider__add(body, "tools", out)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        json_object *fn;
+        sy_str_t name;
+        size_t dl;
+        if ((rc = sy_provider__tool_function(json_object_array_get_idx(tools, i), i, "Anthropic",
+                                             &fn, &name, e)) < 0)
+            return rc;
+        json_object *t = json_object_new_object();
+        if (t == NULL || json_object_array_add(out, t) != 0) {
+            json_object_put(t);
+            return SY_ENOMEM;
+        }
+        if ((rc = sy_provider__add(t, "name",
+                                   json_object_new_string_len(name.ptr, (int)name.len))) < 0)
+            return rc;
+        const char *desc = sy_provider__str(fn, "description", &dl);
+        if (desc != NULL && (rc = sy_provider__add(t, "description",
+                                                   json_object_new_string_len(desc, (int)dl))) < 0)
+            return rc;
+        json_object *params = json_object_object_get(fn, "parameters");
+        if (params != NULL && json_object_is_type(params, json_type_object)) {
+            rc = sy_provider__add(t, "input_schema", json_object_get(params));
+        } else if (params == NULL || json_object_is_type(params, json_type_null)) {
+            json_object *schema = json_object_new_object();
+            if (schema == NULL)
+                return SY_ENOMEM;
+            if ((rc = sy_provider__add(schema, "type", json_object_new_string("object"))) < 0 ||
+                (rc = sy_provider__add(schema, "properties", json_object_new_object())) < 0) {
+                json_object_put(schema);
+                return rc;
+            }
+            rc = sy_provider__add(t, "input_schema", schema);
+        } else {
+            return sy_provider__bad(e, "tools", NULL,
+                                    "tools[%zu].function.parameters must be an object", i);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    /* tool_choice and parallel_tool_calls only mean something with tools. */
+    return convert_tool_choice(req, body, e);
 }
 
 static int convert_params(const sy_provider_target_t *t, json_object *req, json_object *body,
@@ -695,15 +692,6 @@ static int extract_usage(json_object *resp, sy_provider_usage_t *usage)
     return 0;
 }
 
-static int invalid_response(sy_provider_error_t *e, const char *why)
-{
-    sy_provider_error_set(e, 502, "server_error", "upstream_invalid_response", NULL,
-                          SY_CAUSE_PROVIDER,
-                          "the Anthropic upstream returned an invalid response: %s", why);
-    e->retryable = true;
-    return SY_EINVAL;
-}
-
 static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p, const char *body,
                           size_t len, sy_buf_t *out, sy_provider_usage_t *usage,
                           sy_provider_error_t *e)
@@ -714,14 +702,14 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
     if (rc == SY_ENOMEM)
         return rc;
     if (rc < 0)
-        return invalid_response(e, why);
+        return sy_provider__invalid_response(e, "Anthropic", why);
     json_object *content = json_object_object_get(r, "content");
     size_t idl;
     const char *id = sy_provider__str(r, "id", &idl);
     if (!json_object_is_type(r, json_type_object) || content == NULL ||
         !json_object_is_type(content, json_type_array) || id == NULL) {
         json_object_put(r);
-        return invalid_response(e, "no id or content");
+        return sy_provider__invalid_response(e, "Anthropic", "no id or content");
     }
     sy_provider_usage_t u = {0};
     extract_usage(r, &u);
@@ -770,7 +758,7 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
         const char *name = sy_provider__str(b, "name", &nl);
         json_object *input = json_object_object_get(b, "input");
         if (cid == NULL || name == NULL) {
-            rc = invalid_response(e, "tool_use block without id or name");
+            rc = sy_provider__invalid_response(e, "Anthropic", "tool_use block without id or name");
             goto out;
         }
         if ((rc = sy_buf_append_str(out, ncalls == 0 ? ",\"tool_calls\":[{\"id\":" : ",{\"id\":")) <

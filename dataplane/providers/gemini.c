@@ -377,65 +377,10 @@ static void strip_schema(json_object *o)
     }
 }
 
-static int convert_tools(json_object *req, json_object *body, sy_provider_error_t *e)
+/* tool_choice as Gemini's toolConfig.functionCallingConfig. */
+static int convert_tool_config(json_object *req, json_object *body, sy_provider_error_t *e)
 {
-    json_object *tools = json_object_object_get(req, "tools");
     int rc;
-    if (tools == NULL || json_object_is_type(tools, json_type_null))
-        return 0;
-    if (!json_object_is_type(tools, json_type_array))
-        return sy_provider__bad(e, "tools", NULL, "'tools' must be an array");
-    size_t n = json_object_array_length(tools);
-    if (n == 0)
-        return 0;
-    json_object *wrap = json_object_new_array(), *tool = json_object_new_object(),
-                *decls = json_object_new_array();
-    if ((rc = sy_provider__add(body, "tools", wrap)) < 0) {
-        json_object_put(tool);
-        json_object_put(decls);
-        return rc;
-    }
-    if ((rc = add_part(wrap, tool)) < 0) {
-        json_object_put(decls);
-        return rc;
-    }
-    if ((rc = sy_provider__add(tool, "functionDeclarations", decls)) < 0)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        json_object *t = json_object_array_get_idx(tools, i);
-        const char *type = sy_provider__str(t, "type", NULL);
-        json_object *fn = json_object_object_get(t, "function");
-        size_t nl, dl;
-        const char *name = sy_provider__str(fn, "name", &nl);
-        if (type == NULL || strcmp(type, "function") != 0)
-            return sy_provider__bad(e, "tools", "unsupported_parameter",
-                                    "tools[%zu]: only function tools are supported by Gemini "
-                                    "models",
-                                    i);
-        if (name == NULL)
-            return sy_provider__bad(e, "tools", NULL, "tools[%zu].function.name is required", i);
-        json_object *d = json_object_new_object();
-        if ((rc = add_part(decls, d)) < 0 ||
-            (rc = sy_provider__add(d, "name", json_object_new_string_len(name, (int)nl))) < 0)
-            return rc;
-        const char *desc = sy_provider__str(fn, "description", &dl);
-        if (desc != NULL && (rc = sy_provider__add(d, "description",
-                                                   json_object_new_string_len(desc, (int)dl))) < 0)
-            return rc;
-        json_object *params = json_object_object_get(fn, "parameters");
-        if (params != NULL && json_object_is_type(params, json_type_object)) {
-            json_object *copy = NULL;
-            if (json_object_deep_copy(params, &copy, NULL) != 0)
-                return SY_ENOMEM;
-            strip_schema(copy);
-            if ((rc = sy_provider__add(d, "parameters", copy)) < 0)
-                return rc;
-        } else if (params != NULL && !json_object_is_type(params, json_type_null)) {
-            return sy_provider__bad(e, "tools", NULL,
-                                    "tools[%zu].function.parameters must be an object", i);
-        }
-    }
-
     json_object *tc = json_object_object_get(req, "tool_choice");
     if (tc == NULL || json_object_is_type(tc, json_type_null))
         return 0;
@@ -504,6 +449,58 @@ static int convert_tools(json_object *req, json_object *body, sy_provider_error_
         return rc;
     }
     return allowed != NULL ? sy_provider__add(fcc, "allowedFunctionNames", allowed) : 0;
+}
+
+static int convert_tools(json_object *req, json_object *body, sy_provider_error_t *e)
+{
+    json_object *tools = NULL;
+    size_t n;
+    int rc = sy_provider__tools(req, &tools, &n, e);
+    if (rc < 0 || n == 0)
+        return rc;
+    json_object *wrap = json_object_new_array(), *tool = json_object_new_object(),
+                *decls = json_object_new_array();
+    if ((rc = sy_provider__add(body, "tools", wrap)) < 0) {
+        json_object_put(tool);
+        json_object_put(decls);
+        return rc;
+    }
+    if ((rc = add_part(wrap, tool)) < 0) {
+        json_object_put(decls);
+        return rc;
+    }
+    if ((rc = sy_provider__add(tool, "functionDeclarations", decls)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        json_object *fn;
+        sy_str_t name;
+        size_t dl;
+        if ((rc = sy_provider__tool_function(json_object_array_get_idx(tools, i), i, "Gemini", &fn,
+                                             &name, e)) < 0)
+            return rc;
+        json_object *d = json_object_new_object();
+        if ((rc = add_part(decls, d)) < 0 ||
+            (rc = sy_provider__add(d, "name",
+                                   json_object_new_string_len(name.ptr, (int)name.len))) < 0)
+            return rc;
+        const char *desc = sy_provider__str(fn, "description", &dl);
+        if (desc != NULL && (rc = sy_provider__add(d, "description",
+                                                   json_object_new_string_len(desc, (int)dl))) < 0)
+            return rc;
+        json_object *params = json_object_object_get(fn, "parameters");
+        if (params != NULL && json_object_is_type(params, json_type_object)) {
+            json_object *copy = NULL;
+            if (json_object_deep_copy(params, &copy, NULL) != 0)
+                return SY_ENOMEM;
+            strip_schema(copy);
+            if ((rc = sy_provider__add(d, "parameters", copy)) < 0)
+                return rc;
+        } else if (params != NULL && !json_object_is_type(params, json_type_null)) {
+            return sy_provider__bad(e, "tools", NULL,
+                                    "tools[%zu].function.parameters must be an object", i);
+        }
+    }
+    return convert_tool_config(req, body, e);
 }
 
 /* Copies a numeric member into gc under another name (type preserved). */
@@ -770,15 +767,6 @@ static bool is_answer_text(json_object *part, const char **text, size_t *len)
     return *text != NULL;
 }
 
-static int invalid_response(sy_provider_error_t *e, const char *why)
-{
-    sy_provider_error_set(e, 502, "server_error", "upstream_invalid_response", NULL,
-                          SY_CAUSE_PROVIDER, "the Gemini upstream returned an invalid response: %s",
-                          why);
-    e->retryable = true;
-    return SY_EINVAL;
-}
-
 static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p, const char *body,
                           size_t len, sy_buf_t *out, sy_provider_usage_t *usage,
                           sy_provider_error_t *e)
@@ -789,10 +777,10 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
     if (rc == SY_ENOMEM)
         return rc;
     if (rc < 0)
-        return invalid_response(e, why);
+        return sy_provider__invalid_response(e, "Gemini", why);
     if (!json_object_is_type(r, json_type_object)) {
         json_object_put(r);
-        return invalid_response(e, "not a JSON object");
+        return sy_provider__invalid_response(e, "Gemini", "not a JSON object");
     }
     json_object *cands = json_object_object_get(r, "candidates");
     json_object *pf = json_object_object_get(r, "promptFeedback");
@@ -801,7 +789,7 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
                     : 0;
     if (nc == 0 && sy_provider__str(pf, "blockReason", NULL) == NULL) {
         json_object_put(r);
-        return invalid_response(e, "no candidates");
+        return sy_provider__invalid_response(e, "Gemini", "no candidates");
     }
     size_t rl = 0;
     const char *rid = sy_provider__str(r, "responseId", &rl);
@@ -865,7 +853,7 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
                 goto out;
             rc = append_call(out, &scratch, rid, rl, (unsigned)idx, ncalls, part);
             if (rc == SY_EINVAL) {
-                rc = invalid_response(e, "functionCall without a name");
+                rc = sy_provider__invalid_response(e, "Gemini", "functionCall without a name");
                 goto out;
             }
             if (rc < 0 || (rc = sy_buf_append(out, "}", 1)) < 0)

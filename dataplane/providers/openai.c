@@ -164,12 +164,7 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
     json_object *choices = rc == 0 ? json_object_object_get(r, "choices") : NULL;
     if (rc < 0 || choices == NULL || !json_object_is_type(choices, json_type_array)) {
         json_object_put(r);
-        sy_provider_error_set(e, 502, "server_error", "upstream_invalid_response", NULL,
-                              SY_CAUSE_PROVIDER,
-                              "the OpenAI-compatible upstream returned an invalid response: %s",
-                              why ? why : "no choices");
-        e->retryable = true;
-        return SY_EINVAL;
+        return sy_provider__invalid_response(e, "OpenAI-compatible", why ? why : "no choices");
     }
     sy_provider_usage_t u = {0};
     extract_usage(r, &u);

@@ -366,6 +366,46 @@ int sy_provider__add_turn(json_object *turns, const char *role, const char *memb
     return sy_provider__add(t, member, items);
 }
 
+int sy_provider__tools(json_object *req, json_object **tools, size_t *n, sy_provider_error_t *e)
+{
+    json_object *t = json_object_object_get(req, "tools");
+    *n = 0;
+    if (t == NULL || json_object_is_type(t, json_type_null))
+        return 0;
+    if (!json_object_is_type(t, json_type_array))
+        return sy_provider__bad(e, "tools", NULL, "'tools' must be an array");
+    *tools = t;
+    *n = json_object_array_length(t);
+    return 0;
+}
+
+int sy_provider__tool_function(json_object *tool, size_t i, const char *family, json_object **fn,
+                               sy_str_t *name, sy_provider_error_t *e)
+{
+    const char *type = sy_provider__str(tool, "type", NULL);
+    json_object *f = json_object_object_get(tool, "function");
+    size_t nl;
+    const char *nm = sy_provider__str(f, "name", &nl);
+    if (type == NULL || strcmp(type, "function") != 0)
+        return sy_provider__bad(e, "tools", "unsupported_parameter",
+                                "tools[%zu]: only function tools are supported by %s models", i,
+                                family);
+    if (nm == NULL)
+        return sy_provider__bad(e, "tools", NULL, "tools[%zu].function.name is required", i);
+    *fn = f;
+    *name = (sy_str_t){nm, nl};
+    return 0;
+}
+
+int sy_provider__invalid_response(sy_provider_error_t *e, const char *upstream, const char *why)
+{
+    sy_provider_error_set(e, 502, "server_error", "upstream_invalid_response", NULL,
+                          SY_CAUSE_PROVIDER, "the %s upstream returned an invalid response: %s",
+                          upstream, why);
+    e->retryable = true;
+    return SY_EINVAL;
+}
+
 int sy_provider__stream_truncated(sy_provider_stream_t *s, sy_buf_t *out, const char *why)
 {
     sy_provider_error_t e;

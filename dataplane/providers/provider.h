@@ -262,6 +262,18 @@ int sy_provider__blocks_text(json_object *content, sy_buf_t *b, bool *ok);
  * SY_ENOMEM. */
 int sy_provider__add_turn(json_object *turns, const char *role, const char *member,
                           json_object *items);
+/* The request's "tools" into *tools / *n: *n = 0 when absent, null or
+ * empty; a 400 (SY_EINVAL) when not an array. */
+int sy_provider__tools(json_object *req, json_object **tools, size_t *n, sy_provider_error_t *e);
+/* tools[i] as an OpenAI function tool: its "function" object into *fn and
+ * its name into *name. A 400 naming family (e.g. "Anthropic") for another
+ * tool type, a 400 for a missing name. */
+int sy_provider__tool_function(json_object *tool, size_t i, const char *family, json_object **fn,
+                               sy_str_t *name, sy_provider_error_t *e);
+/* Fills e with a retryable 502 upstream_invalid_response ("the <upstream>
+ * upstream returned an invalid response: <why>") and returns SY_EINVAL:
+ * another target may well answer properly. */
+int sy_provider__invalid_response(sy_provider_error_t *e, const char *upstream, const char *why);
 /* Fails the stream with a retryable 502 upstream_stream_truncated (why: the
  * message): the upstream ended before its end-of-answer marker. */
 int sy_provider__stream_truncated(sy_provider_stream_t *s, sy_buf_t *out, const char *why);
