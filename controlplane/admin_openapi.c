@@ -337,22 +337,9 @@ static void lower(const char *s, char *out, size_t size)
     out[i] = '\0';
 }
 
-int sy_admin_openapi(sy_buf_t *out)
+/* One path item per route template, one operation per method. */
+static json_object *build_paths(void)
 {
-    json_object *doc = json_object_new_object();
-    json_object_object_add(doc, "openapi", jstr("3.1.0"));
-    json_object *info = json_object_new_object();
-    json_object_object_add(info, "title", jstr("Switchyard admin API"));
-    json_object_object_add(info, "version", jstr("1"));
-    json_object_object_add(info, "description",
-                           jstr("Tenants, keys, providers, models, routes, budgets, usage and "
-                                "audit of a Switchyard gateway. Errors are "
-                                "{\"error\":{\"message\",\"type\",\"param\",\"code\"}}."));
-    json_object_object_add(doc, "info", info);
-    json_object *sec = json_object_new_array(), *req = json_object_new_object();
-    json_object_object_add(req, "adminToken", json_object_new_array());
-    json_object_array_add(sec, req);
-    json_object_object_add(doc, "security", sec);
     json_object *paths = json_object_new_object();
     const route_t *rt;
     for (size_t i = 0; (rt = sy_admin__route(i)) != NULL; i++) {
@@ -366,8 +353,14 @@ int sy_admin_openapi(sy_buf_t *out)
         lower(rt->method, m, sizeof(m));
         json_object_object_add(item, m, operation(rt));
     }
-    json_object_object_add(doc, "paths", paths);
-    json_object *comp = json_object_new_object(), *schemas = json_object_new_object();
+    return paths;
+}
+
+/* Every resource's schemas (as returned, Create, Update, List), the error
+ * shape and the documented-only schemas of K_OTHER routes. */
+static json_object *build_schemas(void)
+{
+    json_object *schemas = json_object_new_object();
     for (size_t i = 0; sy_admin__resources[i]; i++) {
         const resource_t *res = sy_admin__resources[i];
         char name[64];
@@ -424,7 +417,28 @@ int sy_admin_openapi(sy_buf_t *out)
                                          "only here"));
     json_object_object_add(schemas, "OpenAPI", simple_object("this document"));
     json_object_object_add(schemas, "Health", simple_object("{status: \"ok\"}"));
-    json_object_object_add(comp, "schemas", schemas);
+    return schemas;
+}
+
+int sy_admin_openapi(sy_buf_t *out)
+{
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "openapi", jstr("3.1.0"));
+    json_object *info = json_object_new_object();
+    json_object_object_add(info, "title", jstr("Switchyard admin API"));
+    json_object_object_add(info, "version", jstr("1"));
+    json_object_object_add(info, "description",
+                           jstr("Tenants, keys, providers, models, routes, budgets, usage and "
+                                "audit of a Switchyard gateway. Errors are "
+                                "{\"error\":{\"message\",\"type\",\"param\",\"code\"}}."));
+    json_object_object_add(doc, "info", info);
+    json_object *sec = json_object_new_array(), *req = json_object_new_object();
+    json_object_object_add(req, "adminToken", json_object_new_array());
+    json_object_array_add(sec, req);
+    json_object_object_add(doc, "security", sec);
+    json_object_object_add(doc, "paths", build_paths());
+    json_object *comp = json_object_new_object();
+    json_object_object_add(comp, "schemas", build_schemas());
     json_object *ss = json_object_new_object(), *bearer = json_object_new_object();
     json_object_object_add(bearer, "type", jstr("http"));
     json_object_object_add(bearer, "scheme", jstr("bearer"));
