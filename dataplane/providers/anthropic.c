@@ -697,12 +697,9 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
                           sy_provider_error_t *e)
 {
     json_object *r = NULL;
-    const char *why = NULL;
-    int rc = sy_json_parse(p, body, len, &r, &why);
-    if (rc == SY_ENOMEM)
-        return rc;
+    int rc = sy_provider__parse_upstream(p, body, len, "Anthropic", &r, e);
     if (rc < 0)
-        return sy_provider__invalid_response(e, "Anthropic", why);
+        return rc;
     json_object *content = json_object_object_get(r, "content");
     size_t idl;
     const char *id = sy_provider__str(r, "id", &idl);

@@ -772,12 +772,9 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
                           sy_provider_error_t *e)
 {
     json_object *r = NULL;
-    const char *why = NULL;
-    int rc = sy_json_parse(p, body, len, &r, &why);
-    if (rc == SY_ENOMEM)
-        return rc;
+    int rc = sy_provider__parse_upstream(p, body, len, "Gemini", &r, e);
     if (rc < 0)
-        return sy_provider__invalid_response(e, "Gemini", why);
+        return rc;
     if (!json_object_is_type(r, json_type_object)) {
         json_object_put(r);
         return sy_provider__invalid_response(e, "Gemini", "not a JSON object");

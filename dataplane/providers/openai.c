@@ -157,14 +157,13 @@ static int parse_response(const sy_provider_resp_opts_t *o, sy_json_parser_t *p,
                           sy_provider_error_t *e)
 {
     json_object *r = NULL;
-    const char *why = NULL;
-    int rc = sy_json_parse(p, body, len, &r, &why);
-    if (rc == SY_ENOMEM)
+    int rc = sy_provider__parse_upstream(p, body, len, "OpenAI-compatible", &r, e);
+    if (rc < 0)
         return rc;
-    json_object *choices = rc == 0 ? json_object_object_get(r, "choices") : NULL;
-    if (rc < 0 || choices == NULL || !json_object_is_type(choices, json_type_array)) {
+    json_object *choices = json_object_object_get(r, "choices");
+    if (choices == NULL || !json_object_is_type(choices, json_type_array)) {
         json_object_put(r);
-        return sy_provider__invalid_response(e, "OpenAI-compatible", why ? why : "no choices");
+        return sy_provider__invalid_response(e, "OpenAI-compatible", "no choices");
     }
     sy_provider_usage_t u = {0};
     extract_usage(r, &u);

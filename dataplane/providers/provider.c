@@ -406,6 +406,18 @@ int sy_provider__invalid_response(sy_provider_error_t *e, const char *upstream, 
     return SY_EINVAL;
 }
 
+int sy_provider__parse_upstream(sy_json_parser_t *p, const char *body, size_t len,
+                                const char *upstream, json_object **out, sy_provider_error_t *e)
+{
+    const char *why = NULL;
+    int rc = sy_json_parse(p, body, len, out, &why);
+    if (rc == SY_ENOMEM)
+        return rc;
+    if (rc < 0)
+        return sy_provider__invalid_response(e, upstream, why);
+    return 0;
+}
+
 int sy_provider__stream_truncated(sy_provider_stream_t *s, sy_buf_t *out, const char *why)
 {
     sy_provider_error_t e;

@@ -262,6 +262,10 @@ int sy_provider__blocks_text(json_object *content, sy_buf_t *b, bool *ok);
  * SY_ENOMEM. */
 int sy_provider__add_turn(json_object *turns, const char *role, const char *member,
                           json_object *items);
+/* Parses an upstream's response body into *out; SY_ENOMEM, or a JSON
+ * error as sy_provider__invalid_response (naming upstream). */
+int sy_provider__parse_upstream(sy_json_parser_t *p, const char *body, size_t len,
+                                const char *upstream, json_object **out, sy_provider_error_t *e);
 /* The request's "tools" into *tools / *n: *n = 0 when absent, null or
  * empty; a 400 (SY_EINVAL) when not an array. */
 int sy_provider__tools(json_object *req, json_object **tools, size_t *n, sy_provider_error_t *e);
