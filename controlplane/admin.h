@@ -2,7 +2,8 @@
  * models and prices, routes, budgets, admin users, usage and audit, with
  * token authentication, roles (platform admin, tenant admin, tenant viewer),
  * cursor pagination and an audit record for every mutation. The route table
- * in admin.c is the single source of both the dispatcher and the OpenAPI 3.1
+ * (each admin_<concern>.c holds its slice, admin.c chains them) is the
+ * single source of both the dispatcher and the OpenAPI 3.1
  * document served at /admin/v1/openapi.json. */
 #ifndef SY_ADMIN_H
 #define SY_ADMIN_H
