@@ -43,6 +43,7 @@ struct sy_upstream {
     size_t n_urls;                   /* entries in urls */
     bool no_env_proxy;               /* no proxy variable in the environment (read once) */
     bool in_check;                   /* inside the kick's check callback */
+    size_t n_idle;                   /* owned sockets libcurl is not polling: cached connections */
 };
 
 /* One socket's poll handle; freed in its close callback. A socket opened
@@ -86,8 +87,22 @@ static void maybe_free_pool(sy_upstream_t *pool)
     }
 }
 
+/* Keeps pool->n_idle: owned sockets libcurl does not poll are connections
+ * resting in its cache (or, rarely, a paused transfer's). */
+static void set_wanted(sock_ctx_t *sc, bool wanted)
+{
+    if (sc->owned && sc->wanted != wanted) {
+        if (wanted)
+            sc->pool->n_idle--;
+        else
+            sc->pool->n_idle++;
+    }
+    sc->wanted = wanted;
+}
+
 static void sock_close(sy_upstream_t *pool, sock_ctx_t *sc)
 {
+    set_wanted(sc, true); /* no longer counted idle */
     uv_poll_stop(&sc->poll);
     sc->events = 0;
     if (sc->prev != NULL)
@@ -124,7 +139,7 @@ static sock_ctx_t *sock_new(sy_upstream_t *pool, curl_socket_t fd, bool owned)
     sc->pool = pool;
     sc->events = 0;
     sc->owned = owned;
-    sc->wanted = false;
+    sc->wanted = true; /* a new socket is about to connect */
     sc->prev = NULL;
     sc->next = pool->socks;
     if (pool->socks != NULL)
@@ -279,7 +294,7 @@ static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, v
     }
     if (action == CURL_POLL_REMOVE) {
         if (sc != NULL) {
-            sc->wanted = false;
+            set_wanted(sc, false);
             if (!sc->owned) {
                 sock_close(pool, sc);
             } else if (sc->events != UV_READABLE) {
@@ -297,7 +312,7 @@ static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, v
         events |= UV_READABLE;
     if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    sc->wanted = true;
+    set_wanted(sc, true);
     if (events != sc->events) {
         if (events == 0)
             uv_poll_stop(&sc->poll);
@@ -658,6 +673,11 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
      * without curl_easy_reset). */
     curl_easy_setopt(easy, CURLOPT_URL, req->url); /* for libcurl's messages */
     curl_easy_setopt(easy, CURLOPT_CURLU, parsed_url(pool, req->url));
+    /* libcurl looks for a reusable connection by walking every connection
+     * to the host, busy ones included: with thousands of open streams that
+     * walk dominated each new transfer. When no connection rests in the
+     * cache, there is nothing to find: skip the search. */
+    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, pool->n_idle == 0 ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->headers);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
