@@ -38,7 +38,7 @@ run_e2e() {
     local files out p f c
     files=$(ls tests/e2e/${E2E_FILTER:-*.test.mjs} 2>/dev/null)
     [ -n "$files" ] || return 0
-    out="$RESULTS/e2e.tap"
+    out="$RESULTS/e2e-$$.tap" # one per run: concurrent runs must not count each other
     # shellcheck disable=SC2086
     (cd tests && timeout 900 node --test --test-concurrency=2 --test-timeout=120000 \
         --test-reporter=spec --test-reporter-destination=stdout \
