@@ -4,7 +4,7 @@
 # the server's CPU time per request from /proc (less sensitive to other load
 # on the box than requests/second). Loopback only; one process each (the mock
 # is one loop, nginx gets one worker).
-#   ROUNDS=3 DURATION=5s tests/mockprovider/bench.sh
+#   ROUNDS=5 DURATION=5s tests/mockprovider/bench.sh   (MOCK=path/to/other/binary to compare builds)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
