@@ -55,8 +55,7 @@ int main(int argc, char **argv)
         }
         /* An empty corpus still proves the target links and survives empty input. */
         LLVMFuzzerTestOneInput((const uint8_t *)"", 0);
-        printf("%s %d - %s: %d inputs replayed\n", unreadable ? "not ok" : "ok", i, argv[i],
-               count);
+        printf("%s %d - %s: %d inputs replayed\n", unreadable ? "not ok" : "ok", i, argv[i], count);
         failed += unreadable != 0;
     }
     printf("1..%d\n", argc - 1);
