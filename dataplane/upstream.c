@@ -613,7 +613,7 @@ static int build_headers(sy_upstream_xfer_t *x, const sy_upstream_req_t *req)
     size_t nodes = n * sizeof(struct curl_slist);
     size_t need = nodes + bytes; /* nodes first: malloc's alignment suits them */
     if (need > x->hcap) {
-        size_t cap = need < 512 ? 512 : need;
+        size_t cap = (need + 63) & ~(size_t)63; /* an open stream keeps it: no slack */
         char *blk = malloc(cap);
         if (blk == NULL)
             return SY_ENOMEM;

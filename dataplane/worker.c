@@ -37,7 +37,23 @@ void sy_worker_install_snapshot(sy_worker_t *w, sy_snapshot_t *snap)
 
 void sy_worker_next_id(sy_worker_t *w, char *out)
 {
-    snprintf(out, SY_REQ_ID_LEN, "req_%s%llx", w->id_prefix, (unsigned long long)++w->id_seq);
+    /* "req_" prefix seq-in-hex, assembled by hand: once per request. */
+    static const char hex[] = "0123456789abcdef";
+    char digits[16];
+    size_t nd = 0;
+    for (uint64_t v = ++w->id_seq; v > 0; v >>= 4)
+        digits[nd++] = hex[v & 15];
+    size_t pl = strnlen(w->id_prefix, sizeof(w->id_prefix));
+    if (4 + pl + nd >= SY_REQ_ID_LEN) {
+        snprintf(out, SY_REQ_ID_LEN, "req_%s%llx", w->id_prefix, (unsigned long long)w->id_seq);
+        return;
+    }
+    memcpy(out, "req_", 4);
+    memcpy(out + 4, w->id_prefix, pl);
+    size_t n = 4 + pl;
+    while (nd > 0)
+        out[n++] = digits[--nd];
+    out[n] = '\0';
 }
 
 static void on_handle_closed(uv_handle_t *h)
