@@ -163,7 +163,7 @@ int sy_openai_chunk_usage(sy_json_parser_t *p, sy_str_t data, sy_openai_usage_t 
     sy_openai_usage_t u;
     if (usage.len == 0 || usage.ptr[0] != '{' || usage_from_raw(usage, &u) != 0)
         return SY_ENOENT;
-    bool only = choices.len == 0;
+    bool only = choices.len == 0 || sy_str_eq_cstr(choices, "null"); /* json-c: absent */
     if (!only && choices.ptr[0] == '[') {
         sy_jscan_t ait;
         sy_str_t ak, av;

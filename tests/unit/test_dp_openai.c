@@ -131,6 +131,53 @@ static void test_value_len(void **state)
     assert_int_equal(sy_openai_value_len("[]", 2), 2);
 }
 
+/* The scanner-based reading keeps json-c's semantics: duplicates (the last
+ * wins), members that are not counts read as 0, invalid JSON refused. */
+static void test_usage_edge_cases(void **state)
+{
+    (void)state;
+    sy_openai_usage_t u;
+    const char *dup =
+        "{\"usage\":{\"prompt_tokens\":1,\"prompt_tokens\":9,\"completion_tokens\":2}}";
+    assert_int_equal(sy_openai_find_usage(P, dup, strlen(dup), &u), 0);
+    assert_int_equal(u.prompt_tokens, 9);
+    assert_int_equal(u.completion_tokens, 2);
+    const char *odd = "{\"usage\":{\"prompt_tokens\":-3,\"completion_tokens\":\"7\","
+                      "\"prompt_tokens_details\":null}}";
+    assert_int_equal(sy_openai_find_usage(P, odd, strlen(odd), &u), 0);
+    assert_int_equal(u.prompt_tokens, 0);
+    assert_int_equal(u.completion_tokens, 0);
+    assert_int_equal(u.cached_tokens, 0);
+    const char *huge =
+        "{\"usage\":{\"prompt_tokens\":9999999999999999999,\"completion_tokens\":4}}";
+    assert_int_equal(sy_openai_find_usage(P, huge, strlen(huge), &u), 0);
+    assert_int_equal(u.prompt_tokens, 0);
+    assert_int_equal(u.completion_tokens, 4);
+    const char *bad = "{\"usage\":{\"prompt_tokens\":1,\"x\":[1,}}";
+    assert_int_equal(sy_openai_find_usage(P, bad, strlen(bad), &u), SY_EINVAL);
+    const char *nested = "{\"usage\":{\"prompt_tokens_details\":{\"cached_tokens\":5,"
+                         "\"cached_tokens\":6},\"prompt_tokens\":10}}";
+    assert_int_equal(sy_openai_find_usage(P, nested, strlen(nested), &u), 0);
+    assert_int_equal(u.cached_tokens, 6);
+    assert_int_equal(u.prompt_tokens, 10);
+
+    bool only = false;
+    /* Trailing bytes after the chunk's object: not JSON. */
+    sy_str_t trailing = SY_STR("{\"choices\":[],\"usage\":{\"prompt_tokens\":1}} x");
+    assert_int_equal(sy_openai_chunk_usage(P, trailing, &u, &only), SY_EINVAL);
+    /* "choices": null counts as absent; a non-array keeps its chunk. */
+    sy_str_t null_choices = SY_STR("{\"choices\":null,\"usage\":{\"prompt_tokens\":1}}");
+    assert_int_equal(sy_openai_chunk_usage(P, null_choices, &u, &only), 0);
+    assert_true(only);
+    sy_str_t weird = SY_STR("{\"choices\":{},\"usage\":{\"prompt_tokens\":1}}");
+    assert_int_equal(sy_openai_chunk_usage(P, weird, &u, &only), 0);
+    assert_false(only);
+    sy_str_t no_choices = SY_STR("{\"usage\":{\"prompt_tokens\":3}}");
+    assert_int_equal(sy_openai_chunk_usage(P, no_choices, &u, &only), 0);
+    assert_true(only);
+    assert_int_equal(u.prompt_tokens, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_chunk_usage_filter),
         cmocka_unit_test(test_error_event_and_json),
         cmocka_unit_test(test_value_len),
+        cmocka_unit_test(test_usage_edge_cases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
