@@ -51,7 +51,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev node-llhttp libcurl4-openssl-d
 	libprotobuf-c-dev protobuf-c-compiler libnanomsg-dev libssl-dev libjson-c-dev libcmocka-dev \
 	wrk nginx-light curl openssl sqlite3 valgrind chromium
 
-.PHONY: all deps npm-deps test unit e2e run bench soak fuzz format format-check clean help unit-bins
+.PHONY: bench-translate all deps npm-deps test unit e2e run bench soak fuzz format format-check clean help unit-bins
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -152,6 +152,14 @@ run: deps
 bench: deps
 	@$(MAKE) -s all
 	@tests/bench/run.sh
+	@$(MAKE) -s bench-translate
+
+# Events per second through each stream translator (one core).
+bench-translate: $(O)/bench/translate_bench
+	@$(O)/bench/translate_bench
+$(O)/bench/translate_bench: tests/bench/translate_bench.c $(LIB_DP) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(WARN) -o $@ $< $(LIB_DP) $(LIB_COMMON) $(LDLIBS_ALL)
 
 # libFuzzer targets in tests/fuzz (clang); FUZZ_SECONDS per target.
 fuzz: deps

@@ -3,11 +3,9 @@
  * egress (OpenAI chunks -> Anthropic events). It is a benchmark, never a
  * test: it asserts nothing about the figures.
  *
- * Build and run from the repository root:
- *   cc -std=c11 -D_GNU_SOURCE -O2 -I. -Icommon tests/bench/translate_bench.c \
- *       dataplane/providers/[a-z]*.c common/buf.c common/err.c common/json.c \
- *      common/sse.c common/log.c $(pkg-config --cflags --libs json-c) -lm -o build/translate_bench
- *   build/translate_bench [seconds per case, default 1]
+ * Build and run from the repository root: `make bench-translate` (also the
+ * last step of `make bench`), or build/release/bench/translate_bench [seconds
+ * per case, default 1].
  * Fixtures come from $SY_FIXTURES_DIR or tests/fixtures/providers. */
 #include <stdio.h>
 #include <stdlib.h>
