@@ -700,9 +700,10 @@ static void key_digest(const char *k, size_t n, unsigned char out[SHA256_DIGEST_
 /* Authenticates r against its snapshot; answers and returns false on failure. */
 static bool authenticate(sy_req_t *r)
 {
-    const char *k = r->auth;
-    size_t n = r->auth_len;
-    if (r->auth_is_bearer) {
+    const sy_req_head_t *h = r->head; /* set while sy_proxy_handle runs */
+    const char *k = h->auth;
+    size_t n = h->auth_len;
+    if (h->auth_is_bearer) {
         while (n > 0 && (*k == ' ' || *k == '\t'))
             k++, n--;
         if (n < 7 || strncasecmp(k, "bearer ", 7) != 0) {
@@ -713,7 +714,7 @@ static bool authenticate(sy_req_t *r)
         n -= 7;
     }
     sy_str_t key = sy_str_trim((sy_str_t){k, n});
-    if (key.len == 0 || r->auth_too_long) {
+    if (key.len == 0 || h->auth_too_long) {
         reply_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
                     key.len == 0 ? E_NO_KEY : E_BAD_KEY);
         return false;
@@ -1140,7 +1141,7 @@ static void relay(sy_req_t *r)
 {
     sy_worker_t *w = worker_of(r);
     /* Content type: JSON only (parameters such as charset allowed). */
-    sy_str_t ct = sy_str_trim((sy_str_t){r->ctype, r->ctype_len});
+    sy_str_t ct = sy_str_trim((sy_str_t){r->head->ctype, r->head->ctype_len});
     if (ct.len < 16 || strncasecmp(ct.ptr, "application/json", 16) != 0 ||
         (ct.len > 16 && ct.ptr[16] != ';' && ct.ptr[16] != ' ')) {
         reply_error(r, 415, "invalid_request_error", "unsupported_media_type", NULL, E_CTYPE);

@@ -99,6 +99,7 @@ static void on_closed(uv_handle_t *h)
     sy_buf_free(&c->req.resp);
     sy_buf_free(&c->req.up_url);
     sy_upstream_xfer_free(&c->req.xfer);
+    free(c->req.head);
     free(c);
     sy_worker_check_drained(w);
 }
@@ -440,17 +441,21 @@ static int on_message_begin(llhttp_t *p)
 {
     sy_conn_t *c = p->data;
     sy_req_t *r = &c->req;
+    if (r->head == NULL && (r->head = malloc(sizeof(*r->head))) == NULL)
+        return cb_error(c, 500, "internal_error", "Out of memory.");
+    sy_req_head_t *h = r->head;
     r->method = 0;
     r->path_len = 0;
     r->path[0] = '\0';
     r->path_too_long = false;
     r->in_query = false;
-    r->auth_len = 0;
-    r->auth[0] = '\0';
-    r->auth_is_bearer = false;
-    r->auth_too_long = false;
-    r->ctype_len = 0;
-    r->ctype[0] = '\0';
+    h->auth_len = 0;
+    h->auth[0] = '\0';
+    h->auth_is_bearer = false;
+    h->auth_too_long = false;
+    h->ctype_len = 0;
+    h->ctype[0] = '\0';
+    h->hname_len = 0;
     r->expect_continue = false;
     r->expect_other = false;
     r->task_len = 0;
@@ -459,7 +464,6 @@ static int on_message_begin(llhttp_t *p)
     r->latency[0] = '\0';
     r->header_bytes = 0;
     sy_buf_reset(&r->body);
-    c->hname_len = 0;
     c->hwhich = H_OTHER;
     set_state(c, SY_CONN_HEADERS);
     return 0;
@@ -500,22 +504,24 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     sy_conn_t *c = p->data;
+    sy_req_head_t *hd = c->req.head;
     if (count_header(c, n) != 0)
         return -1;
-    for (size_t i = 0; i < n && c->hname_len < sizeof(c->hname) - 1; i++) {
+    for (size_t i = 0; i < n && hd->hname_len < sizeof(hd->hname) - 1; i++) {
         char ch = at[i];
-        c->hname[c->hname_len++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        hd->hname[hd->hname_len++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
     }
-    if (n > 0 && c->hname_len >= sizeof(c->hname) - 1)
-        c->hname_len = sizeof(c->hname) - 1; /* marks "too long to matter" */
+    if (n > 0 && hd->hname_len >= sizeof(hd->hname) - 1)
+        hd->hname_len = sizeof(hd->hname) - 1; /* marks "too long to matter" */
     return 0;
 }
 
 static int on_header_field_complete(llhttp_t *p)
 {
     sy_conn_t *c = p->data;
-    c->hname[c->hname_len] = '\0';
-    const char *h = c->hname;
+    sy_req_head_t *hd = c->req.head;
+    hd->hname[hd->hname_len] = '\0';
+    const char *h = hd->hname;
     c->hwhich = H_OTHER;
     if (strcmp(h, "authorization") == 0)
         c->hwhich = H_AUTH;
@@ -531,21 +537,21 @@ static int on_header_field_complete(llhttp_t *p)
         c->hwhich = H_LATENCY;
     if (c->hwhich == H_AUTH || c->hwhich == H_APIKEY) {
         /* Authorization wins over x-api-key when both are present. */
-        if (c->hwhich == H_APIKEY && c->req.auth_len > 0 && c->req.auth_is_bearer)
+        if (c->hwhich == H_APIKEY && hd->auth_len > 0 && hd->auth_is_bearer)
             c->hwhich = H_OTHER;
         else {
-            c->req.auth_len = 0;
-            c->req.auth_too_long = false;
-            c->req.auth_is_bearer = c->hwhich == H_AUTH;
+            hd->auth_len = 0;
+            hd->auth_too_long = false;
+            hd->auth_is_bearer = c->hwhich == H_AUTH;
         }
     } else if (c->hwhich == H_CTYPE) {
-        c->req.ctype_len = 0;
+        hd->ctype_len = 0;
     } else if (c->hwhich == H_TASK) {
         c->req.task_len = 0;
     } else if (c->hwhich == H_LATENCY) {
         c->req.latency_len = 0;
     }
-    c->hname_len = 0;
+    hd->hname_len = 0;
     return 0;
 }
 
@@ -571,10 +577,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     switch (c->hwhich) {
     case H_AUTH:
     case H_APIKEY:
-        append_capped(r->auth, sizeof(r->auth), &r->auth_len, &r->auth_too_long, at, n);
+        append_capped(r->head->auth, sizeof(r->head->auth), &r->head->auth_len,
+                      &r->head->auth_too_long, at, n);
         break;
     case H_CTYPE:
-        append_capped(r->ctype, sizeof(r->ctype), &r->ctype_len, NULL, at, n);
+        append_capped(r->head->ctype, sizeof(r->head->ctype), &r->head->ctype_len, NULL, at, n);
         break;
     case H_TASK:
         append_capped(r->task, sizeof(r->task), &r->task_len, NULL, at, n);
@@ -670,6 +677,15 @@ static void dispatch(sy_conn_t *c)
     r->bytes_in = r->body.len;
     sy_worker_next_id(c->worker, r->id);
     sy_proxy_handle(r);
+    /* The head fields are read by sy_proxy_handle only: an open stream does
+     * not keep them. The connection outlives this call (freed in its close
+     * callback). When the request was answered inside the call, the next
+     * pipelined one may already be half parsed into the head: it is kept
+     * unless the connection is back to idle (no head being parsed). */
+    if (c->req.active || c->state == SY_CONN_IDLE) {
+        free(c->req.head);
+        c->req.head = NULL;
+    }
 }
 
 /* Parses data (pending bytes when from_pending). Returns true when parsing

@@ -33,6 +33,20 @@ typedef enum sy_req_mode {
     SY_REQ_MODE_STREAM,   /* SSE relayed event by event */
 } sy_req_mode_t;
 
+/* Header fields read only between the request head and dispatch: kept out of
+ * the connection (a side allocation made by the request's first byte and
+ * freed once sy_proxy_handle returned), so an open stream does not carry them. */
+typedef struct sy_req_head {
+    char auth[SY_REQ_AUTH_MAX]; /* Authorization or x-api-key value, NUL-terminated */
+    size_t auth_len;
+    bool auth_is_bearer; /* from Authorization (needs "Bearer ") */
+    bool auth_too_long;
+    char ctype[SY_REQ_CTYPE_MAX]; /* Content-Type, NUL-terminated, truncated */
+    size_t ctype_len;
+    char hname[32]; /* current header name (lower-cased, truncated) */
+    size_t hname_len;
+} sy_req_head_t;
+
 /* One request: parsed fields, then the proxy state. Embedded in its
  * connection (one in flight at a time) and reset between requests. */
 typedef struct sy_req {
@@ -43,13 +57,8 @@ typedef struct sy_req {
     char path[SY_REQ_PATH_MAX]; /* request target without the query, NUL-terminated */
     size_t path_len;
     bool path_too_long;
-    bool in_query;              /* the URL's '?' was seen: the rest is skipped */
-    char auth[SY_REQ_AUTH_MAX]; /* Authorization or x-api-key value, NUL-terminated */
-    size_t auth_len;
-    bool auth_is_bearer; /* from Authorization (needs "Bearer ") */
-    bool auth_too_long;
-    char ctype[SY_REQ_CTYPE_MAX]; /* Content-Type, NUL-terminated, truncated */
-    size_t ctype_len;
+    bool in_query;        /* the URL's '?' was seen: the rest is skipped */
+    sy_req_head_t *head;  /* owned; NULL outside head parsing and dispatch */
     bool expect_continue; /* Expect: 100-continue */
     bool expect_other;    /* another Expect value (417) */
     char task[64];        /* x-switchyard-task, NUL-terminated, truncated */
@@ -119,8 +128,6 @@ struct sy_conn {
     uint64_t deadline_ms;   /* loop time when the current state times out, 0 none */
     uint64_t last_write_ms; /* loop time of the last write progress */
     sy_buf_t pending;       /* owned; bytes received but not yet parsed */
-    char hname[32];         /* current header name (lower-cased, truncated) */
-    size_t hname_len;
     int hwhich;             /* which kept header the current value belongs to */
     sy_req_t req;           /* the request being read or answered */
     int err_status;         /* error found by a parser callback, 0 none */
