@@ -59,13 +59,20 @@ int sy_openai_usage_from_json(json_object *usage, sy_openai_usage_t *out)
 /* Position of the '{' that follows the last `"usage"` key in p, or NULL. */
 static const char *find_usage_object(const char *p, size_t len)
 {
-    static const char key[] = "\"usage\"";
-    const char *found = NULL;
-    const char *at = p;
-    size_t left = len;
-    const char *hit;
-    while ((hit = memmem(at, left, key, sizeof(key) - 1)) != NULL) {
-        const char *q = hit + sizeof(key) - 1, *end = p + len;
+    /* Backwards from the end, quote by quote (memrchr): usage is the last
+     * member of an OpenAI response, so the search usually stops within a
+     * few quotes; the forward memmem walk read the whole body. The result is
+     * the same: the last "usage" key followed by ':' and '{'. */
+    static const char key[] = "\"usage"; /* followed by the closing quote */
+    const size_t kl = sizeof(key) - 1;
+    const char *end = p + len;
+    size_t n = len;
+    const char *qt;
+    while (n > kl && (qt = memrchr(p, '"', n)) != NULL) {
+        n = (size_t)(qt - p);
+        if (n < kl || memcmp(qt - kl, key, kl) != 0)
+            continue;
+        const char *q = qt + 1;
         while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
             q++;
         if (q < end && *q == ':') {
@@ -73,12 +80,10 @@ static const char *find_usage_object(const char *p, size_t len)
             while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
                 q++;
             if (q < end && *q == '{')
-                found = q;
+                return q;
         }
-        left -= (size_t)(hit + 1 - at);
-        at = hit + 1;
     }
-    return found;
+    return NULL;
 }
 
 /* A token count: a non-negative integer that fits int64_t, else 0 (as

@@ -55,6 +55,17 @@ static void test_find_usage_in_response(void **state)
     assert_int_equal(sy_openai_find_usage(P, spaced, strlen(spaced), &u), 0);
     assert_int_equal(u.prompt_tokens, 3);
     assert_int_equal(u.cached_tokens, 0);
+
+    /* The search runs backwards from the end: usage first, a later
+     * "usage": that is no object, and a key at offset 0 are all found. */
+    const char *first = "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":8},\"id\":\"x\","
+                        "\"meta\":{\"usage\":null,\"note\":\"usage\"}}";
+    assert_int_equal(sy_openai_find_usage(P, first, strlen(first), &u), 0);
+    assert_int_equal(u.prompt_tokens, 7);
+    assert_int_equal(u.completion_tokens, 8);
+    const char *twice = "{\"usage\":{\"prompt_tokens\":1},\"x\":{\"usage\":{\"prompt_tokens\":2}}}";
+    assert_int_equal(sy_openai_find_usage(P, twice, strlen(twice), &u), 0);
+    assert_int_equal(u.prompt_tokens, 2); /* the last one, as before */
 }
 
 static void test_find_usage_in_fixture(void **state)
