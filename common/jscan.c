@@ -62,7 +62,7 @@ static uint64_t special8(uint64_t w)
     return (ctl | quote | bslash | w) & highs;
 }
 
-static size_t scan_string(const char *p, size_t n)
+size_t sy_jscan_string(const char *p, size_t n, bool *escape)
 {
     size_t i = 1;
     while (i < n) {
@@ -86,6 +86,8 @@ static size_t scan_string(const char *p, size_t n)
         if (c < 0x20)
             return 0;
         if (c == '\\') {
+            if (escape != NULL)
+                *escape = true;
             if (i + 1 >= n)
                 return 0;
             char e = p[i + 1];
@@ -117,7 +119,7 @@ static bool digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static size_t scan_number(const char *p, size_t n)
+size_t sy_jscan_number(const char *p, size_t n)
 {
     size_t i = 0;
     if (i < n && p[i] == '-')
@@ -164,7 +166,7 @@ static size_t scan_container(const char *p, size_t n, int depth)
         if (obj) {
             if (i >= n || p[i] != '"')
                 return 0;
-            size_t k = scan_string(p + i, n - i);
+            size_t k = sy_jscan_string(p + i, n - i, NULL);
             if (k == 0)
                 return 0;
             i = skip_ws(p, n, i + k);
@@ -194,7 +196,7 @@ static size_t scan_value(const char *p, size_t n, int depth)
         return 0;
     switch (p[0]) {
     case '"':
-        return scan_string(p, n);
+        return sy_jscan_string(p, n, NULL);
     case '{':
     case '[':
         return scan_container(p, n, depth);
@@ -205,7 +207,7 @@ static size_t scan_value(const char *p, size_t n, int depth)
     case 'n':
         return n >= 4 && memcmp(p, "null", 4) == 0 ? 4 : 0;
     default:
-        return scan_number(p, n);
+        return sy_jscan_number(p, n);
     }
 }
 
@@ -267,7 +269,7 @@ int sy_jscan_next(sy_jscan_t *it, sy_str_t *key, sy_str_t *val)
     if (it->is_object) {
         if (p[i] != '"')
             return -1;
-        size_t k = scan_string(p + i, n - i);
+        size_t k = sy_jscan_string(p + i, n - i, NULL);
         if (k == 0)
             return -1;
         key->ptr = p + i + 1;

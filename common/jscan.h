@@ -26,6 +26,13 @@ typedef struct sy_jscan {
     bool is_object;  /* iterating an object (else an array) */
 } sy_jscan_t;
 
+/* Length of the JSON string at p[0..n) (p[0] is its opening quote), closing
+ * quote included; 0 when it is not one valid string. Sets *escape (if not
+ * NULL) when the string holds a backslash; leaves it alone otherwise. */
+size_t sy_jscan_string(const char *p, size_t n, bool *escape);
+/* Length of the JSON number at p[0..n), 0 when there is none. */
+size_t sy_jscan_number(const char *p, size_t n);
+
 /* Length of the JSON value at p[0..n) (no leading whitespace), 0 when it is
  * not one valid value. */
 size_t sy_jscan_value(const char *p, size_t n);

@@ -205,128 +205,18 @@ typedef struct tb {
     fctx_t *x;     /* borrowed; its container table is filled */
 } tb_t;
 
-static bool tb_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 if invalid. */
-static size_t tb_utf8(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c >= 0xC2 && c <= 0xDF)
-        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
-            return 0; /* overlong, surrogate */
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-/* Nonzero when one of the 8 bytes is a quote, a backslash, a control byte
- * or not ASCII; the lowest flagged byte is exact. */
-static uint64_t tb_special8(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & highs;
-}
-
 /* The string at p[i] (a quote): its end, 0 when invalid. */
 static size_t tb_string(const char *p, size_t n, size_t i, bool *escape)
 {
-    i++;
-    while (i < n) {
-        if (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, p + i, 8);
-            uint64_t m = tb_special8(w);
-            if (m == 0) {
-                i += 8;
-                continue;
-            }
-#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            i += (size_t)__builtin_ctzll(m) / 8;
-#endif
-        }
-        unsigned char c = (unsigned char)p[i];
-        if (c == '"')
-            return i + 1;
-        if (c < 0x20)
-            return 0;
-        if (c == '\\') {
-            *escape = true;
-            if (i + 1 >= n)
-                return 0;
-            char e = p[i + 1];
-            if (e == 'u') {
-                if (i + 5 >= n || !tb_hex(p[i + 2]) || !tb_hex(p[i + 3]) || !tb_hex(p[i + 4]) ||
-                    !tb_hex(p[i + 5]))
-                    return 0;
-                i += 6;
-            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
-                       e == 'r' || e == 't') {
-                i += 2;
-            } else {
-                return 0;
-            }
-        } else if (c >= 0x80) {
-            size_t l = tb_utf8((const unsigned char *)p + i, n - i);
-            if (l == 0)
-                return 0;
-            i += l;
-        } else {
-            i++;
-        }
-    }
-    return 0;
-}
-
-static bool tb_digit(char c)
-{
-    return c >= '0' && c <= '9';
+    size_t len = sy_jscan_string(p + i, n - i, escape);
+    return len != 0 ? i + len : 0;
 }
 
 /* The number at p[i]: its end, 0 when invalid. */
 static size_t tb_number(const char *p, size_t n, size_t i)
 {
-    if (i < n && p[i] == '-')
-        i++;
-    if (i < n && p[i] == '0') {
-        i++;
-    } else if (i < n && p[i] >= '1' && p[i] <= '9') {
-        while (i < n && tb_digit(p[i]))
-            i++;
-    } else {
-        return 0;
-    }
-    if (i < n && p[i] == '.') {
-        i++;
-        if (i >= n || !tb_digit(p[i]))
-            return 0;
-        while (i < n && tb_digit(p[i]))
-            i++;
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            i++;
-        if (i >= n || !tb_digit(p[i]))
-            return 0;
-        while (i < n && tb_digit(p[i]))
-            i++;
-    }
-    return i;
+    size_t len = sy_jscan_number(p + i, n - i);
+    return len != 0 ? i + len : 0;
 }
 
 static bool tb_push(tb_t *b, size_t off, size_t end)
