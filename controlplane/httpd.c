@@ -6,6 +6,7 @@
 #include <string.h>
 #include <llhttp.h>
 
+#include "http_status.h"
 #include "log.h"
 
 #define READ_BUF 16384
@@ -49,48 +50,6 @@ typedef struct wreq {
     uv_write_t req; /* libuv request; data = conn */
     sy_buf_t buf;   /* owned; the response bytes */
 } wreq_t;
-
-static const char *status_text(int s)
-{
-    switch (s) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Status";
-    }
-}
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -142,10 +101,11 @@ static void send_response(conn_t *c, int status, const char *ctype, const sy_buf
     }
     sy_buf_init(&w->buf);
     size_t blen = body ? body->len : 0;
+    sy_str_t reason = sy_http_reason(status);
     int rc = sy_buf_appendf(&w->buf,
-                            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                            "HTTP/1.1 %d %.*s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                             "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
-                            status, status_text(status), ctype, blen,
+                            status, (int)reason.len, reason.ptr, ctype, blen,
                             keep_alive ? "keep-alive" : "close");
     if (rc == 0 && blen > 0)
         rc = sy_buf_append(&w->buf, body->data, blen);

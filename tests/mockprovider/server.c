@@ -14,6 +14,7 @@
 #include <time.h>
 #include <llhttp.h>
 #include "json.h"
+#include "http_status.h"
 #include "log.h"
 #include "mock.h"
 
@@ -289,54 +290,6 @@ static bool drained(const conn_t *c)
 
 /* ---- response heads -------------------------------------------------------------- */
 
-static sy_str_t reason(int status)
-{
-    switch (status) {
-    case 100:
-        return SY_STR("Continue");
-    case 200:
-        return SY_STR("OK");
-    case 400:
-        return SY_STR("Bad Request");
-    case 401:
-        return SY_STR("Unauthorized");
-    case 402:
-        return SY_STR("Payment Required");
-    case 403:
-        return SY_STR("Forbidden");
-    case 404:
-        return SY_STR("Not Found");
-    case 405:
-        return SY_STR("Method Not Allowed");
-    case 408:
-        return SY_STR("Request Timeout");
-    case 409:
-        return SY_STR("Conflict");
-    case 413:
-        return SY_STR("Payload Too Large");
-    case 414:
-        return SY_STR("URI Too Long");
-    case 422:
-        return SY_STR("Unprocessable Entity");
-    case 429:
-        return SY_STR("Too Many Requests");
-    case 431:
-        return SY_STR("Request Header Fields Too Large");
-    case 500:
-        return SY_STR("Internal Server Error");
-    case 502:
-        return SY_STR("Bad Gateway");
-    case 503:
-        return SY_STR("Service Unavailable");
-    case 504:
-        return SY_STR("Gateway Timeout");
-    case 529:
-        return SY_STR("Site Overloaded");
-    default:
-        return SY_STR("Error");
-    }
-}
-
 /* RFC 3339 UTC time secs from now (Anthropic's rate-limit resets). */
 static void rfc3339(int64_t secs, char *out, size_t size)
 {
@@ -355,7 +308,7 @@ static int build_head(conn_t *c, int status, sy_str_t ctype, int64_t content_len
     /* The hot path: plain appends, no printf. */
     int rc = SY_MOCK_LIT(h, "HTTP/1.1 ");
     rc = rc ? rc : sy_mock_put_i64(h, status);
-    sy_str_t why = reason(status);
+    sy_str_t why = sy_http_reason(status);
     rc = rc ? rc : SY_MOCK_LIT(h, " ");
     rc = rc ? rc : sy_mock_put(h, why.ptr, why.len);
     rc = rc ? rc : SY_MOCK_LIT(h, "\r\nContent-Type: ");
