@@ -38,6 +38,7 @@ void sy_mock_fault_init(sy_mock_fault_t *f)
     f->rl_requests = 59;
     f->rl_tokens = 149984;
     f->rl_reset_s = 1;
+    f->silent_close_ms = -1;
 }
 
 static bool key_is(sy_str_t k, const char *a, const char *b)
@@ -133,11 +134,50 @@ static int apply(sy_mock_fault_t *f, sy_str_t k, sy_str_t v, const char **why)
         if (parse_num(v, 86400, &f->rl_reset_s))
             goto bad_num;
         f->ratelimit = true;
+    } else if (key_is(k, "conn_close", "connection_close")) {
+        if (parse_bool(v, &f->conn_close))
+            goto bad_bool;
+    } else if (key_is(k, "no_length", NULL)) {
+        if (parse_bool(v, &f->no_length))
+            goto bad_bool;
+    } else if (key_is(k, "chunked", NULL)) {
+        if (parse_bool(v, &f->chunked))
+            goto bad_bool;
+    } else if (key_is(k, "trickle", NULL)) {
+        if (parse_bool(v, &f->trickle))
+            goto bad_bool;
+    } else if (key_is(k, "interim", NULL)) {
+        if (parse_bool(v, &f->interim))
+            goto bad_bool;
+    } else if (key_is(k, "garbage", NULL)) {
+        if (parse_bool(v, &f->garbage))
+            goto bad_bool;
+    } else if (key_is(k, "short_body", NULL)) {
+        if (parse_bool(v, &f->short_body))
+            goto bad_bool;
+    } else if (key_is(k, "huge_headers", NULL)) {
+        /* A size in KiB, or a flag (alone: the default size). */
+        if (v.len > 0 && parse_num(v, 16384, &n) == 0)
+            f->huge_headers_kib = n;
+        else if (parse_bool(v, &b) == 0)
+            f->huge_headers_kib = b ? SY_MOCK_HUGE_HEADERS_KIB : 0;
+        else
+            goto bad_num;
+    } else if (key_is(k, "silent_close", NULL)) {
+        /* A delay in ms, or a flag (alone: the delay varies per request). */
+        if (v.len > 0 && parse_num(v, 600000, &n) == 0) {
+            f->silent_close = true;
+            f->silent_close_ms = n;
+        } else if (parse_bool(v, &b) == 0) {
+            f->silent_close = b;
+            f->silent_close_ms = -1;
+        } else {
+            goto bad_num;
+        }
     } else {
         *why = "unknown fault key";
         return SY_EINVAL;
     }
-    SY_UNUSED(b);
     f->any = true;
     return 0;
 bad_num:
@@ -209,6 +249,11 @@ int sy_mock_fault_parse_json(json_object *o, sy_mock_fault_t *f, const char **wh
     return 0;
 }
 
+static const char *tf(bool b)
+{
+    return b ? "true" : "false";
+}
+
 int sy_mock_fault_to_json(const sy_mock_fault_t *f, sy_buf_t *out)
 {
     static const char *const resets[] = {"none", "before", "after"};
@@ -217,13 +262,20 @@ int sy_mock_fault_to_json(const sy_mock_fault_t *f, sy_buf_t *out)
                           "\"retry_after\":%lld,\"reset\":\"%s\",\"reset_after\":%lld,"
                           "\"stall\":%s,\"malformed\":%s,\"stream_error\":%lld,\"ratelimit\":%s,"
                           "\"rl_requests\":%lld,"
-                          "\"rl_tokens\":%lld,\"rl_reset\":%lld}",
+                          "\"rl_tokens\":%lld,\"rl_reset\":%lld,\"conn_close\":%s,"
+                          "\"no_length\":%s,\"chunked\":%s,\"trickle\":%s,\"interim\":%s,"
+                          "\"garbage\":%s,\"huge_headers\":%lld,\"short_body\":%s,"
+                          "\"silent_close\":%lld}",
                           (long long)f->latency_ms, (long long)f->chunk_delay_ms, f->status,
                           (long long)f->retry_after, resets[f->reset], (long long)f->reset_after,
                           f->stall ? "true" : "false", f->malformed ? "true" : "false",
                           (long long)(f->stream_error ? f->stream_error_after : -1),
                           f->ratelimit ? "true" : "false", (long long)f->rl_requests,
-                          (long long)f->rl_tokens, (long long)f->rl_reset_s);
+                          (long long)f->rl_tokens, (long long)f->rl_reset_s, tf(f->conn_close),
+                          tf(f->no_length), tf(f->chunked), tf(f->trickle), tf(f->interim),
+                          tf(f->garbage), (long long)f->huge_headers_kib, tf(f->short_body),
+                          /* -2 = off, -1 = varying, else the delay in ms */
+                          (long long)(f->silent_close ? f->silent_close_ms : -2));
 }
 
 void sy_mock_faults_init(sy_mock_faults_t *fs)

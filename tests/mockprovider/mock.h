@@ -118,8 +118,24 @@ typedef struct sy_mock_fault {
     int64_t rl_requests;        /* remaining requests announced */
     int64_t rl_tokens;          /* remaining tokens announced */
     int64_t rl_reset_s;         /* seconds until the limits reset */
-    bool any;                   /* at least one key was set */
+    /* Wire-level faults (HTTP/1.1 framing a hand-written client must get right). */
+    bool conn_close;          /* answer with Connection: close, then close */
+    bool no_length;           /* no Content-Length, not chunked: the body ends at the close */
+    bool chunked;             /* plain answer in small chunks, one extension, a trailer */
+    bool trickle;             /* the first SY_MOCK_TRICKLE_BYTES written one byte per tick */
+    bool interim;             /* 100 Continue and 103 Early Hints before the answer */
+    bool garbage;             /* a reply that is not HTTP, then close */
+    int64_t huge_headers_kib; /* KiB of extra x-pad-N headers in the head (0 = none) */
+    bool short_body;          /* Content-Length larger than the body sent, then close */
+    bool silent_close;        /* close a keep-alive connection right after the answer */
+    int64_t silent_close_ms;  /* delay of that close; -1 = varies over 0..20 ms per request */
+    bool any;                 /* at least one key was set */
 } sy_mock_fault_t;
+
+#define SY_MOCK_TRICKLE_BYTES 400      /* bytes of a trickled response sent one at a time */
+#define SY_MOCK_TRICKLE_TICK_MS 1      /* pause between those bytes */
+#define SY_MOCK_HUGE_HEADERS_KIB 200   /* default size of huge_headers */
+#define SY_MOCK_SILENT_CLOSE_MAX_MS 20 /* silent_close without a value varies up to this */
 
 void sy_mock_fault_init(sy_mock_fault_t *f);
 /* Parses "key=value; key=value" (',' also separates) as sent in the

@@ -34,6 +34,7 @@ typedef enum phase {
     PH_FLUSH,      /* everything queued; done when the socket drained */
     PH_RESET_WAIT, /* events before a reset queued; reset after drain + grace */
     PH_RESETTING,  /* grace timer running */
+    PH_SILENT,     /* answer done; the connection closes unannounced (silent_close) */
 } phase_t;
 
 typedef struct header {
@@ -92,7 +93,8 @@ struct sy_mock_server {
 
 struct conn {
     uv_tcp_t tcp;          /* embedded */
-    uv_timer_t timer;      /* embedded; latency, chunk delay, yields, reset grace */
+    uv_timer_t timer;      /* embedded; latency, chunk delay, yields, reset grace, silent close */
+    uv_timer_t ttimer;     /* embedded; trickle ticks */
     llhttp_t parser;       /* embedded */
     sy_mock_server_t *srv; /* borrowed */
     conn_t *prev, *next;   /* borrowed; srv->conns list */
@@ -126,6 +128,12 @@ struct conn {
     size_t ev, nev;        /* next stream event, number of events */
     bool stream;           /* current response is an SSE stream */
     bool counted;          /* the current request is counted in stats (not /_mock/...) */
+
+    bool trickle_on; /* the current response is trickled (fault trickle) */
+    size_t trickled; /* bytes of the current response written one at a time so far */
+    sy_buf_t tq;     /* owned; bytes queued behind the trickle, in order */
+    size_t tq_off;   /* bytes of tq already written */
+    sy_buf_t aux;    /* owned; the body re-encoded in small chunks (fault chunked) */
 };
 
 typedef struct wreq {
@@ -135,6 +143,7 @@ typedef struct wreq {
 } wreq_t;
 
 static void pump(conn_t *c);
+static void on_drained(conn_t *c);
 static void finish_response(conn_t *c);
 static void feed(conn_t *c, const char *data, size_t len);
 static void resume_read(conn_t *c);
@@ -172,6 +181,8 @@ static void on_conn_closed(uv_handle_t *h)
     sy_buf_free(&c->spare);
     sy_buf_free(&c->head);
     sy_buf_free(&c->out);
+    sy_buf_free(&c->tq);
+    sy_buf_free(&c->aux);
     free(c);
     if (srv->closing && srv->conns == NULL && srv->handles == 0) {
         sy_mock_stats_free(&srv->stats);
@@ -194,14 +205,22 @@ static void close_conn(conn_t *c, bool reset)
         return;
     c->closing = true;
     uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->ttimer);
     if (reset)
         uv_tcp_close_reset(&c->tcp, on_conn_closed);
     else
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+    uv_close((uv_handle_t *)&c->ttimer, on_conn_closed);
 }
 
 /* ---- writing ------------------------------------------------------------------- */
+
+/* Nothing of the response is waiting: no write in flight, no trickle queue. */
+static bool drained(const conn_t *c)
+{
+    return c->inflight == 0 && c->tq_off == c->tq.len;
+}
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -216,8 +235,13 @@ static void on_write(uv_write_t *req, int status)
         close_conn(c, false);
         return;
     }
-    if (c->inflight > 0)
-        return;
+    if (drained(c))
+        on_drained(c);
+}
+
+/* Everything queued has been written: the response goes on per its phase. */
+static void on_drained(conn_t *c)
+{
     switch (c->phase) {
     case PH_STREAM:
         if (!uv_is_active((uv_handle_t *)&c->timer))
@@ -237,7 +261,7 @@ static void on_write(uv_write_t *req, int status)
 
 /* Writes bufs: as much as the socket takes now, the rest copied into a write
  * request. Returns false when the connection failed (and is closing). */
-static bool send_bufs(conn_t *c, uv_buf_t *bufs, unsigned n)
+static bool write_now(conn_t *c, uv_buf_t *bufs, unsigned n)
 {
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
@@ -283,9 +307,53 @@ static bool send_bufs(conn_t *c, uv_buf_t *bufs, unsigned n)
     return true;
 }
 
-static bool drained(const conn_t *c)
+/* Trickle: each tick writes one byte of tq until SY_MOCK_TRICKLE_BYTES of the
+ * response went out that way, then the rest of tq at once. The tick waits
+ * while a previous write is still in flight. */
+static void on_trickle(uv_timer_t *t)
 {
-    return c->inflight == 0;
+    conn_t *c = t->data;
+    if (c->closing)
+        return;
+    size_t left = c->tq.len - c->tq_off;
+    if (left == 0) {
+        uv_timer_stop(t);
+        return;
+    }
+    if (c->inflight > 0)
+        return;
+    size_t n = c->trickled < SY_MOCK_TRICKLE_BYTES ? 1 : left;
+    uv_buf_t b = uv_buf_init(c->tq.data + c->tq_off, (unsigned)n);
+    if (!write_now(c, &b, 1)) /* copies what the socket does not take */
+        return;
+    c->trickled += n;
+    c->tq_off += n;
+    if (c->tq_off < c->tq.len)
+        return;
+    uv_timer_stop(t);
+    sy_buf_reset(&c->tq);
+    c->tq_off = 0;
+    if (drained(c))
+        on_drained(c);
+}
+
+/* Sends bufs in order after whatever is queued: through the trickle queue
+ * while the response is trickled, else at once (write_now). Returns false
+ * when the connection failed (and is closing). */
+static bool send_bufs(conn_t *c, uv_buf_t *bufs, unsigned n)
+{
+    bool queued = c->tq_off < c->tq.len;
+    if (!queued && !(c->trickle_on && c->trickled < SY_MOCK_TRICKLE_BYTES))
+        return write_now(c, bufs, n);
+    for (unsigned i = 0; i < n; i++) {
+        if (sy_buf_append(&c->tq, bufs[i].base, bufs[i].len) != 0) {
+            close_conn(c, false);
+            return false;
+        }
+    }
+    if (!uv_is_active((uv_handle_t *)&c->ttimer))
+        uv_timer_start(&c->ttimer, on_trickle, SY_MOCK_TRICKLE_TICK_MS, SY_MOCK_TRICKLE_TICK_MS);
+    return true;
 }
 
 /* ---- response heads -------------------------------------------------------------- */
@@ -299,14 +367,39 @@ static void rfc3339(int64_t secs, char *out, size_t size)
     strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Builds the head into c->head. content_length < 0 means chunked. */
+#define BODY_CHUNKED (-1)  /* build_head: Transfer-Encoding: chunked */
+#define BODY_TO_CLOSE (-2) /* build_head: neither length nor chunks; the close ends the body */
+
+/* Appends kib KiB of x-pad-N header lines of 1 KiB each (fault huge_headers). */
+static int pad_headers(sy_buf_t *h, int64_t kib)
+{
+    for (int64_t i = 0; i < kib; i++) {
+        char name[32];
+        int n = snprintf(name, sizeof(name), "x-pad-%lld: ", (long long)i);
+        size_t fill = 1024 - (size_t)n - 2;
+        if (sy_buf_append(h, name, (size_t)n) != 0 || sy_buf_reserve(h, fill + 2) != 0)
+            return SY_ENOMEM;
+        memset(h->data + h->len, 'p', fill);
+        memcpy(h->data + h->len + fill, "\r\n", 2);
+        h->len += fill + 2;
+        h->data[h->len] = '\0';
+    }
+    return 0;
+}
+
+/* Builds the head into c->head. content_length >= 0 is sent as
+ * Content-Length, else BODY_CHUNKED or BODY_TO_CLOSE. */
 static int build_head(conn_t *c, int status, sy_str_t ctype, int64_t content_length)
 {
     sy_buf_t *h = &c->head;
     sy_mock_server_t *srv = c->srv;
     sy_buf_reset(h);
+    int rc = 0;
+    if (c->fault.interim)
+        rc = SY_MOCK_LIT(h, "HTTP/1.1 100 Continue\r\n\r\n"
+                            "HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n");
     /* The hot path: plain appends, no printf. */
-    int rc = SY_MOCK_LIT(h, "HTTP/1.1 ");
+    rc = rc ? rc : SY_MOCK_LIT(h, "HTTP/1.1 ");
     rc = rc ? rc : sy_mock_put_i64(h, status);
     sy_str_t why = sy_http_reason(status);
     rc = rc ? rc : SY_MOCK_LIT(h, " ");
@@ -316,8 +409,10 @@ static int build_head(conn_t *c, int status, sy_str_t ctype, int64_t content_len
     if (rc == 0 && content_length >= 0) {
         rc = SY_MOCK_LIT(h, "\r\nContent-Length: ");
         rc = rc ? rc : sy_mock_put_i64(h, content_length);
-    } else if (rc == 0) {
+    } else if (rc == 0 && content_length == BODY_CHUNKED) {
         rc = SY_MOCK_LIT(h, "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache");
+    } else if (rc == 0) {
+        rc = SY_MOCK_LIT(h, "\r\nCache-Control: no-cache");
     }
     rc = rc ? rc : SY_MOCK_LIT(h, "\r\nx-mock-name: ");
     rc = rc ? rc : sy_mock_put(h, srv->opts.name, srv->name_len);
@@ -362,6 +457,8 @@ static int build_head(conn_t *c, int status, sy_str_t ctype, int64_t content_len
                             (long long)f->rl_requests + 1, (long long)f->rl_requests, reset,
                             (long long)f->rl_tokens + 1000, (long long)f->rl_tokens, reset);
     }
+    if (rc == 0 && c->fault.huge_headers_kib > 0)
+        rc = pad_headers(h, c->fault.huge_headers_kib);
     if (rc == 0 && !c->keep_alive)
         rc = SY_MOCK_LIT(h, "Connection: close\r\n");
     else if (rc == 0 && llhttp_get_http_minor(&c->parser) == 0)
@@ -624,18 +721,19 @@ static bool send_chunk(conn_t *c, bool final)
     char size[24];
     uv_buf_t b[3];
     unsigned n = 0;
-    if (c->out.len > 0) {
+    static char crlf_end[] = "\r\n0\r\n\r\n";
+    if (c->fault.no_length) {
+        /* Close-delimited: the bytes as they are; the close ends the body. */
+        if (c->out.len > 0)
+            b[n++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    } else if (c->out.len > 0) {
         int len = snprintf(size, sizeof(size), "%zx\r\n", c->out.len);
         b[n++] = uv_buf_init(size, (unsigned)len);
         b[n++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    }
-    static char crlf_end[] = "\r\n0\r\n\r\n";
-    if (c->out.len > 0 && final)
-        b[n++] = uv_buf_init(crlf_end, 7);
-    else if (c->out.len > 0)
-        b[n++] = uv_buf_init(crlf_end, 2);
-    else if (final)
+        b[n++] = uv_buf_init(crlf_end, final ? 7 : 2);
+    } else if (final) {
         b[n++] = uv_buf_init(crlf_end + 2, 5);
+    }
     bool ok = n == 0 || send_bufs(c, b, n);
     sy_buf_reset(&c->out); /* after: reset writes a NUL at data[0] */
     return ok;
@@ -720,6 +818,31 @@ static void pump(conn_t *c)
         finish_response(c);
 }
 
+#define SMALL_CHUNK 7 /* bytes per chunk of a plain answer under fault chunked */
+
+/* Re-encodes c->out in SMALL_CHUNK-byte chunks, the first with a chunk
+ * extension, ended by the last chunk and one trailer field (fault chunked;
+ * all of it legal HTTP/1.1). Returns 0 or SY_ENOMEM (c->out unchanged). */
+static int encode_chunks(conn_t *c)
+{
+    sy_buf_t *a = &c->aux;
+    sy_buf_reset(a);
+    int rc = 0;
+    for (size_t i = 0; i < c->out.len && rc == 0; i += SMALL_CHUNK) {
+        size_t n = c->out.len - i < SMALL_CHUNK ? c->out.len - i : SMALL_CHUNK;
+        rc = sy_buf_appendf(a, "%zx%s\r\n", n, i == 0 ? ";x=y" : "");
+        rc = rc ? rc : sy_buf_append(a, c->out.data + i, n);
+        rc = rc ? rc : SY_MOCK_LIT(a, "\r\n");
+    }
+    rc = rc ? rc : SY_MOCK_LIT(a, "0\r\nx-mock-trailer: done\r\n\r\n");
+    if (rc != 0)
+        return rc;
+    sy_buf_t t = c->out;
+    c->out = *a;
+    *a = t;
+    return 0;
+}
+
 /* Starts the planned response (after any latency). */
 static void start_response(conn_t *c)
 {
@@ -729,13 +852,25 @@ static void start_response(conn_t *c)
         close_conn(c, true);
         return;
     }
+    if (f->garbage) {
+        static char junk[] = "THIS IS NOT HTTP\r\n\r\n";
+        uv_buf_t b = uv_buf_init(junk, sizeof(junk) - 1);
+        c->keep_alive = false;
+        c->phase = PH_FLUSH;
+        if (!send_bufs(c, &b, 1))
+            return;
+        if (drained(c))
+            finish_response(c);
+        return;
+    }
     if (f->status >= 400) {
         respond_error(c, f->status, NULL, NULL, NULL);
         return;
     }
     if (c->stream) {
         c->status = 200;
-        if (build_head(c, 200, SY_STR("text/event-stream; charset=utf-8"), -1) != 0) {
+        if (build_head(c, 200, SY_STR("text/event-stream; charset=utf-8"),
+                       f->no_length ? BODY_TO_CLOSE : BODY_CHUNKED) != 0) {
             close_conn(c, false);
             return;
         }
@@ -762,7 +897,15 @@ static void start_response(conn_t *c)
     if (f->malformed)
         c->out.len /= 2; /* truncated JSON */
     c->status = 200;
-    if (build_head(c, 200, SY_STR("application/json"), (int64_t)c->out.len) != 0) {
+    int64_t length = (int64_t)c->out.len;
+    if (f->no_length)
+        length = BODY_TO_CLOSE;
+    else if (f->chunked)
+        length = BODY_CHUNKED;
+    else if (f->short_body)
+        length += length / 2 + 16; /* more than will come before the close */
+    if (build_head(c, 200, SY_STR("application/json"), length) != 0 ||
+        (length == BODY_CHUNKED && encode_chunks(c) != 0)) {
         close_conn(c, false);
         return;
     }
@@ -803,6 +946,9 @@ static void on_timer(uv_timer_t *t)
     case PH_RESETTING:
         c->busy = false;
         close_conn(c, true);
+        break;
+    case PH_SILENT:
+        close_conn(c, false); /* a request sent meanwhile stays unread: RST */
         break;
     default:
         break;
@@ -1034,6 +1180,10 @@ static void dispatch(conn_t *c)
     }
     if (c->fault.any)
         srv->stats.ep[c->ep].faults++;
+    if (c->fault.conn_close || c->fault.no_length || c->fault.short_body || c->fault.garbage)
+        c->keep_alive = false;
+    c->trickle_on = c->fault.trickle;
+    c->trickled = 0;
 
     if (!check_auth(c, target))
         return;
@@ -1104,9 +1254,28 @@ static void finish_response(conn_t *c)
     }
     c->busy = false;
     c->phase = PH_IDLE;
+    c->trickle_on = false;
     release_req(c);
     if (!c->keep_alive) {
         close_conn(c, false);
+        return;
+    }
+    if (c->fault.silent_close) {
+        /* The answer said keep-alive; the connection closes anyway, like an
+         * upstream whose idle timeout fires just as the client reuses it.
+         * Whatever arrives meanwhile is left unread (and unanswered). */
+        int64_t ms = c->fault.silent_close_ms;
+        if (ms < 0)
+            ms = (int64_t)(srv->seq * 13 % (SY_MOCK_SILENT_CLOSE_MAX_MS + 1)); /* all of 0..20 */
+        c->phase = PH_SILENT;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+        if (ms == 0)
+            close_conn(c, false);
+        else
+            uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
         return;
     }
     if (c->in_feed)
@@ -1268,7 +1437,7 @@ static void protocol_error(conn_t *c)
 static void feed(conn_t *c, const char *data, size_t len)
 {
     c->in_feed = true;
-    while (len > 0 && !c->closing) {
+    while (len > 0 && !c->closing && c->phase != PH_SILENT) {
         if (c->busy) {
             if (sy_buf_append(&c->pending, data, len) != 0)
                 close_conn(c, false);
@@ -1340,9 +1509,11 @@ static void on_connection(uv_stream_t *l, int status)
     c->srv = srv;
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
+    uv_timer_init(srv->loop, &c->ttimer);
     c->tcp.data = c;
     c->timer.data = c;
-    c->handles = 2;
+    c->ttimer.data = c;
+    c->handles = 3;
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -1356,6 +1527,8 @@ static void on_connection(uv_stream_t *l, int status)
     sy_buf_init(&c->spare);
     sy_buf_init(&c->head);
     sy_buf_init(&c->out);
+    sy_buf_init(&c->tq);
+    sy_buf_init(&c->aux);
     sy_buf_init(&c->req.ans.args);
     c->keep_alive = true;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
