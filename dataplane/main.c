@@ -102,6 +102,7 @@ static int check_bind(const char *host, int port)
 int main(int argc, char **argv)
 {
     const char *listen = NULL, *snapshot_file = NULL, *log_file = NULL, *log_level = NULL;
+    const char *upstream_engine = NULL;
     int64_t workers = 0;
     bool access_log = true;
     sy_worker_config_t cfg = {0};
@@ -143,6 +144,9 @@ int main(int argc, char **argv)
          &cfg.upstream_idle_timeout_ms, "120s", "longest silence inside a response"},
         {"upstream-total-timeout", "SWITCHYARD_UPSTREAM_TOTAL_TIMEOUT", SY_CONFIG_DURATION,
          &cfg.upstream_total_timeout_ms, "600s", "default whole-transfer timeout"},
+        {"upstream-engine", "SWITCHYARD_UPSTREAM_ENGINE", SY_CONFIG_STRING, &upstream_engine,
+         "auto",
+         "auto (plain http upstreams on the built-in HTTP/1.1 client, https on libcurl) or curl"},
         {"write-high-water", "SWITCHYARD_WRITE_HIGH_WATER", SY_CONFIG_SIZE, &cfg.write_high_water,
          "64k", "queued client bytes above which the upstream is paused"},
         {"control", "SWITCHYARD_CONTROL", SY_CONFIG_STRING, &cfg.control, NULL,
@@ -176,6 +180,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "switchyard-dataplane: bad --listen %s (want host:port)\n", listen);
         return 2;
     }
+    if (strcmp(upstream_engine, "auto") != 0 && strcmp(upstream_engine, "curl") != 0) {
+        fprintf(stderr, "switchyard-dataplane: bad --upstream-engine %s (want auto or curl)\n",
+                upstream_engine);
+        return 2;
+    }
+    cfg.upstream_curl_only = strcmp(upstream_engine, "curl") == 0;
     cfg.host = host;
     cfg.snapshot_file = snapshot_file;
     cfg.access_log = access_log;

@@ -1,6 +1,8 @@
 /* libcurl multi driven by libuv; see upstream.h. */
 #include "dataplane/upstream.h"
 
+#include "dataplane/upstream_h1.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -44,6 +46,7 @@ struct sy_upstream {
     bool no_env_proxy;               /* no proxy variable in the environment (read once) */
     bool in_check;                   /* inside the kick's check callback */
     size_t n_idle;                   /* owned sockets libcurl is not polling: cached connections */
+    sy_h1_t *h1;                     /* owned; built-in engine for plain http, NULL = libcurl only */
 };
 
 /* One socket's poll handle; freed in its close callback. A socket opened
@@ -323,7 +326,14 @@ static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, v
     return 0;
 }
 
-int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out)
+static void on_h1_closed(void *arg)
+{
+    sy_upstream_t *pool = arg;
+    pool->open_handles--;
+    maybe_free_pool(pool);
+}
+
+int sy_upstream_new(uv_loop_t *loop, bool builtin_http, sy_upstream_t **out)
 {
     sy_upstream_t *pool = calloc(1, sizeof(*pool));
     if (pool == NULL)
@@ -360,8 +370,27 @@ int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out)
     curl_multi_setopt(pool->multi, CURLMOPT_TIMERDATA, pool);
     curl_multi_setopt(pool->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(pool->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    /* With a proxy variable set, plain http goes through libcurl too, which
+     * applies the proxy rules. */
+    if (builtin_http && pool->no_env_proxy) {
+        if (sy_h1_new(loop, on_h1_closed, pool, &pool->h1) != 0) {
+            sy_upstream_close(pool);
+            return SY_ENOMEM;
+        }
+        pool->open_handles++;
+    }
     *out = pool;
     return 0;
+}
+
+static void list_add(sy_upstream_t *pool, sy_upstream_xfer_t *x)
+{
+    x->active = true;
+    x->next = pool->active;
+    if (pool->active != NULL)
+        pool->active->prev = x;
+    pool->active = x;
+    pool->n_active++;
 }
 
 static void list_remove(sy_upstream_t *pool, sy_upstream_xfer_t *x)
@@ -382,20 +411,33 @@ static void list_remove(sy_upstream_t *pool, sy_upstream_xfer_t *x)
 static void detach(sy_upstream_xfer_t *x)
 {
     sy_upstream_t *pool = x->pool;
-    curl_multi_remove_handle(pool->multi, x->easy);
-    if (pool->n_free < FREE_EASY_MAX && !pool->closing) {
-        /* Nothing may point at x's memory while the handle waits. */
-        curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-        curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
-        pool->free_easy[pool->n_free++] = x->easy;
+    if (x->h1) {
+        sy_h1_stop(x);
     } else {
-        curl_easy_cleanup(x->easy);
+        curl_multi_remove_handle(pool->multi, x->easy);
+        if (pool->n_free < FREE_EASY_MAX && !pool->closing) {
+            /* Nothing may point at x's memory while the handle waits. */
+            curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+            curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
+            pool->free_easy[pool->n_free++] = x->easy;
+        } else {
+            curl_easy_cleanup(x->easy);
+        }
     }
     x->easy = NULL;
     x->headers = NULL;
     x->active = false;
     x->paused = false;
     list_remove(pool, x);
+}
+
+void sy_upstream_finished(sy_upstream_xfer_t *x, int result, const char *why)
+{
+    if (!x->active)
+        return;
+    detach(x);
+    if (x->cbs->on_done != NULL)
+        x->cbs->on_done(x->ctx, x, result, why);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -412,6 +454,7 @@ void sy_upstream_close(sy_upstream_t *pool)
     while (pool->active != NULL)
         sy_upstream_cancel(pool->active);
     pool->closing = true;
+    sy_h1_close(pool->h1);
     for (size_t i = 0; i < pool->n_free; i++)
         curl_easy_cleanup(pool->free_easy[i]);
     pool->n_free = 0;
@@ -656,8 +699,24 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
     memset(x, 0, sizeof(*x));
     x->hblock = hblock;
     x->hcap = hcap;
-    int rc = build_headers(x, req);
-    if (rc != 0)
+    x->pool = pool;
+    x->cbs = cbs;
+    x->ctx = ctx;
+    x->first_byte_timeout_ms = req->first_byte_timeout_ms ? req->first_byte_timeout_ms : 60000;
+    x->idle_timeout_ms = req->idle_timeout_ms ? req->idle_timeout_ms : 60000;
+    x->connect_timeout_ms = req->connect_timeout_ms ? req->connect_timeout_ms : 10000;
+    x->total_timeout_ms = req->total_timeout_ms ? req->total_timeout_ms : 600000;
+    x->start_ms = uv_now(pool->loop);
+    x->last_data_ms = x->start_ms;
+    int rc = pool->h1 != NULL ? sy_h1_start(pool->h1, x, req) : SY_H1_NOT_MINE;
+    if (rc == 0) {
+        list_add(pool, x);
+        return 0;
+    }
+    if (rc != SY_H1_NOT_MINE)
+        return rc;
+    x->h1 = false;
+    if ((rc = build_headers(x, req)) != 0)
         return rc;
     CURL *easy;
     if (pool->n_free > 0) {
@@ -667,10 +726,7 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
             return SY_ENOMEM;
         easy_setup(pool, easy);
     }
-    x->pool = pool;
     x->easy = easy;
-    x->cbs = cbs;
-    x->ctx = ctx;
 
     /* Every option a transfer sets is set again here (handles are recycled
      * without curl_easy_reset). */
@@ -688,21 +744,14 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
     /* A small receive buffer keeps memory per open stream low; non-stream
      * bodies use libcurl's default. */
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, req->stream ? 1024L : (long)CURL_MAX_WRITE_SIZE);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(req->connect_timeout_ms ? req->connect_timeout_ms : 10000));
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                     (long)(req->total_timeout_ms ? req->total_timeout_ms : 600000));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)x->connect_timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)x->total_timeout_ms);
     if (req->method != NULL && strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     } else {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     }
-    x->first_byte_timeout_ms = req->first_byte_timeout_ms ? req->first_byte_timeout_ms : 60000;
-    x->idle_timeout_ms = req->idle_timeout_ms ? req->idle_timeout_ms : 60000;
-    x->start_ms = uv_now(pool->loop);
-    x->last_data_ms = x->start_ms;
-
     CURLMcode mc = curl_multi_add_handle(pool->multi, easy);
     if (mc != CURLM_OK) {
         curl_easy_cleanup(easy);
@@ -710,12 +759,7 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
         x->headers = NULL;
         return mc == CURLM_OUT_OF_MEMORY ? SY_ENOMEM : SY_EIO;
     }
-    x->active = true;
-    x->next = pool->active;
-    if (pool->active != NULL)
-        pool->active->prev = x;
-    pool->active = x;
-    pool->n_active++;
+    list_add(pool, x);
     return 0;
 }
 
@@ -746,11 +790,16 @@ void sy_upstream_resume(sy_upstream_xfer_t *x)
         return;
     x->paused = false;
     x->last_data_ms = uv_now(x->pool->loop);
-    curl_easy_pause(x->easy, CURLPAUSE_CONT);
+    if (x->h1)
+        sy_h1_resume(x);
+    else
+        curl_easy_pause(x->easy, CURLPAUSE_CONT);
 }
 
 void sy_upstream_sweep(sy_upstream_t *pool, uint64_t now)
 {
+    if (pool->h1 != NULL)
+        sy_h1_sweep(pool->h1, now);
     sy_upstream_xfer_t *x = pool->active;
     while (x != NULL) {
         sy_upstream_xfer_t *next = x->next;
@@ -759,8 +808,11 @@ void sy_upstream_sweep(sy_upstream_t *pool, uint64_t now)
             expired = x->first_byte_timeout_ms && now - x->start_ms > x->first_byte_timeout_ms;
         else if (!x->paused)
             expired = x->idle_timeout_ms && now - x->last_data_ms > x->idle_timeout_ms;
+        if (x->h1) /* libcurl keeps these two itself */
+            expired = expired || now - x->start_ms > x->total_timeout_ms ||
+                      (sy_h1_connecting(x) && now - x->start_ms > x->connect_timeout_ms);
         if (expired) {
-            if (x->status == 0)
+            if (x->status == 0 && !x->h1)
                 curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
             detach(x);
             x->timed_out = true;

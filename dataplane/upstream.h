@@ -57,6 +57,24 @@ struct sy_upstream_xfer {
     bool active;                    /* added to the multi */
     bool paused;                    /* on_data returned SY_UPSTREAM_PAUSE */
     bool timed_out;                 /* cancelled by the sweep; reported by on_done */
+    /* The built-in HTTP/1.1 engine's part (upstream_h1.c); zero for libcurl. */
+    bool h1;                         /* carried by the built-in engine */
+    bool h1_complete;                /* the answer ended while x was paused */
+    bool h1_retried;                 /* already sent again after a stale connection */
+    uint8_t h1_queue;                /* 0 none, 1 waiting for a name, 2 finish queued */
+    int h1_result;                   /* queued finish: result */
+    const char *h1_why;              /* queued finish: static message */
+    struct sy_h1_conn *h1_conn;      /* borrowed; the connection carrying x */
+    struct sy_h1_origin *h1_origin;  /* borrowed */
+    struct sy_upstream_xfer *h1_next; /* borrowed; name-wait or finish queue link */
+    const char *h1_body;             /* borrowed; the request body */
+    size_t h1_body_len;              /* its length */
+    size_t h1_head_len;              /* request head bytes at the start of hblock */
+    char *h1_held;                   /* owned; answer bytes that arrived while paused */
+    uint32_t h1_held_len;            /* bytes in h1_held */
+    uint32_t h1_held_cap;            /* bytes allocated */
+    uint32_t connect_timeout_ms;     /* built-in engine's connect deadline */
+    uint32_t total_timeout_ms;       /* built-in engine's whole-transfer deadline */
 };
 
 /* What to send. Strings are borrowed for the duration of sy_upstream_start
@@ -76,8 +94,11 @@ typedef struct sy_upstream_req {
     bool stream;                    /* smaller receive buffer, Accept: text/event-stream */
 } sy_upstream_req_t;
 
-/* Creates the pool on loop. Writes *out only on success. */
-int sy_upstream_new(uv_loop_t *loop, sy_upstream_t **out);
+/* Creates the pool on loop. Writes *out only on success. With builtin_http,
+ * plain http:// upstreams (when no proxy variable is set) go through the
+ * built-in HTTP/1.1 client (upstream_h1.h); everything else, and all of it
+ * without, through libcurl. */
+int sy_upstream_new(uv_loop_t *loop, bool builtin_http, sy_upstream_t **out);
 /* Cancels every active transfer (without on_done), closes the pool's
  * handles and frees it once they are closed (the loop must run). NULL is a
  * no-op. */

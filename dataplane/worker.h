@@ -31,6 +31,7 @@ typedef struct sy_worker_config {
     int64_t upstream_total_timeout_ms;
     int64_t write_high_water;  /* pause the upstream above this many queued bytes */
     bool access_log;           /* one JSON line per request */
+    bool upstream_curl_only;   /* --upstream-engine curl: no built-in HTTP/1.1 client */
     const char *snapshot_file; /* borrowed; reloaded on SIGHUP; NULL none */
     const char *control;       /* borrowed; control-plane endpoint, NULL none */
     const char
