@@ -46,7 +46,7 @@ struct sy_upstream {
     bool no_env_proxy;               /* no proxy variable in the environment (read once) */
     bool in_check;                   /* inside the kick's check callback */
     size_t n_idle;                   /* owned sockets libcurl is not polling: cached connections */
-    sy_h1_t *h1;                     /* owned; built-in engine for plain http, NULL = libcurl only */
+    sy_h1_t *h1; /* owned; built-in engine for plain http, NULL = libcurl only */
 };
 
 /* One socket's poll handle; freed in its close callback. A socket opened

@@ -16,63 +16,63 @@
 #define READ_BUF_BYTES (64 * 1024) /* the engine's one read buffer */
 
 typedef struct sy_h1_origin {
-    sy_h1_t *h1;                        /* borrowed */
-    char *authority;                    /* owned; "host[:port]" as in the URL: the Host header */
-    size_t authority_len;               /* its length */
-    char *host;                         /* owned; for the resolver, brackets removed */
-    char port[8];                       /* decimal */
+    sy_h1_t *h1;          /* borrowed */
+    char *authority;      /* owned; "host[:port]" as in the URL: the Host header */
+    size_t authority_len; /* its length */
+    char *host;           /* owned; for the resolver, brackets removed */
+    char port[8];         /* decimal */
     struct sockaddr_storage addrs[ADDR_MAX]; /* resolved (or literal) addresses */
-    int n_addrs;                        /* entries in addrs */
-    bool literal;                       /* host is an IP address: never resolved */
-    bool resolving;                     /* gai in flight */
-    uint64_t resolved_ms;               /* loop time of the last resolution */
-    uv_getaddrinfo_t gai;               /* the resolution request */
-    sy_upstream_xfer_t *waiting;        /* borrowed; transfers waiting for the name */
-    struct sy_h1_conn *idle;            /* borrowed; idle connections, most recent first */
-    struct sy_h1_conn *idle_tail;       /* borrowed; least recent */
+    int n_addrs;                             /* entries in addrs */
+    bool literal;                            /* host is an IP address: never resolved */
+    bool resolving;                          /* gai in flight */
+    uint64_t resolved_ms;                    /* loop time of the last resolution */
+    uv_getaddrinfo_t gai;                    /* the resolution request */
+    sy_upstream_xfer_t *waiting;             /* borrowed; transfers waiting for the name */
+    struct sy_h1_conn *idle;                 /* borrowed; idle connections, most recent first */
+    struct sy_h1_conn *idle_tail;            /* borrowed; least recent */
 } sy_h1_origin_t;
 
 enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE };
 
 typedef struct sy_h1_conn {
-    uv_tcp_t tcp;               /* embedded handle; freed in its close callback */
-    uv_connect_t connect_req;   /* embedded */
-    uv_write_t write_req;       /* embedded; one request write at a time */
-    llhttp_t parser;            /* the answer's parser */
-    sy_h1_origin_t *origin;     /* borrowed */
-    sy_upstream_xfer_t *x;      /* borrowed; the transfer it carries, NULL when idle */
-    struct sy_h1_conn *prev;    /* borrowed; origin's idle list */
-    struct sy_h1_conn *next;    /* borrowed */
-    sy_buf_t hdr;               /* "Name: value" of the header being read; freed after the head */
-    uint64_t idle_since;        /* loop time it went idle */
-    uint32_t served;            /* answers completed: > 0 means a reused connection */
-    uint32_t head_bytes;        /* bytes of the current answer's head */
-    uint32_t name_len;          /* bytes of the name in hdr */
-    uint8_t addr_i;             /* address being connected to */
-    uint8_t state;              /* enum conn_state */
-    bool in_parse;              /* inside llhttp_execute: a stop only marks it */
-    bool stopped;               /* its transfer was stopped inside the parse */
-    bool got_bytes;             /* an answer byte arrived for x */
-    bool done;                  /* x's final answer is complete */
-    bool aborted;               /* on_data asked to stop */
-    bool head_too_large;        /* the head passed HEAD_MAX */
-    bool no_memory;             /* an allocation failed inside the parse */
-    bool writing;               /* a queued request write is in flight */
-    bool closing;               /* uv_close called */
+    uv_tcp_t tcp;             /* embedded handle; freed in its close callback */
+    uv_connect_t connect_req; /* embedded */
+    uv_write_t write_req;     /* embedded; one request write at a time */
+    llhttp_t parser;          /* the answer's parser */
+    sy_h1_origin_t *origin;   /* borrowed */
+    sy_upstream_xfer_t *x;    /* borrowed; the transfer it carries, NULL when idle */
+    struct sy_h1_conn *prev;  /* borrowed; origin's idle list */
+    struct sy_h1_conn *next;  /* borrowed */
+    sy_buf_t hdr;             /* "Name: value" of the header being read; freed after the head */
+    uint64_t idle_since;      /* loop time it went idle */
+    uint32_t served;          /* answers completed: > 0 means a reused connection */
+    uint32_t head_bytes;      /* bytes of the current answer's head */
+    uint32_t name_len;        /* bytes of the name in hdr */
+    uint8_t addr_i;           /* address being connected to */
+    uint8_t state;            /* enum conn_state */
+    bool in_parse;            /* inside llhttp_execute: a stop only marks it */
+    bool stopped;             /* its transfer was stopped inside the parse */
+    bool got_bytes;           /* an answer byte arrived for x */
+    bool done;                /* x's final answer is complete */
+    bool aborted;             /* on_data asked to stop */
+    bool head_too_large;      /* the head passed HEAD_MAX */
+    bool no_memory;           /* an allocation failed inside the parse */
+    bool writing;             /* a queued request write is in flight */
+    bool closing;             /* uv_close called */
 } sy_h1_conn_t;
 
 struct sy_h1 {
-    uv_loop_t *loop;                    /* borrowed */
-    void (*on_closed)(void *);          /* borrowed */
-    void *on_closed_arg;                /* borrowed */
-    uv_idle_t finish;                   /* runs queued finishes on the next loop pass */
-    sy_upstream_xfer_t *finishing;      /* borrowed; queued finishes */
+    uv_loop_t *loop;                     /* borrowed */
+    void (*on_closed)(void *);           /* borrowed */
+    void *on_closed_arg;                 /* borrowed */
+    uv_idle_t finish;                    /* runs queued finishes on the next loop pass */
+    sy_upstream_xfer_t *finishing;       /* borrowed; queued finishes */
     sy_h1_origin_t *origins[ORIGIN_MAX]; /* owned */
-    size_t n_origins;                   /* entries in origins */
-    size_t n_idle;                      /* idle connections, all origins */
-    size_t open;                        /* handles and requests not yet called back */
-    bool closing;                       /* sy_h1_close was called */
-    char rbuf[READ_BUF_BYTES];          /* every read lands here and is parsed at once */
+    size_t n_origins;                    /* entries in origins */
+    size_t n_idle;                       /* idle connections, all origins */
+    size_t open;                         /* handles and requests not yet called back */
+    bool closing;                        /* sy_h1_close was called */
+    char rbuf[READ_BUF_BYTES];           /* every read lands here and is parsed at once */
 };
 
 static const llhttp_settings_t *settings(void);

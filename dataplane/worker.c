@@ -226,7 +226,8 @@ int sy_worker_run(const sy_worker_config_t *cfg)
     }
     w->usage = sy_usage_new();
     w->json = sy_json_parser_new();
-    if (w->usage == NULL || w->json == NULL || sy_upstream_new(&w->loop, !w->cfg.upstream_curl_only, &w->upstream) != 0 ||
+    if (w->usage == NULL || w->json == NULL ||
+        sy_upstream_new(&w->loop, !w->cfg.upstream_curl_only, &w->upstream) != 0 ||
         sy_routing_new(&w->loop, sy_proxy_resume, &w->routing) != 0)
         goto out;
     if (cfg->snapshot_file != NULL) {
