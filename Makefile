@@ -141,7 +141,7 @@ unit-bins: $(UNIT_BINS)
 # tests/tools/run-tests.sh runs each suite, collects TAP and prints the summary.
 test: deps
 	@$(MAKE) -s all unit-bins
-	@$(MAKE) -s BUILD=asan unit-bins
+	@$(MAKE) -s BUILD=asan all unit-bins
 	@tests/tools/run-tests.sh
 
 unit: deps

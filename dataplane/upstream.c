@@ -11,9 +11,10 @@
 
 #include "log.h"
 
-#define FREE_EASY_MAX 256 /* recycled easy handles kept per worker */
-#define MAX_HEADERS 40    /* request header lines per transfer */
-#define URL_CACHE_MAX 64  /* distinct upstream URLs kept parsed per worker */
+#define FREE_EASY_MAX 256    /* recycled easy handles kept per worker */
+#define MAX_HEADERS 40       /* request header lines per transfer */
+#define URL_CACHE_MAX 64     /* distinct upstream URLs kept parsed per worker */
+#define HEAD_MAX (64 * 1024) /* response head cap, as the built-in engine's (502 beyond) */
 
 /* An upstream URL parsed once (providers x endpoints: a handful). libcurl
  * otherwise parses the URL of every transfer and prints it back
@@ -472,6 +473,26 @@ void sy_upstream_close(sy_upstream_t *pool)
     uv_close((uv_handle_t *)&pool->kick_next, on_timer_closed);
 }
 
+/* A transfer that failed on a reused connection before any answer byte
+ * most likely met a connection the upstream had closed while idle (its
+ * keep-alive timeout racing our request). libcurl 7.88 does not always send
+ * such a request again; this does, once, on a fresh connection, as the
+ * built-in engine does. Returns true when x was started again. */
+static bool retry_stale(sy_upstream_xfer_t *x, CURLcode res)
+{
+    if (x->retried || x->status != 0 || x->first_byte_ms != 0 || x->head_bytes != 0 ||
+        (res != CURLE_SEND_ERROR && res != CURLE_RECV_ERROR && res != CURLE_GOT_NOTHING))
+        return false;
+    long fresh = 0;
+    if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh) != CURLE_OK || fresh != 0)
+        return false; /* it was a new connection: a real failure */
+    sy_upstream_t *pool = x->pool;
+    x->retried = true;
+    curl_multi_remove_handle(pool->multi, x->easy);
+    curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+    return curl_multi_add_handle(pool->multi, x->easy) == CURLM_OK;
+}
+
 static void check_done(sy_upstream_t *pool)
 {
     CURLMsg *msg;
@@ -487,11 +508,22 @@ static void check_done(sy_upstream_t *pool)
             continue;
         if (x->status == 0)
             curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->status);
+        if (retry_stale(x, res))
+            continue;
         detach(x);
         int rc = 0;
         const char *why = NULL;
         switch (res) {
         case CURLE_OK:
+            break;
+        case CURLE_WRITE_ERROR:
+            if (x->head_bytes > HEAD_MAX) {
+                rc = SY_EIO;
+                why = "upstream response head too large";
+            } else {
+                rc = SY_ECANCELED;
+                why = "transfer stopped by the gateway";
+            }
             break;
         case CURLE_OPERATION_TIMEDOUT:
             rc = -ETIMEDOUT;
@@ -501,10 +533,6 @@ static void check_done(sy_upstream_t *pool)
         case CURLE_COULDNT_RESOLVE_HOST:
             rc = -ECONNREFUSED;
             why = "cannot connect to the upstream";
-            break;
-        case CURLE_WRITE_ERROR:
-            rc = SY_ECANCELED;
-            why = "transfer stopped by the gateway";
             break;
         default:
             rc = SY_EIO;
@@ -538,6 +566,9 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *userp)
 {
     sy_upstream_xfer_t *x = userp;
     size_t n = size * nmemb;
+    x->head_bytes += (uint32_t)(n < HEAD_MAX ? n : HEAD_MAX);
+    if (x->head_bytes > HEAD_MAX)
+        return 0; /* libcurl alone would take ~300 KiB; check_done reports it */
     if (n > 5 && memcmp(p, "HTTP/", 5) == 0) {
         x->content_type[0] = '\0';
         x->retry_after[0] = '\0';

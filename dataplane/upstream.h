@@ -58,14 +58,15 @@ struct sy_upstream_xfer {
     bool paused;                    /* on_data returned SY_UPSTREAM_PAUSE */
     bool timed_out;                 /* cancelled by the sweep; reported by on_done */
     /* The built-in HTTP/1.1 engine's part (upstream_h1.c); zero for libcurl. */
-    bool h1;                          /* carried by the built-in engine */
-    bool h1_complete;                 /* the answer ended while x was paused */
-    bool h1_retried;                  /* already sent again after a stale connection */
-    uint8_t h1_queue;                 /* 0 none, 1 waiting for a name, 2 finish queued */
-    int h1_result;                    /* queued finish: result */
-    const char *h1_why;               /* queued finish: static message */
-    struct sy_h1_conn *h1_conn;       /* borrowed; the connection carrying x */
-    struct sy_h1_origin *h1_origin;   /* borrowed */
+    bool h1;                        /* carried by the built-in engine */
+    bool h1_complete;               /* the answer ended while x was paused */
+    bool retried;                   /* already sent again after a stale connection (both engines) */
+    uint32_t head_bytes;            /* libcurl engine: response head bytes so far */
+    uint8_t h1_queue;               /* 0 none, 1 waiting for a name, 2 finish queued */
+    int h1_result;                  /* queued finish: result */
+    const char *h1_why;             /* queued finish: static message */
+    struct sy_h1_conn *h1_conn;     /* borrowed; the connection carrying x */
+    struct sy_h1_origin *h1_origin; /* borrowed */
     struct sy_upstream_xfer *h1_next; /* borrowed; name-wait or finish queue link */
     const char *h1_body;              /* borrowed; the request body */
     size_t h1_body_len;               /* its length */

@@ -374,13 +374,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void conn_failed(sy_h1_conn_t *c, int result, const char *why)
 {
     sy_upstream_xfer_t *x = c->x;
-    bool stale = x != NULL && !c->got_bytes && c->served > 0 && !x->h1_retried;
+    bool stale = x != NULL && !c->got_bytes && c->served > 0 && !x->retried;
     sy_h1_origin_t *o = c->origin;
     conn_close(c);
     if (x == NULL)
         return;
     if (stale) {
-        x->h1_retried = true;
+        x->retried = true;
         if (open_new(o, x) == 0) /* not another idle one: it may be stale too */
             return;
     }

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Runs the test suites and prints one closing line "N passed, N failed".
-#   SUITES   which suites to run, default "unit e2e unit-asan"
+#   SUITES   which suites to run, default "unit e2e e2e-curl e2e-asan unit-asan fuzz-replay"
 #   E2E_FILTER  glob under tests/e2e (default *.test.mjs)
+#   E2E_CURL_FILTER, E2E_ASAN_FILTER  the files the e2e-curl and e2e-asan suites run again
+# e2e-curl: the data-plane files with --upstream-engine curl (libcurl for every
+# upstream; the default sends plain-http upstreams through the built-in client).
+# e2e-asan: the data-plane files against the ASan+UBSan daemons (make BUILD=asan
+# all); any sanitizer report, leaks at exit included, fails the suite.
 # Unit tests are cmocka executables (TAP output); e2e tests run under node --test.
 set -u
 cd "$(dirname "$0")/../.."
-SUITES=${SUITES:-"unit e2e unit-asan fuzz-replay"}
+SUITES=${SUITES:-"unit e2e e2e-curl e2e-asan unit-asan fuzz-replay"}
+E2E_CURL_FILTER=${E2E_CURL_FILTER:-"dataplane_*.test.mjs providers_matrix.test.mjs routing_failover.test.mjs"}
+E2E_ASAN_FILTER=${E2E_ASAN_FILTER:-"dataplane_*.test.mjs providers_matrix.test.mjs"}
 RESULTS=build/results
 export SY_FIXTURES_DIR=${SY_FIXTURES_DIR:-$PWD/tests/fixtures/providers}
 mkdir -p "$RESULTS"
@@ -34,11 +41,13 @@ run_unit() { # $1 = build dir (build/release or build/asan)
     done
 }
 
-run_e2e() {
-    local files out p f c
-    files=$(ls tests/e2e/${E2E_FILTER:-*.test.mjs} 2>/dev/null)
-    [ -n "$files" ] || return 0
-    out="$RESULTS/e2e-$$.tap" # one per run: concurrent runs must not count each other
+run_e2e() { # $1 = tag, $2 = globs under tests/e2e; extra environment from the caller
+    local tag=$1 globs=$2 files="" g out p f c
+    for g in $globs; do
+        files="$files $(ls tests/e2e/$g 2>/dev/null)"
+    done
+    [ -n "${files// /}" ] || return 0
+    out="$RESULTS/$tag-$$.tap" # one per run: concurrent runs must not count each other
     # shellcheck disable=SC2086
     (cd tests && timeout 900 node --test --test-concurrency=2 --test-timeout=120000 \
         --test-reporter=spec --test-reporter-destination=stdout \
@@ -51,6 +60,27 @@ run_e2e() {
     f=$((${f:-1} + ${c:-0}))
     passed=$((passed + p))
     failed=$((failed + f))
+    echo "$tag: $p passed, $f failed"
+}
+
+run_e2e_asan() {
+    local logs="$PWD/$RESULTS/asan-e2e-$$" n
+    [ -x build/asan/bin/switchyard-dataplane ] || {
+        echo "FAIL e2e-asan: build/asan/bin missing (make BUILD=asan all)"
+        failed=$((failed + 1))
+        return
+    }
+    rm -rf "$logs" && mkdir -p "$logs"
+    SWITCHYARD_BIN_DIR=$PWD/build/asan/bin \
+        ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan" \
+        run_e2e e2e-asan "$E2E_ASAN_FILTER"
+    n=$(find "$logs" -type f | wc -l)
+    if [ "$n" -ne 0 ]; then
+        echo "FAIL e2e-asan: $n sanitizer report(s) in $logs:"
+        find "$logs" -type f | head -5 | xargs -r head -30
+        failed=$((failed + n))
+    fi
 }
 
 run_fuzz_replay() { # each fuzz target's corpus, as a regression test under ASan+UBSan
@@ -75,7 +105,9 @@ for s in $SUITES; do
     case $s in
     unit) run_unit build/release unit ;;
     unit-asan) run_unit build/asan asan ;;
-    e2e) run_e2e ;;
+    e2e) run_e2e e2e "${E2E_FILTER:-*.test.mjs}" ;;
+    e2e-curl) SWITCHYARD_UPSTREAM_ENGINE=curl run_e2e e2e-curl "$E2E_CURL_FILTER" ;;
+    e2e-asan) run_e2e_asan ;;
     fuzz-replay) run_fuzz_replay ;;
     esac
 done
