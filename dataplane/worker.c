@@ -295,5 +295,8 @@ out:
     sy_buf_free(&w->access_log);
     sy_buf_free(&w->scratch);
     free(w);
+    /* Joins libuv's resolver threads now, so that what glibc keeps per
+     * thread for name lookups is released before the process ends. */
+    uv_library_shutdown();
     return exit_code;
 }
