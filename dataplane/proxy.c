@@ -1326,7 +1326,7 @@ static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *sca
     };
     sy_routing_attempt_start(r);
     int started = sy_upstream_start(w->upstream, &r->xfer, &ur, &CBS, r);
-    sy_provider_request_free(&preq); /* libcurl copied the URL and headers */
+    sy_provider_request_free(&preq); /* the upstream client copied the URL and headers */
     if (started != 0) {
         reply_error(r, 502, "upstream_error", "upstream_unavailable", NULL, E_UPSTREAM_START);
         return;

@@ -1,7 +1,6 @@
-/* libcurl multi driven by libuv; see upstream.h. */
+/* The upstream client: the libcurl engine (a multi handle driven by libuv)
+ * and the dispatch to the built-in HTTP/1.1 engine; see upstream.h. */
 #include "dataplane/upstream.h"
-
-#include "dataplane/upstream_h1.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dataplane/upstream_h1.h"
 #include "log.h"
 
 #define FREE_EASY_MAX 256    /* recycled easy handles kept per worker */

@@ -1,10 +1,17 @@
-/* Upstream HTTP client of a worker: one libcurl multi handle driven by the
- * worker's libuv loop (curl's multi-uv.c pattern with the corrections in
- * STYLE.md: no globals, poll errors passed as CURL_CSELECT_ERR, no libcurl
- * call from the timer function, and a 0 ms timeout never armed as a 0 ms
- * timer: it runs from an idle handle on the next loop pass). Connections are
- * reused through the multi's connection cache, HTTP/2 is used where the
- * upstream offers it over TLS, and easy handles are recycled. */
+/* Upstream HTTP client of a worker, with two engines behind one interface.
+ * Plain http:// upstreams (self-hosted servers, sidecars) go to the built-in
+ * HTTP/1.1 client (upstream_h1.h: libuv + llhttp, kept-alive connections
+ * per origin), which costs a fraction of libcurl's work per transfer.
+ * https:// upstreams (the hosted providers), and every upstream when a proxy
+ * variable is set or --upstream-engine curl is given, go to one libcurl
+ * multi handle driven by the worker's libuv loop (curl's multi-uv.c pattern
+ * with the corrections in STYLE.md: no globals, poll errors passed as
+ * CURL_CSELECT_ERR, no libcurl call from the timer function, and a 0 ms
+ * timeout never armed as a 0 ms timer: it runs from an idle handle on the
+ * next loop pass), with connection reuse, HTTP/2 where the upstream offers
+ * it over TLS, and recycled easy handles. Both engines send a request again,
+ * once, when a reused connection turns out closed before any answer byte,
+ * and cap the answer's head at 64 KiB. */
 #ifndef SY_DP_UPSTREAM_H
 #define SY_DP_UPSTREAM_H
 
@@ -17,20 +24,20 @@ typedef struct sy_upstream sy_upstream_t;
 typedef struct sy_upstream_xfer sy_upstream_xfer_t;
 
 /* Returned by on_data to stop the flow until sy_upstream_resume(). The
- * bytes are then not consumed: libcurl delivers them again. */
+ * bytes are then not consumed: they are delivered again on resume. */
 #define SY_UPSTREAM_PAUSE CURL_WRITEFUNC_PAUSE
 
 typedef struct sy_upstream_cbs {
     /* Response body bytes (status and content type are known by then).
      * Return n to consume, SY_UPSTREAM_PAUSE to pause, anything else to
-     * abort the transfer. Runs inside libcurl: never cancel or free here. */
+     * abort the transfer. Runs inside the engine: never cancel or free here. */
     size_t (*on_data)(void *ctx, sy_upstream_xfer_t *x, const char *p, size_t n);
     /* The transfer ended (result 0 = complete, else SY_E* with a constant
      * message); the easy handle is already removed. The xfer may be freed
      * or reused from here. Not called after sy_upstream_cancel. */
     void (*on_done)(void *ctx, sy_upstream_xfer_t *x, int result, const char *why);
     /* Optional (NULL = none): one raw response header line ("Name: value\r\n"),
-     * e.g. for provider rate-limit figures. Runs inside libcurl. */
+     * e.g. for provider rate-limit figures. Runs inside the engine. */
     void (*on_header)(void *ctx, sy_upstream_xfer_t *x, const char *line, size_t n);
 } sy_upstream_cbs_t;
 
@@ -79,7 +86,7 @@ struct sy_upstream_xfer {
 };
 
 /* What to send. Strings are borrowed for the duration of sy_upstream_start
- * (libcurl copies URL and headers); body must stay valid until on_done or
+ * (both engines copy URL and headers); body must stay valid until on_done or
  * sy_upstream_cancel. */
 typedef struct sy_upstream_req {
     const char *url;
@@ -110,14 +117,14 @@ void sy_upstream_close(sy_upstream_t *pool);
  * called. */
 int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstream_req_t *req,
                       const sy_upstream_cbs_t *cbs, void *ctx);
-/* Stops x at once (the connection is closed by libcurl if mid-transfer).
- * Must not be called from inside a libcurl callback. No-op when inactive. */
+/* Stops x at once (its connection is closed if mid-transfer). Must not be
+ * called from inside an engine callback. No-op when inactive. */
 void sy_upstream_cancel(sy_upstream_xfer_t *x);
 /* Frees what x keeps between transfers (cancels it first if active). The
  * owner calls it once, when the struct x is embedded in goes away. */
 void sy_upstream_xfer_free(sy_upstream_xfer_t *x);
-/* Resumes a paused transfer; may call on_data synchronously. Not from
- * inside a libcurl callback. */
+/* Resumes a paused transfer; may call on_data synchronously (on_done comes
+ * later, from the loop). Not from inside an engine callback. */
 void sy_upstream_resume(sy_upstream_xfer_t *x);
 
 /* Checks first-byte and idle deadlines; call periodically from the loop. */
