@@ -1228,6 +1228,22 @@ static void relay(sy_req_t *r)
     start_attempt(r, root, NULL);
 }
 
+/* Writes "name: value" (NUL-terminated) at *off in buf and advances *off;
+ * NULL when it does not fit. Copies, no printf: it runs per request. */
+static const char *header_line(char *buf, size_t cap, size_t *off, const char *name,
+                               const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    if (cap - *off < nl + 2 + vl + 1)
+        return NULL;
+    char *line = buf + *off;
+    memcpy(line, name, nl);
+    memcpy(line + nl, ": ", 2);
+    memcpy(line + nl + 2, value, vl + 1);
+    *off += nl + 2 + vl + 1;
+    return line;
+}
+
 /* Starts the upstream transfer of r for its current target (r->model,
  * r->rt.provider) from the OpenAI-format request root, or without a tree
  * (root NULL) from the OpenAI request in r->body (scan: its reading, or
@@ -1293,18 +1309,15 @@ static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *sca
     for (size_t i = 0; i < preq.n_headers; i++)
         hdrs[nh++] = preq.headers[i]; /* the adapter's auth and version headers */
     for (size_t i = 0; i < prov->n_headers && nh < MAX_EXTRA_HEADERS; i++) {
-        int l = snprintf(hbuf + off, sizeof(hbuf) - off, "%s: %s", prov->headers[i]->key,
-                         prov->headers[i]->value);
-        if (l < 0 || (size_t)l >= sizeof(hbuf) - off)
+        const char *line =
+            header_line(hbuf, sizeof(hbuf), &off, prov->headers[i]->key, prov->headers[i]->value);
+        if (line == NULL)
             break;
-        hdrs[nh++] = hbuf + off;
-        off += (size_t)l + 1;
+        hdrs[nh++] = line;
     }
-    if (off + 48 < sizeof(hbuf)) {
-        int l = snprintf(hbuf + off, sizeof(hbuf) - off, "X-Request-Id: %s", r->id);
-        hdrs[nh++] = hbuf + off;
-        off += (size_t)l + 1;
-    }
+    const char *rid = header_line(hbuf, sizeof(hbuf), &off, "X-Request-Id", r->id);
+    if (rid != NULL)
+        hdrs[nh++] = rid;
     hdrs[nh] = NULL;
     sy_upstream_req_t ur = {
         .url = r->up_url.data,
