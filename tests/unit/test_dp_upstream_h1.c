@@ -1080,6 +1080,38 @@ static void test_connect_refused(void **state)
     assert_int_equal(sy_upstream_active(f->pool), 0);
 }
 
+/* A listener whose accept queue is full drops new SYNs: the connect hangs until the
+ * sweep ends it. */
+static void test_connect_timeout(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = &f->c[0];
+    f->refused_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->refused_fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->refused_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(f->refused_fd, 0), 0);
+    socklen_t len = sizeof(sin);
+    assert_int_equal(getsockname(f->refused_fd, (struct sockaddr *)&sin, &len), 0);
+    int fill[4];
+    for (size_t i = 0; i < SY_ARRAY_LEN(fill); i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&sin, sizeof(sin)); /* EINPROGRESS once full */
+    }
+    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/", ntohs(sin.sin_port));
+    sy_upstream_req_t req = {.url = c->url, .connect_timeout_ms = 100};
+    uint64_t t0 = uv_now(&f->loop);
+    assert_int_equal(start(c, &req), 0);
+    RUN_UNTIL(f, c->n_done > 0);
+    uint64_t took = uv_now(&f->loop) - t0;
+    for (size_t i = 0; i < SY_ARRAY_LEN(fill); i++)
+        close(fill[i]);
+    assert_done(c, -ETIMEDOUT, "upstream timed out");
+    assert_true(c->x.timed_out);
+    assert_true(took >= 100 && took < 400);
+}
+
 static void test_localhost_resolves(void **state)
 {
     fixture_t *f = *state;
@@ -1384,6 +1416,7 @@ int main(void)
         T(test_cancel_while_connecting),
         T(test_abort_from_on_data),
         T(test_connect_refused),
+        T(test_connect_timeout),
         T(test_localhost_resolves),
         T(test_two_at_once),
         T(test_first_byte_timeout),
