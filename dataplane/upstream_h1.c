@@ -56,6 +56,7 @@ typedef struct sy_h1_conn {
     bool done;                /* x's final answer is complete */
     bool aborted;             /* on_data asked to stop */
     bool head_too_large;      /* the head passed HEAD_MAX */
+    bool in_trailers;         /* past the head: header lines now are trailers */
     bool no_memory;           /* an allocation failed inside the parse */
     bool writing;             /* a queued request write is in flight */
     bool closing;             /* uv_close called */
@@ -631,16 +632,8 @@ static sy_h1_conn_t *conn_of(llhttp_t *p)
     return p->data;
 }
 
-static int on_message_begin(llhttp_t *p)
-{
-    sy_h1_conn_t *c = conn_of(p);
-    c->x->content_type[0] = '\0';
-    c->x->retry_after[0] = '\0';
-    sy_buf_reset(&c->hdr);
-    c->name_len = 0;
-    return 0;
-}
-
+/* Counts n more bytes of the answer's heads (interim ones included, so
+ * that an endless run of 1xx heads is capped too). */
 static int head_bytes(sy_h1_conn_t *c, size_t n)
 {
     c->head_bytes += (uint32_t)(n < HEAD_MAX ? n : HEAD_MAX);
@@ -649,6 +642,23 @@ static int head_bytes(sy_h1_conn_t *c, size_t n)
         return -1;
     }
     return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    sy_h1_conn_t *c = conn_of(p);
+    c->x->content_type[0] = '\0';
+    c->x->retry_after[0] = '\0';
+    sy_buf_reset(&c->hdr);
+    c->name_len = 0;
+    c->in_trailers = false;
+    return head_bytes(c, 17); /* "HTTP/1.1 200 " and the line ends */
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t n)
+{
+    SY_UNUSED(at);
+    return head_bytes(conn_of(p), n);
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
@@ -666,7 +676,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 static int on_header_field_complete(llhttp_t *p)
 {
     sy_h1_conn_t *c = conn_of(p);
-    c->name_len = (uint16_t)c->hdr.len;
+    c->name_len = (uint32_t)c->hdr.len;
+    if (head_bytes(c, 4) != 0) /* ": " and the line end */
+        return -1;
     if (sy_buf_append(&c->hdr, ": ", 2) != 0) {
         c->no_memory = true;
         return -1;
@@ -679,7 +691,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     return on_header_field(p, at, n);
 }
 
-/* Keeps Content-Type and Retry-After in x; hands other lines to on_header. */
+/* Keeps Content-Type and Retry-After of the head in x; hands other lines
+ * (trailers too) to on_header. */
 static int on_header_value_complete(llhttp_t *p)
 {
     sy_h1_conn_t *c = conn_of(p);
@@ -690,7 +703,9 @@ static int on_header_value_complete(llhttp_t *p)
         end--;
     char *dst = NULL;
     size_t cap = 0;
-    if (c->name_len == 12 && strncasecmp(name, "content-type", 12) == 0) {
+    if (c->in_trailers) {
+        /* The head's values stand. */
+    } else if (c->name_len == 12 && strncasecmp(name, "content-type", 12) == 0) {
         dst = x->content_type;
         cap = sizeof(x->content_type);
     } else if (c->name_len == 11 && strncasecmp(name, "retry-after", 11) == 0) {
@@ -721,6 +736,7 @@ static int on_headers_complete(llhttp_t *p)
     int status = llhttp_get_status_code(p);
     if (status >= 200)
         c->x->status = status;
+    c->in_trailers = true;
     sy_buf_free(&c->hdr); /* an open stream keeps no head buffer */
     return 0;
 }
@@ -785,6 +801,7 @@ static const llhttp_settings_t *settings(void)
     if (!ready) {
         llhttp_settings_init(&s);
         s.on_message_begin = on_message_begin;
+        s.on_status = on_status;
         s.on_header_field = on_header_field;
         s.on_header_field_complete = on_header_field_complete;
         s.on_header_value = on_header_value;
@@ -809,17 +826,20 @@ static bool has_crlf(const char *s, size_t n)
 static int build_head(sy_upstream_xfer_t *x, const url_parts_t *u, const sy_upstream_req_t *req)
 {
     bool post = req->method != NULL && strcmp(req->method, "POST") == 0;
+    bool body = post && req->body != NULL; /* a GET sends none (as CURLOPT_HTTPGET) */
     const char *method = post ? "POST " : "GET ";
-    const char *path = u->path[0] != '\0' ? u->path : "/";
+    const char *path = u->path;
     size_t path_len = strlen(path);
+    bool slash = path[0] != '/'; /* "" or "?q=1": the path is "/" */
     size_t bearer_len = req->bearer != NULL ? strlen(req->bearer) : 0;
     if (has_crlf(req->bearer ? req->bearer : "", bearer_len))
         return SY_EINVAL;
     size_t lens[64];
-    size_t nh = 0, need = strlen(method) + path_len + 17 + u->authority_len + 2;
+    size_t nh = 0, need = strlen(method) + slash + path_len + 17 + u->authority_len + 2;
+    bool own_host = true;
     if (bearer_len > 0)
         need += 22 + bearer_len + 2;
-    if (req->body != NULL)
+    if (body)
         need += 32;
     if (req->stream)
         need += 27;
@@ -829,6 +849,8 @@ static int build_head(sy_upstream_xfer_t *x, const url_parts_t *u, const sy_upst
         lens[nh] = strlen(req->headers[nh]);
         if (has_crlf(req->headers[nh], lens[nh]) || memchr(req->headers[nh], ':', lens[nh]) == NULL)
             return SY_EINVAL;
+        if (strncasecmp(req->headers[nh], "host:", 5) == 0)
+            own_host = false; /* a configured Host replaces ours, as with libcurl */
         need += lens[nh] + 2;
     }
     char clen[24];
@@ -865,16 +887,21 @@ static int build_head(sy_upstream_xfer_t *x, const url_parts_t *u, const sy_upst
     } while (0)
 #define PUTS(lit) PUT(lit, sizeof(lit) - 1)
     PUT(method, strlen(method));
+    if (slash)
+        PUTS("/");
     PUT(path, path_len);
-    PUTS(" HTTP/1.1\r\nHost: ");
-    PUT(u->authority, u->authority_len);
-    PUTS("\r\n");
+    PUTS(" HTTP/1.1\r\n");
+    if (own_host) {
+        PUTS("Host: ");
+        PUT(u->authority, u->authority_len);
+        PUTS("\r\n");
+    }
     if (bearer_len > 0) {
         PUTS("Authorization: Bearer ");
         PUT(req->bearer, bearer_len);
         PUTS("\r\n");
     }
-    if (req->body != NULL)
+    if (body)
         PUTS("Content-Type: application/json\r\n");
     if (req->stream)
         PUTS("Accept: text/event-stream\r\n");
@@ -910,7 +937,8 @@ int sy_h1_start(sy_h1_t *h, sy_upstream_xfer_t *x, const sy_upstream_req_t *req)
     x->h1 = true;
     x->h1_origin = o;
     x->h1_body = req->body;
-    x->h1_body_len = req->body != NULL ? req->body_len : 0;
+    bool post = req->method != NULL && strcmp(req->method, "POST") == 0;
+    x->h1_body_len = post && req->body != NULL ? req->body_len : 0;
     return dispatch(o, x);
 }
 

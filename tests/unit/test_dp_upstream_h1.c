@@ -1395,6 +1395,82 @@ static void test_close_with_held_and_queued(void **state)
     assert_int_equal(a->n_done + b->n_done + d->n_done, 0);
 }
 
+/* A URL with a query and no path asks for "/?q=1" (RFC 9112 3.2.1: the
+ * origin form starts with '/'). */
+static void test_query_without_path(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = &f->c[0];
+    script(f, 0, ok_json);
+    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d?q=1", f->srv.port);
+    sy_upstream_req_t req = {.url = c->url, .method = "GET"};
+    assert_int_equal(start(c, &req), 0);
+    RUN_UNTIL(f, c->n_done > 0 || f->srv.n_requests > 0);
+    run_for(f, 50);
+    assert_true(f->srv.n_requests > 0);
+    assert_true(strncmp(req_text(f, 0), "GET /?q=1 HTTP/1.1\r\n", 20) == 0);
+}
+
+/* A GET with a body sends no body (as libcurl's CURLOPT_HTTPGET): the kept
+ * connection's next request is read as such. */
+static void test_get_with_body(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = &f->c[0];
+    script(f, 0, ok_json);
+    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/x", f->srv.port);
+    sy_upstream_req_t req = {.url = c->url, .method = "GET", .body = "{}", .body_len = 2};
+    assert_int_equal(start(c, &req), 0);
+    RUN_UNTIL(f, c->n_done > 0);
+    run_for(f, 30);
+    start_get(c, "/next");
+    RUN_UNTIL(f, c->n_done > 0);
+    assert_done(c, 0, NULL);
+    assert_int_equal(f->srv.accepts, 1); /* the kept connection carried both */
+    assert_null(strstr(req_text(f, 0), "Content-Type"));
+    assert_true(strncmp(req_text(f, 1), "GET /next", 9) == 0);
+}
+
+/* Bytes after the answer in the same read: the connection is not reused. */
+static void test_extra_bytes_after_answer(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = &f->c[0];
+    static char two[512];
+    snprintf(two, sizeof(two), "%s%s", ok_json, ok_json);
+    script(f, 0, two);
+    script(f, 1, ok_json);
+    start_get(c, "/");
+    RUN_UNTIL(f, c->n_done > 0);
+    assert_done(c, 0, NULL);
+    start_get(c, "/");
+    RUN_UNTIL(f, c->n_done > 0);
+    assert_done(c, 0, NULL);
+    assert_int_equal(f->srv.accepts, 2);
+}
+
+/* The 64 KiB cap counts the whole head: the status line and the line
+ * overheads too, not only header names and values. */
+static void test_head_cap_counts_the_whole_head(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = &f->c[0];
+    sy_buf_t b;
+    sy_buf_init(&b);
+    sy_buf_append_str(&b, "HTTP/1.1 200 ");
+    for (int i = 0; i < 200000; i++)
+        sy_buf_append(&b, "a", 1);
+    sy_buf_append_str(&b, "\r\n");
+    for (int i = 0; i < 30000; i++)
+        sy_buf_append_str(&b, "a:\r\n");
+    sy_buf_append_str(&b, "Content-Length: 2\r\n\r\nok");
+    f->big = sy_buf_steal(&b, NULL);
+    script(f, 0, f->big);
+    start_get(c, "/");
+    RUN_UNTIL(f, c->n_done > 0);
+    assert_done(c, SY_EIO, "upstream response head too large");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1406,6 +1482,10 @@ int main(void)
         T(test_informational_answers),
         T(test_header_lines),
         T(test_head_too_large),
+        T(test_head_cap_counts_the_whole_head),
+        T(test_query_without_path),
+        T(test_get_with_body),
+        T(test_extra_bytes_after_answer),
         T(test_garbage),
         T(test_short_body_then_close),
         T(test_closed_before_answer_fresh),
