@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dataplane/upstream_h1.h"
@@ -60,12 +62,25 @@ struct sy_upstream {
  * Should an idle connection become readable (the upstream closed it), the
  * watch stops until libcurl asks again; libcurl finds it dead on reuse.
  * Sockets libcurl opens by itself (resolver wake-ups) are owned = false and
- * live from their first poll request to CURL_POLL_REMOVE. */
+ * live from their first poll request to CURL_POLL_REMOVE.
+ *
+ * An owned socket is polled through a private duplicate descriptor, never
+ * through libcurl's: libcurl 7.88 closes some sockets without calling
+ * on_close_socket (a connection attempt it gives up, e.g.), and libuv
+ * aborts the process when it must add a closed descriptor to epoll (seen
+ * under connection churn), or mixes up handles when the number is reused
+ * by another socket meanwhile. The duplicate stays open until we close it,
+ * so the poll handle always refers to a live descriptor of its own; a
+ * socket libcurl dropped silently is found by comparing inodes (when its
+ * number comes back from socket(), at CURL_POLL_REMOVE, or when its idle
+ * watch fires) and closed then. */
 typedef struct sock_ctx {
     uv_poll_t poll;        /* embedded handle */
     struct sock_ctx *prev; /* borrowed; pool's socket list */
     struct sock_ctx *next; /* borrowed */
-    curl_socket_t fd;      /* the socket */
+    curl_socket_t fd;      /* the socket, as libcurl knows it */
+    int pfd;               /* the descriptor polled: a private duplicate when owned */
+    ino_t ino;             /* the socket's inode (owned): tells a reused number apart */
     sy_upstream_t *pool;   /* borrowed */
     int events;            /* UV_READABLE/UV_WRITABLE being polled, 0 = stopped */
     bool owned;            /* opened by on_open_socket, closed by on_close_socket */
@@ -125,6 +140,8 @@ static void on_sock_closed(uv_handle_t *h)
 {
     sock_ctx_t *sc = sy_container_of((uv_poll_t *)h, sock_ctx_t, poll);
     sy_upstream_t *pool = sc->pool;
+    if (sc->pfd != sc->fd)
+        close(sc->pfd); /* after the handle: it was polled */
     free(sc);
     pool->open_handles--;
     maybe_free_pool(pool);
@@ -135,7 +152,22 @@ static sock_ctx_t *sock_new(sy_upstream_t *pool, curl_socket_t fd, bool owned)
     sock_ctx_t *sc = malloc(sizeof(*sc));
     if (sc == NULL)
         return NULL;
-    if (uv_poll_init_socket(pool->loop, &sc->poll, fd) != 0) {
+    sc->pfd = fd;
+    sc->ino = 0;
+    if (owned) {
+        struct stat st;
+        sc->pfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (sc->pfd < 0 || fstat(fd, &st) != 0) {
+            if (sc->pfd >= 0)
+                close(sc->pfd);
+            free(sc);
+            return NULL;
+        }
+        sc->ino = st.st_ino;
+    }
+    if (uv_poll_init_socket(pool->loop, &sc->poll, sc->pfd) != 0) {
+        if (sc->pfd != fd)
+            close(sc->pfd);
         free(sc);
         return NULL;
     }
@@ -174,6 +206,8 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
         pool->by_fd = a;
         pool->n_by_fd = n;
     }
+    if (pool->by_fd[fd] != NULL)
+        sock_close(pool, pool->by_fd[fd]); /* libcurl closed the last one by itself */
     sock_ctx_t *sc = sock_new(pool, fd, true);
     if (sc == NULL) {
         close(fd);
@@ -192,10 +226,24 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
     return close(fd);
 }
 
+/* False when libcurl no longer has sc's socket under its number (it
+ * closed it without on_close_socket; the number may be another socket's). */
+static bool still_libcurls(const sock_ctx_t *sc)
+{
+    struct stat st;
+    return !sc->owned || (fstat(sc->fd, &st) == 0 && st.st_ino == sc->ino);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     sock_ctx_t *sc = sy_container_of(h, sock_ctx_t, poll);
     sy_upstream_t *pool = sc->pool;
+    if (!still_libcurls(sc)) {
+        /* Dropped by libcurl without a word: a live duplicate would
+         * otherwise report it ready forever. */
+        sock_close(pool, sc);
+        return;
+    }
     if (!sc->wanted) {
         /* An idle cached connection turned readable: the upstream closed it
          * (or broke protocol). Stop watching; libcurl sees it dead on reuse
@@ -299,7 +347,7 @@ static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, v
     if (action == CURL_POLL_REMOVE) {
         if (sc != NULL) {
             set_wanted(sc, false);
-            if (!sc->owned) {
+            if (!sc->owned || !still_libcurls(sc)) {
                 sock_close(pool, sc);
             } else if (sc->events != UV_READABLE) {
                 /* Idle in the cache: watched for reading only (see sock_ctx_t). */
