@@ -692,6 +692,23 @@ static void easy_setup(sy_upstream_t *pool, CURL *easy)
     }
 }
 
+int sy_upstream_reserve_block(sy_upstream_xfer_t *x, size_t need)
+{
+    if (need <= x->hcap)
+        return 0;
+    size_t cap = (need + 63) & ~(size_t)63; /* an open stream keeps it: no slack */
+    char *blk = malloc(cap);
+    if (blk == NULL)
+        return SY_ENOMEM;
+    if (x->hblock != NULL) {
+        explicit_bzero(x->hblock, x->hcap); /* it held the upstream credential */
+        free(x->hblock);
+    }
+    x->hblock = blk;
+    x->hcap = cap;
+    return 0;
+}
+
 /* Lays the request header lines and their curl_slist nodes out in x's
  * header block (grown only when too small, so a connection's requests
  * reuse one allocation) instead of one malloc per line and node. libcurl
@@ -737,18 +754,8 @@ static int build_headers(sy_upstream_xfer_t *x, const sy_upstream_req_t *req)
         bytes += lens[i] + 1;
     size_t nodes = n * sizeof(struct curl_slist);
     size_t need = nodes + bytes; /* nodes first: malloc's alignment suits them */
-    if (need > x->hcap) {
-        size_t cap = (need + 63) & ~(size_t)63; /* an open stream keeps it: no slack */
-        char *blk = malloc(cap);
-        if (blk == NULL)
-            return SY_ENOMEM;
-        if (x->hblock != NULL) {
-            explicit_bzero(x->hblock, x->hcap);
-            free(x->hblock);
-        }
-        x->hblock = blk;
-        x->hcap = cap;
-    }
+    if (sy_upstream_reserve_block(x, need) != 0)
+        return SY_ENOMEM;
     struct curl_slist *list = (struct curl_slist *)(void *)x->hblock;
     char *text = x->hblock + nodes;
     for (size_t i = 0; i < n; i++) {

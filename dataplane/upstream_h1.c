@@ -867,18 +867,8 @@ static int build_head(sy_upstream_xfer_t *x, const url_parts_t *u, const sy_upst
         need += 16 + clen_len + 2;
     }
     need += 2;
-    if (need > x->hcap) {
-        size_t cap = (need + 63) & ~(size_t)63;
-        char *blk = malloc(cap);
-        if (blk == NULL)
-            return SY_ENOMEM;
-        if (x->hblock != NULL) {
-            explicit_bzero(x->hblock, x->hcap);
-            free(x->hblock);
-        }
-        x->hblock = blk;
-        x->hcap = cap;
-    }
+    if (sy_upstream_reserve_block(x, need) != 0)
+        return SY_ENOMEM;
     char *o = x->hblock;
 #define PUT(s, n)                                                                                  \
     do {                                                                                           \

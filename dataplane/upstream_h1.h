@@ -52,5 +52,8 @@ void sy_h1_sweep(sy_h1_t *h, uint64_t now_ms);
 
 /* In upstream.c: ends x (removed from the pool's list) and calls on_done. */
 void sy_upstream_finished(sy_upstream_xfer_t *x, int result, const char *why);
+/* In upstream.c: makes x's kept block (request head or header list) at
+ * least need bytes, wiping the old one. Returns 0 or SY_ENOMEM. */
+int sy_upstream_reserve_block(sy_upstream_xfer_t *x, size_t need);
 
 #endif
