@@ -1,5 +1,6 @@
 /* Fault specs (x-mock-fault header, POST /_mock/faults) and the per-instance
  * rule list. The key set is documented in README.md ("Faults"). */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include "json.h"
@@ -70,26 +71,73 @@ static int parse_num(sy_str_t v, int64_t max, int64_t *out)
     return 0;
 }
 
+/* A key that only sets one boolean field. */
+typedef struct flag_key {
+    const char *name;  /* the key */
+    const char *alias; /* another spelling, or NULL */
+    size_t off;        /* offsetof the bool in sy_mock_fault_t */
+} flag_key_t;
+
+/* Where a table's field lives in sy_mock_fault_t. */
+#define FIELD(name) offsetof(sy_mock_fault_t, name)
+
+static const flag_key_t flag_keys[] = {
+    {"stall", NULL, FIELD(stall)},         {"malformed", NULL, FIELD(malformed)},
+    {"ratelimit", NULL, FIELD(ratelimit)}, {"conn_close", "connection_close", FIELD(conn_close)},
+    {"no_length", NULL, FIELD(no_length)}, {"chunked", NULL, FIELD(chunked)},
+    {"trickle", NULL, FIELD(trickle)},     {"interim", NULL, FIELD(interim)},
+    {"garbage", NULL, FIELD(garbage)},     {"short_body", NULL, FIELD(short_body)},
+};
+
+/* A key that sets one int64_t field to a number in 0..max. */
+typedef struct num_key {
+    const char *name;  /* the key */
+    const char *alias; /* another spelling, or NULL */
+    int64_t max;       /* largest value accepted */
+    size_t off;        /* offsetof the int64_t in sy_mock_fault_t */
+    bool ratelimit;    /* the key also turns the rate-limit headers on */
+} num_key_t;
+
+static const num_key_t num_keys[] = {
+    {"latency", "latency_ms", 600000, FIELD(latency_ms), false},
+    {"chunk_delay", "chunk_delay_ms", 600000, FIELD(chunk_delay_ms), false},
+    {"delay", NULL, 600000, FIELD(chunk_delay_ms), false},
+    {"retry_after", "retry-after", 86400, FIELD(retry_after), false},
+    {"rl_requests", "ratelimit_remaining_requests", INT64_MAX, FIELD(rl_requests), true},
+    {"rl_tokens", "ratelimit_remaining_tokens", INT64_MAX, FIELD(rl_tokens), true},
+    {"rl_reset", "ratelimit_reset", 86400, FIELD(rl_reset_s), true},
+};
+
+#undef FIELD
+
 /* Applies one key/value pair. */
 static int apply(sy_mock_fault_t *f, sy_str_t k, sy_str_t v, const char **why)
 {
     int64_t n = 0;
     bool b = false;
-    if (key_is(k, "latency", "latency_ms")) {
-        if (parse_num(v, 600000, &f->latency_ms))
-            goto bad_num;
-    } else if (key_is(k, "chunk_delay", "chunk_delay_ms") || key_is(k, "delay", NULL)) {
-        if (parse_num(v, 600000, &f->chunk_delay_ms))
-            goto bad_num;
-    } else if (key_is(k, "status", NULL)) {
+    for (size_t i = 0; i < SY_ARRAY_LEN(flag_keys); i++) {
+        if (key_is(k, flag_keys[i].name, flag_keys[i].alias)) {
+            if (parse_bool(v, (bool *)((char *)f + flag_keys[i].off)))
+                goto bad_bool;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < SY_ARRAY_LEN(num_keys); i++) {
+        if (key_is(k, num_keys[i].name, num_keys[i].alias)) {
+            if (parse_num(v, num_keys[i].max, (int64_t *)((char *)f + num_keys[i].off)))
+                goto bad_num;
+            if (num_keys[i].ratelimit)
+                f->ratelimit = true;
+            goto done;
+        }
+    }
+    /* The keys with a syntax or a side effect of their own. */
+    if (key_is(k, "status", NULL)) {
         if (parse_num(v, 599, &n) || n < 400) {
             *why = "fault status must be 400..599";
             return SY_EINVAL;
         }
         f->status = (int)n;
-    } else if (key_is(k, "retry_after", "retry-after")) {
-        if (parse_num(v, 86400, &f->retry_after))
-            goto bad_num;
     } else if (key_is(k, "reset", NULL)) {
         if (sy_str_eq_cstr(v, "before")) {
             f->reset = SY_MOCK_RESET_BEFORE;
@@ -103,58 +151,16 @@ static int apply(sy_mock_fault_t *f, sy_str_t k, sy_str_t v, const char **why)
             *why = "fault reset must be before, mid or a number of events";
             return SY_EINVAL;
         }
+    } else if (key_is(k, "reset_after", NULL)) {
+        if (parse_num(v, INT32_MAX, &f->reset_after))
+            goto bad_num;
+        f->reset = SY_MOCK_RESET_AFTER;
     } else if (key_is(k, "stream_error", NULL)) {
         if (v.len == 0)
             f->stream_error_after = 2;
         else if (parse_num(v, INT32_MAX, &f->stream_error_after))
             goto bad_num;
         f->stream_error = true;
-    } else if (key_is(k, "reset_after", NULL)) {
-        if (parse_num(v, INT32_MAX, &f->reset_after))
-            goto bad_num;
-        f->reset = SY_MOCK_RESET_AFTER;
-    } else if (key_is(k, "stall", NULL)) {
-        if (parse_bool(v, &f->stall))
-            goto bad_bool;
-    } else if (key_is(k, "malformed", NULL)) {
-        if (parse_bool(v, &f->malformed))
-            goto bad_bool;
-    } else if (key_is(k, "ratelimit", NULL)) {
-        if (parse_bool(v, &f->ratelimit))
-            goto bad_bool;
-    } else if (key_is(k, "rl_requests", "ratelimit_remaining_requests")) {
-        if (parse_num(v, INT64_MAX, &f->rl_requests))
-            goto bad_num;
-        f->ratelimit = true;
-    } else if (key_is(k, "rl_tokens", "ratelimit_remaining_tokens")) {
-        if (parse_num(v, INT64_MAX, &f->rl_tokens))
-            goto bad_num;
-        f->ratelimit = true;
-    } else if (key_is(k, "rl_reset", "ratelimit_reset")) {
-        if (parse_num(v, 86400, &f->rl_reset_s))
-            goto bad_num;
-        f->ratelimit = true;
-    } else if (key_is(k, "conn_close", "connection_close")) {
-        if (parse_bool(v, &f->conn_close))
-            goto bad_bool;
-    } else if (key_is(k, "no_length", NULL)) {
-        if (parse_bool(v, &f->no_length))
-            goto bad_bool;
-    } else if (key_is(k, "chunked", NULL)) {
-        if (parse_bool(v, &f->chunked))
-            goto bad_bool;
-    } else if (key_is(k, "trickle", NULL)) {
-        if (parse_bool(v, &f->trickle))
-            goto bad_bool;
-    } else if (key_is(k, "interim", NULL)) {
-        if (parse_bool(v, &f->interim))
-            goto bad_bool;
-    } else if (key_is(k, "garbage", NULL)) {
-        if (parse_bool(v, &f->garbage))
-            goto bad_bool;
-    } else if (key_is(k, "short_body", NULL)) {
-        if (parse_bool(v, &f->short_body))
-            goto bad_bool;
     } else if (key_is(k, "huge_headers", NULL)) {
         /* A size in KiB, or a flag (alone: the default size). */
         if (v.len > 0 && parse_num(v, 16384, &n) == 0)
@@ -178,6 +184,7 @@ static int apply(sy_mock_fault_t *f, sy_str_t k, sy_str_t v, const char **why)
         *why = "unknown fault key";
         return SY_EINVAL;
     }
+done:
     f->any = true;
     return 0;
 bad_num:
