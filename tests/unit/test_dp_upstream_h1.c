@@ -357,10 +357,12 @@ static void client_reset(client_t *c)
     c->then = NULL;
 }
 
-static sy_upstream_req_t get_req(client_t *c, const char *host, const char *path)
+/* A request for path on the scripted server under the name host; the URL lives in c. */
+static sy_upstream_req_t new_req(client_t *c, const char *method, const char *host,
+                                 const char *path)
 {
     snprintf(c->url, sizeof(c->url), "http://%s:%d%s", host, c->f->srv.port, path);
-    return (sy_upstream_req_t){.url = c->url, .method = "GET"};
+    return (sy_upstream_req_t){.url = c->url, .method = method};
 }
 
 static int start(client_t *c, const sy_upstream_req_t *req)
@@ -369,11 +371,17 @@ static int start(client_t *c, const sy_upstream_req_t *req)
     return sy_upstream_start(c->f->pool, &c->x, req, &cbs, c);
 }
 
+/* Starts req on c; the start itself must succeed. */
+static void start_ok(client_t *c, const sy_upstream_req_t *req)
+{
+    assert_int_equal(start(c, req), 0);
+}
+
 /* Starts a plain GET of path on the scripted server. */
 static void start_get(client_t *c, const char *path)
 {
-    sy_upstream_req_t req = get_req(c, "127.0.0.1", path);
-    assert_int_equal(start(c, &req), 0);
+    sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", path);
+    start_ok(c, &req);
 }
 
 static void on_guard(uv_timer_t *t)
@@ -527,6 +535,115 @@ static const char *req_text(const fixture_t *f, int i)
     return f->srv.reqs[i].data;
 }
 
+/* --- test steps --------------------------------------------------------------------------- */
+
+/* Runs the loop until c's transfer ends, then checks it ended once, with result and why. */
+static void finish(fixture_t *f, client_t *c, int result, const char *why)
+{
+    RUN_UNTIL(f, c->n_done > 0);
+    assert_done(c, result, why);
+}
+
+/* Starts req on c and checks it ends well. */
+static void run_ok(fixture_t *f, client_t *c, const sy_upstream_req_t *req)
+{
+    start_ok(c, req);
+    finish(f, c, 0, NULL);
+}
+
+/* Starts a GET of path on c and checks it ends with result and why. */
+static void get_done(fixture_t *f, client_t *c, const char *path, int result, const char *why)
+{
+    start_get(c, path);
+    finish(f, c, result, why);
+}
+
+/* Starts a GET of path on c and checks it ends well with the body want (NULL: any body). */
+static void get_ok(fixture_t *f, client_t *c, const char *path, const char *want)
+{
+    get_done(f, c, path, 0, NULL);
+    if (want != NULL)
+        assert_bytes(&c->body, want);
+}
+
+/* As get_ok, then checks the server has accepted n_accepts connections in all: whether a
+ * later request reused the connection of an earlier one. */
+static void get_again(fixture_t *f, client_t *c, const char *path, const char *want, int n_accepts)
+{
+    get_ok(f, c, path, want);
+    assert_int_equal(f->srv.accepts, n_accepts);
+}
+
+/* Starts a GET of path on c that pauses its first pauses on_data calls, and runs the loop
+ * until the first of them. */
+static void start_paused(fixture_t *f, client_t *c, const char *path, int pauses)
+{
+    start_get(c, path);
+    c->pauses = pauses;
+    RUN_UNTIL(f, c->n_data == 1);
+}
+
+/* Resumes c, noting in c what its callbacks do meanwhile. */
+static void resume_inside(client_t *c)
+{
+    c->in_resume = true;
+    sy_upstream_resume(&c->x);
+    c->in_resume = false;
+}
+
+/* As finish, after resume_inside: on_done must not have run inside sy_upstream_resume. */
+static void finish_after_resume(fixture_t *f, client_t *c, int result, const char *why)
+{
+    finish(f, c, result, why);
+    assert_false(c->done_in_resume);
+}
+
+/* Checks c's transfer ended once, by one of its timeouts. */
+static void assert_timed_out(const client_t *c)
+{
+    assert_done(c, -ETIMEDOUT, "upstream timed out");
+    assert_true(c->x.timed_out);
+}
+
+/* Starts req on c, runs the loop until it ends and returns how long that took (ms). */
+static uint64_t run_timed(fixture_t *f, client_t *c, const sy_upstream_req_t *req)
+{
+    uint64_t t0 = uv_now(&f->loop);
+    start_ok(c, req);
+    RUN_UNTIL(f, c->n_done > 0);
+    return uv_now(&f->loop) - t0;
+}
+
+/* Closes the pool under the test's feet (teardown then has nothing to close). */
+static void close_pool(fixture_t *f)
+{
+    sy_upstream_close(f->pool);
+    f->pool = NULL;
+}
+
+static void assert_prefix(const char *s, const char *prefix)
+{
+    if (strncmp(s, prefix, strlen(prefix)) != 0)
+        fail_msg("\"%.40s\" does not start with \"%s\"", s, prefix);
+}
+
+/* Binds f->refused_fd to a loopback port (listening with no room in its accept queue if
+ * listening), points c's URL at it and returns its address. */
+static struct sockaddr_in bind_spare(fixture_t *f, client_t *c, bool listening)
+{
+    f->refused_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->refused_fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->refused_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    if (listening)
+        assert_int_equal(listen(f->refused_fd, 0), 0);
+    socklen_t len = sizeof(sin);
+    assert_int_equal(getsockname(f->refused_fd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/", ntohs(sin.sin_port));
+    return sin;
+}
+
 /* --- answers --------------------------------------------------------------------------- */
 
 static const char ok_json[] = "HTTP/1.1 200 OK\r\n"
@@ -535,6 +652,19 @@ static const char ok_json[] = "HTTP/1.1 200 OK\r\n"
                               "Content-Length: 11\r\n"
                               "\r\n"
                               "{\"ok\":true}";
+static const char ok_body[] = "{\"ok\":true}"; /* ok_json's body */
+
+/* A 10-byte body, for script_split_at_def: "abc" first, the rest later. */
+static const char abc_of_10[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcdefghij";
+
+/* Scripts request 0's answer data in two writes gap_ms apart, the second from "def" on. */
+static reply_t *script_split_at_def(fixture_t *f, const char *data, uint32_t gap_ms)
+{
+    reply_t *r = script(f, 0, data);
+    cut_before(r, "def", NULL);
+    r->gap_ms = gap_ms;
+    return r;
+}
 
 static void test_content_length_and_reuse(void **state)
 {
@@ -543,25 +673,20 @@ static void test_content_length_and_reuse(void **state)
     script(f, 0, ok_json);
     start_get(c, "/v1/a");
     assert_int_equal(sy_upstream_active(f->pool), 1);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    finish(f, c, 0, NULL);
     assert_int_equal(c->x.status, 200);
     assert_string_equal(c->x.content_type, "application/json");
     assert_string_equal(c->x.retry_after, "");
     assert_int_equal(c->status_at_data, 200);
     assert_string_equal(c->ct_at_data, "application/json");
-    assert_bytes(&c->body, "{\"ok\":true}");
+    assert_bytes(&c->body, ok_body);
     assert_bytes(&c->headers, "X-Request-Id: abc\r\nContent-Length: 11\r\n");
     assert_int_equal(c->n_headers, 2);
     assert_true(c->x.first_byte_ms > 0);
     assert_int_equal(sy_upstream_active(f->pool), 0);
 
     /* The same request again goes on the kept-alive connection. */
-    start_get(c, "/v1/a");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "{\"ok\":true}");
-    assert_int_equal(f->srv.accepts, 1);
+    get_again(f, c, "/v1/a", ok_body, 1);
     assert_int_equal(f->srv.n_requests, 2);
     assert_int_equal(f->srv.peer_closed, 0);
 }
@@ -581,41 +706,26 @@ static void test_chunked_with_extension_and_trailer(void **state)
                         "X-Trailer: t\r\n"
                         "\r\n");
     cut_before(r, "5;", "llo", "6\r\n", "rld", "0\r\n", "X-Trailer", "\r\n\r\n", NULL);
-    start_get(c, "/stream");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_ok(f, c, "/stream", "hello world");
     assert_int_equal(c->x.status, 200);
     assert_string_equal(c->x.content_type, "text/event-stream");
-    assert_bytes(&c->body, "hello world");
     /* Trailer lines reach on_header too, as with libcurl. */
     assert_bytes(&c->headers, "Transfer-Encoding: chunked\r\nX-Trailer: t\r\n");
     /* A chunked answer leaves the connection reusable. */
-    start_get(c, "/stream");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "hello world");
-    assert_int_equal(f->srv.accepts, 1);
+    get_again(f, c, "/stream", "hello world", 1);
 }
 
 static void test_close_delimited(void **state)
 {
     fixture_t *f = *state;
     client_t *c = &f->c[0];
-    reply_t *r = script(f, 0, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabcdef");
-    cut_before(r, "def", NULL);
-    r->close_after = true;
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    script_split_at_def(f, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabcdef", 5)
+        ->close_after = true;
+    get_ok(f, c, "/", "abcdef");
     assert_int_equal(c->x.status, 200);
     assert_string_equal(c->x.content_type, "text/plain");
-    assert_bytes(&c->body, "abcdef");
     /* The connection ended with the answer: the next request opens another. */
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "abcdef");
-    assert_int_equal(f->srv.accepts, 2);
+    get_again(f, c, "/", "abcdef", 2);
 }
 
 static void test_split_at_every_head_byte(void **state)
@@ -634,7 +744,7 @@ static void test_split_at_every_head_byte(void **state)
                      c->body.len);
         assert_done(c, 0, NULL);
         assert_string_equal(c->x.content_type, "application/json");
-        assert_bytes(&c->body, "{\"ok\":true}");
+        assert_bytes(&c->body, ok_body);
         assert_bytes(&c->headers, "X-Request-Id: abc\r\nContent-Length: 11\r\n");
     }
     /* And the whole answer one byte per write, head and body. */
@@ -643,12 +753,8 @@ static void test_split_at_every_head_byte(void **state)
     r->gap_ms = 0;
     for (size_t k = 1; k < r->len; k++)
         r->cuts[r->ncuts++] = k;
-    start_get(c, "/split");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_again(f, c, "/split", "xyz", 1);
     assert_string_equal(c->x.content_type, "a/b");
-    assert_bytes(&c->body, "xyz");
-    assert_int_equal(f->srv.accepts, 1);
 }
 
 static void test_informational_answers(void **state)
@@ -667,26 +773,19 @@ static void test_informational_answers(void **state)
                         "\r\n"
                         "{}");
     cut_before(r, "HTTP/1.1 103", "HTTP/1.1 201", NULL);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_ok(f, c, "/", "{}");
     assert_int_equal(c->x.status, 201);
     assert_int_equal(c->status_at_data, 201);
     assert_string_equal(c->x.content_type, "application/json");
-    assert_bytes(&c->body, "{}");
     assert_bytes(&c->headers, "Link: </a.css>; rel=preload\r\nContent-Length: 2\r\n");
 
     /* A content type seen only in the 103 is not the answer's. */
     script(f, 1,
            "HTTP/1.1 103 Early Hints\r\nContent-Type: text/html\r\n\r\n"
            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz");
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_again(f, c, "/", "z", 1);
     assert_int_equal(c->x.status, 200);
     assert_string_equal(c->x.content_type, "");
-    assert_bytes(&c->body, "z");
-    assert_int_equal(f->srv.accepts, 1);
 }
 
 static void test_header_lines(void **state)
@@ -702,16 +801,13 @@ static void test_header_lines(void **state)
            "Content-Length: 4\r\n"
            "\r\n"
            "slow");
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_ok(f, c, "/", "slow");
     assert_int_equal(c->x.status, 429);
     assert_string_equal(c->x.content_type, "text/plain; charset=utf-8");
     assert_string_equal(c->x.retry_after, "30");
     assert_bytes(&c->headers,
                  "X-RateLimit-Remaining-Requests: 0\r\nX-Trailing: v\r\nContent-Length: 4\r\n");
     assert_int_equal(c->n_headers, 3);
-    assert_bytes(&c->body, "slow");
 
     /* A long Content-Type is truncated to the field; absent ones are "". */
     script(
@@ -719,9 +815,7 @@ static void test_header_lines(void **state)
         "HTTP/1.1 200 OK\r\n"
         "Content-Type: application/json; profile=\"0123456789012345678901234567890123456789\"\r\n"
         "Content-Length: 0\r\n\r\n");
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_done(f, c, "/", 0, NULL);
     assert_string_equal(c->x.content_type,
                         "application/json; profile=\"012345678901234567890123456789012345");
     assert_string_equal(c->x.retry_after, "");
@@ -750,19 +844,14 @@ static void test_head_too_large(void **state)
     /* Just under the cap (names and values count): fine. */
     f->big = padded_head(62);
     script(f, 0, f->big);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_ok(f, c, "/", "ok");
     assert_int_equal(c->n_headers, 63);
-    assert_bytes(&c->body, "ok");
     /* Over it: an error, the connection dropped. */
     char *big = padded_head(70);
     free(f->big);
     f->big = big;
     script(f, 0, f->big);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, SY_EIO, "upstream response head too large");
+    get_done(f, c, "/", SY_EIO, "upstream response head too large");
     assert_int_equal(c->n_data, 0);
     RUN_UNTIL(f, f->srv.peer_closed == 1);
 }
@@ -772,9 +861,7 @@ static void test_garbage(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, "SSH-2.0-OpenSSH_9.2p1\r\n\r\n"); /* the connection stays open */
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, SY_EIO, "malformed upstream response");
+    get_done(f, c, "/", SY_EIO, "malformed upstream response");
     assert_int_equal(c->n_data, 0);
     assert_int_equal(c->x.status, 0);
     RUN_UNTIL(f, f->srv.peer_closed == 1);
@@ -786,9 +873,7 @@ static void test_short_body_then_close(void **state)
     client_t *c = &f->c[0];
     reply_t *r = script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
     r->close_after = true;
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, SY_EIO, "upstream closed the connection mid-answer");
+    get_done(f, c, "/", SY_EIO, "upstream closed the connection mid-answer");
     assert_bytes(&c->body, "abc");
     assert_int_equal(c->x.status, 200);
 }
@@ -798,10 +883,8 @@ static void test_closed_before_answer_fresh(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, "")->close_now = true;
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
     /* A fresh connection is not retried. */
-    assert_done(c, SY_EIO, "upstream closed the connection");
+    get_done(f, c, "/", SY_EIO, "upstream closed the connection");
     assert_int_equal(f->srv.accepts, 1);
     assert_int_equal(f->srv.n_requests, 1);
 }
@@ -821,10 +904,9 @@ static void test_stale_closed_after_answer(void **state)
     script(f, 1, ok_json);
     start_get(c, "/first");
     c->then = start_again;
-    RUN_UNTIL(f, c->n_done > 0); /* the first on_done restarted c: this is the second */
+    finish(f, c, 0, NULL); /* the first on_done restarted c: this is the second */
     assert_non_null(strstr(c->url, "/second"));
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "{\"ok\":true}");
+    assert_bytes(&c->body, ok_body);
     assert_int_equal(f->srv.accepts, 2);
     assert_int_equal(sy_upstream_active(f->pool), 0);
 }
@@ -838,23 +920,15 @@ static void test_stale_closed_on_next_request(void **state)
     script(f, 0, ok_json);
     script(f, 1, "")->close_now = true;
     script(f, 2, ok_json);
-    start_get(c, "/first");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_done(f, c, "/first", 0, NULL);
     run_for(f, 10);
-    start_get(c, "/second");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "{\"ok\":true}");
-    assert_int_equal(f->srv.accepts, 2);
+    get_again(f, c, "/second", ok_body, 2);
     assert_int_equal(f->srv.n_requests, 3);
     assert_non_null(strstr(req_text(f, 2), "GET /second HTTP/1.1\r\n"));
 
     /* Only once: a fresh connection closing too is an error. */
     script(f, 3, "")->close_now = true;
-    start_get(c, "/third");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, SY_EIO, "upstream closed the connection");
+    get_done(f, c, "/third", SY_EIO, "upstream closed the connection");
     assert_int_equal(f->srv.accepts, 3);
     assert_int_equal(f->srv.n_requests, 5);
 }
@@ -868,29 +942,19 @@ static void test_pause_resume_partial(void **state)
     reply_t *r = script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello world!");
     cut_before(r, " world", "!", NULL);
     r->gap_ms = 10;
-    start_get(c, "/");
-    c->pauses = 1;
-    RUN_UNTIL(f, c->n_data == 1);
+    start_paused(f, c, "/", 1);
     assert_true(c->x.paused);
     run_for(f, 60); /* everything has been written meanwhile */
     assert_int_equal(c->n_data, 1);
     assert_int_equal(c->body.len, 0);
     assert_int_equal(c->n_done, 0);
-    c->in_resume = true;
-    sy_upstream_resume(&c->x);
-    c->in_resume = false;
+    resume_inside(c);
     assert_int_equal(c->n_data, 2); /* the held bytes, again */
     assert_bytes(&c->body, "hello");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_false(c->done_in_resume);
+    finish_after_resume(f, c, 0, NULL);
     assert_bytes(&c->body, "hello world!");
     /* The connection is reusable after a paused transfer. */
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "hello world!");
-    assert_int_equal(f->srv.accepts, 1);
+    get_again(f, c, "/", "hello world!", 1);
 }
 
 static void test_pause_whole_answer_while_paused(void **state)
@@ -901,40 +965,26 @@ static void test_pause_whole_answer_while_paused(void **state)
     script(f, 0,
            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
            "5\r\nhello\r\n7\r\n world!\r\n0\r\n\r\n");
-    start_get(c, "/");
-    c->pauses = 1;
-    RUN_UNTIL(f, c->n_data == 1);
+    start_paused(f, c, "/", 1);
     run_for(f, 30);
     assert_int_equal(c->n_data, 1);
     assert_int_equal(c->n_done, 0);
     assert_int_equal(sy_upstream_active(f->pool), 1);
-    c->in_resume = true;
-    sy_upstream_resume(&c->x);
-    c->in_resume = false;
+    resume_inside(c);
     assert_bytes(&c->body, "hello world!");
     assert_int_equal(c->n_done, 0); /* never synchronously inside sy_upstream_resume */
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_false(c->done_in_resume);
+    finish_after_resume(f, c, 0, NULL);
     assert_int_equal(sy_upstream_active(f->pool), 0);
     /* The connection went idle while paused and is reused. */
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "hello world!");
-    assert_int_equal(f->srv.accepts, 1);
+    get_again(f, c, "/", "hello world!", 1);
 }
 
 static void test_pause_twice_and_close_delimited(void **state)
 {
     fixture_t *f = *state;
     client_t *c = &f->c[0];
-    reply_t *r = script(f, 0, "HTTP/1.1 200 OK\r\n\r\nabcdef");
-    cut_before(r, "def", NULL);
-    r->close_after = true;
-    start_get(c, "/");
-    c->pauses = 2; /* pauses again inside the first resume */
-    RUN_UNTIL(f, c->n_data == 1);
+    script_split_at_def(f, "HTTP/1.1 200 OK\r\n\r\nabcdef", 5)->close_after = true;
+    start_paused(f, c, "/", 2); /* pauses again inside the first resume */
     run_for(f, 30);
     sy_upstream_resume(&c->x);
     assert_int_equal(c->n_data, 2);
@@ -943,13 +993,9 @@ static void test_pause_twice_and_close_delimited(void **state)
     run_for(f, 10);
     assert_int_equal(c->n_data, 2);
     assert_int_equal(c->n_done, 0);
-    c->in_resume = true;
-    sy_upstream_resume(&c->x);
-    c->in_resume = false;
+    resume_inside(c);
     assert_bytes(&c->body, "abc");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_false(c->done_in_resume);
+    finish_after_resume(f, c, 0, NULL);
     assert_bytes(&c->body, "abcdef");
 }
 
@@ -958,17 +1004,11 @@ static void test_abort_on_resume(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"); /* 7 bytes never come */
-    start_get(c, "/");
-    c->pauses = 1;
-    c->abort_at = 2;
-    RUN_UNTIL(f, c->n_data == 1);
-    c->in_resume = true;
-    sy_upstream_resume(&c->x);
-    c->in_resume = false;
+    start_paused(f, c, "/", 1);
+    c->abort_at = 2; /* the first on_data paused before looking at it */
+    resume_inside(c);
     assert_int_equal(c->n_done, 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, SY_ECANCELED, "transfer stopped by the gateway");
-    assert_false(c->done_in_resume);
+    finish_after_resume(f, c, SY_ECANCELED, "transfer stopped by the gateway");
     RUN_UNTIL(f, f->srv.peer_closed == 1);
 }
 
@@ -978,9 +1018,7 @@ static void test_cancel_mid_answer(void **state)
 {
     fixture_t *f = *state;
     client_t *c = &f->c[0];
-    reply_t *r = script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcdefghij");
-    cut_before(r, "def", NULL);
-    r->gap_ms = 100;
+    script_split_at_def(f, abc_of_10, 100);
     start_get(c, "/");
     RUN_UNTIL(f, c->n_data == 1);
     sy_upstream_cancel(&c->x);
@@ -993,10 +1031,7 @@ static void test_cancel_mid_answer(void **state)
     sy_upstream_cancel(&c->x); /* inactive: a no-op */
     /* The pool goes on. */
     script(f, 1, ok_json);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_int_equal(f->srv.accepts, 2);
+    get_again(f, c, "/", NULL, 2);
 }
 
 static void test_cancel_while_paused(void **state)
@@ -1004,9 +1039,7 @@ static void test_cancel_while_paused(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
-    start_get(c, "/");
-    c->pauses = 1;
-    RUN_UNTIL(f, c->n_data == 1);
+    start_paused(f, c, "/", 1);
     sy_upstream_cancel(&c->x);
     RUN_UNTIL(f, f->srv.peer_closed == 1);
     sy_upstream_resume(&c->x); /* inactive: a no-op */
@@ -1028,17 +1061,15 @@ static void test_cancel_while_connecting(void **state)
     assert_int_equal(f->srv.n_requests, 0);
 
     /* Also while the name is being resolved. */
-    sy_upstream_req_t req = get_req(c, "localhost", "/");
-    assert_int_equal(start(c, &req), 0);
+    sy_upstream_req_t req = new_req(c, "GET", "localhost", "/");
+    start_ok(c, &req);
     sy_upstream_cancel(&c->x);
     run_for(f, 100);
     assert_int_equal(c->n_done, 0);
     assert_int_equal(f->srv.n_requests, 0);
     /* The origin is usable after that. */
-    req = get_req(c, "localhost", "/");
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    req = new_req(c, "GET", "localhost", "/");
+    run_ok(f, c, &req);
     assert_int_equal(f->srv.n_requests, 1);
 }
 
@@ -1046,12 +1077,10 @@ static void test_abort_from_on_data(void **state)
 {
     fixture_t *f = *state;
     client_t *c = &f->c[0];
-    reply_t *r = script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcdefghij");
-    cut_before(r, "def", NULL);
+    script_split_at_def(f, abc_of_10, 5);
     start_get(c, "/");
     c->abort_at = 2;
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, SY_ECANCELED, "transfer stopped by the gateway");
+    finish(f, c, SY_ECANCELED, "transfer stopped by the gateway");
     assert_int_equal(c->n_data, 2);
     assert_bytes(&c->body, "abc");
     RUN_UNTIL(f, f->srv.peer_closed == 1);
@@ -1064,18 +1093,10 @@ static void test_connect_refused(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     /* A bound socket that does not listen: its port refuses connections. */
-    f->refused_fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(f->refused_fd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(f->refused_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    socklen_t len = sizeof(sin);
-    assert_int_equal(getsockname(f->refused_fd, (struct sockaddr *)&sin, &len), 0);
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/", ntohs(sin.sin_port));
+    bind_spare(f, c, false);
     sy_upstream_req_t req = {.url = c->url};
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, -ECONNREFUSED, "cannot connect to the upstream");
+    start_ok(c, &req);
+    finish(f, c, -ECONNREFUSED, "cannot connect to the upstream");
     assert_int_equal(c->x.status, 0);
     assert_int_equal(sy_upstream_active(f->pool), 0);
 }
@@ -1086,29 +1107,17 @@ static void test_connect_timeout(void **state)
 {
     fixture_t *f = *state;
     client_t *c = &f->c[0];
-    f->refused_fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(f->refused_fd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(f->refused_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(f->refused_fd, 0), 0);
-    socklen_t len = sizeof(sin);
-    assert_int_equal(getsockname(f->refused_fd, (struct sockaddr *)&sin, &len), 0);
+    struct sockaddr_in sin = bind_spare(f, c, true);
     int fill[4];
     for (size_t i = 0; i < SY_ARRAY_LEN(fill); i++) {
         fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         connect(fill[i], (struct sockaddr *)&sin, sizeof(sin)); /* EINPROGRESS once full */
     }
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/", ntohs(sin.sin_port));
     sy_upstream_req_t req = {.url = c->url, .connect_timeout_ms = 100};
-    uint64_t t0 = uv_now(&f->loop);
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    uint64_t took = uv_now(&f->loop) - t0;
+    uint64_t took = run_timed(f, c, &req);
     for (size_t i = 0; i < SY_ARRAY_LEN(fill); i++)
         close(fill[i]);
-    assert_done(c, -ETIMEDOUT, "upstream timed out");
-    assert_true(c->x.timed_out);
+    assert_timed_out(c);
     assert_true(took >= 100 && took < 1500); /* the sweep runs every 50 ms */
 }
 
@@ -1117,19 +1126,25 @@ static void test_localhost_resolves(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, ok_json);
-    sy_upstream_req_t req = get_req(c, "localhost", "/v1/models");
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_bytes(&c->body, "{\"ok\":true}");
+    sy_upstream_req_t req = new_req(c, "GET", "localhost", "/v1/models");
+    run_ok(f, c, &req);
+    assert_bytes(&c->body, ok_body);
     char host[64];
     snprintf(host, sizeof(host), "\r\nHost: localhost:%d\r\n", f->srv.port);
     assert_non_null(strstr(req_text(f, 0), host));
     /* The name stays resolved; the connection is reused. */
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    run_ok(f, c, &req);
     assert_int_equal(f->srv.accepts, 1);
+}
+
+/* Runs the loop until a's and b's transfers end, checks both ended well and that the
+ * server has accepted n_accepts connections in all. */
+static void finish_both(fixture_t *f, client_t *a, client_t *b, int n_accepts)
+{
+    RUN_UNTIL(f, a->n_done > 0 && b->n_done > 0);
+    assert_done(a, 0, NULL);
+    assert_done(b, 0, NULL);
+    assert_int_equal(f->srv.accepts, n_accepts);
 }
 
 static void test_two_at_once(void **state)
@@ -1140,17 +1155,11 @@ static void test_two_at_once(void **state)
     start_get(a, "/a");
     start_get(b, "/b");
     assert_int_equal(sy_upstream_active(f->pool), 2);
-    RUN_UNTIL(f, a->n_done > 0 && b->n_done > 0);
-    assert_done(a, 0, NULL);
-    assert_done(b, 0, NULL);
-    assert_int_equal(f->srv.accepts, 2);
+    finish_both(f, a, b, 2);
     /* Both went idle; the next two reuse them. */
     start_get(a, "/a");
     start_get(b, "/b");
-    RUN_UNTIL(f, a->n_done > 0 && b->n_done > 0);
-    assert_done(a, 0, NULL);
-    assert_done(b, 0, NULL);
-    assert_int_equal(f->srv.accepts, 2);
+    finish_both(f, a, b, 2);
 }
 
 /* --- timeouts --------------------------------------------------------------------------- */
@@ -1160,14 +1169,10 @@ static void test_first_byte_timeout(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, "")->silent = true;
-    sy_upstream_req_t req = get_req(c, "127.0.0.1", "/");
+    sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", "/");
     req.first_byte_timeout_ms = 100;
-    uint64_t t0 = uv_now(&f->loop);
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    uint64_t took = uv_now(&f->loop) - t0;
-    assert_done(c, -ETIMEDOUT, "upstream timed out");
-    assert_true(c->x.timed_out);
+    uint64_t took = run_timed(f, c, &req);
+    assert_timed_out(c);
     assert_true(took >= 100 && took < 1500); /* the sweep runs every 50 ms */
     RUN_UNTIL(f, f->srv.peer_closed == 1);
 }
@@ -1177,13 +1182,11 @@ static void test_idle_timeout(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab");
-    sy_upstream_req_t req = get_req(c, "127.0.0.1", "/");
+    sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", "/");
     req.idle_timeout_ms = 100;
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, -ETIMEDOUT, "upstream timed out");
+    run_timed(f, c, &req);
+    assert_timed_out(c);
     assert_bytes(&c->body, "ab");
-    assert_true(c->x.timed_out);
     RUN_UNTIL(f, f->srv.peer_closed == 1);
 }
 
@@ -1198,21 +1201,23 @@ static void test_total_timeout(void **state)
     for (size_t k = r->len - 39; k < r->len; k++)
         r->cuts[r->ncuts++] = k;
     r->gap_ms = 30;
-    sy_upstream_req_t req = get_req(c, "127.0.0.1", "/");
+    sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", "/");
     req.idle_timeout_ms = 100;
     req.total_timeout_ms = 150;
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, -ETIMEDOUT, "upstream timed out");
-    assert_true(c->x.timed_out);
+    run_timed(f, c, &req);
+    assert_timed_out(c);
     assert_true(c->body.len >= 3 && c->body.len < 40);
 }
 
 /* --- the request on the wire ------------------------------------------------------------- */
 
-/* The head's lines (after the request line) must be exactly want, in any order. */
-static void assert_head_lines(const char *req, const char *const *want, size_t n_want)
+/* Checks request i as the server received it: it starts with line (the request line), its
+ * other head lines are exactly want, in any order, and its body is body (NULL: not checked). */
+static void assert_request(const fixture_t *f, int i, const char *line, const char *const *want,
+                           size_t n_want, const char *body)
 {
+    const char *req = req_text(f, i);
+    assert_prefix(req, line);
     const char *end = strstr(req, "\r\n\r\n");
     assert_non_null(end);
     const char *p = strstr(req, "\r\n") + 2;
@@ -1220,8 +1225,8 @@ static void assert_head_lines(const char *req, const char *const *want, size_t n
     while (p < end + 2) {
         const char *eol = strstr(p, "\r\n");
         bool found = false;
-        for (size_t i = 0; i < n_want; i++)
-            if (strlen(want[i]) == (size_t)(eol - p) && memcmp(want[i], p, (size_t)(eol - p)) == 0)
+        for (size_t k = 0; k < n_want; k++)
+            if (strlen(want[k]) == (size_t)(eol - p) && memcmp(want[k], p, (size_t)(eol - p)) == 0)
                 found = true;
         if (!found)
             fail_msg("unexpected request line \"%.*s\"", (int)(eol - p), p);
@@ -1229,6 +1234,8 @@ static void assert_head_lines(const char *req, const char *const *want, size_t n
         p = eol + 2;
     }
     assert_int_equal(n, n_want);
+    if (body != NULL)
+        assert_string_equal(end + 4, body);
 }
 
 static void test_request_on_the_wire(void **state)
@@ -1238,49 +1245,33 @@ static void test_request_on_the_wire(void **state)
     script(f, 0, ok_json);
     static const char body[] = "{\"model\":\"m\",\"messages\":[]}";
     static const char *const extra[] = {"X-Extra: one", "OpenAI-Beta: assistants=v2", NULL};
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/path?q=1", f->srv.port);
-    sy_upstream_req_t req = {.url = c->url,
-                             .method = "POST",
-                             .body = body,
-                             .body_len = sizeof(body) - 1,
-                             .bearer = "sk-test-123",
-                             .headers = extra};
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    const char *got = req_text(f, 0);
-    assert_true(strncmp(got, "POST /path?q=1 HTTP/1.1\r\n", 25) == 0);
+    sy_upstream_req_t req = new_req(c, "POST", "127.0.0.1", "/path?q=1");
+    req.body = body;
+    req.body_len = sizeof(body) - 1;
+    req.bearer = "sk-test-123";
+    req.headers = extra;
+    run_ok(f, c, &req);
     char host[64], clen[64];
     snprintf(host, sizeof(host), "Host: 127.0.0.1:%d", f->srv.port);
     snprintf(clen, sizeof(clen), "Content-Length: %zu", sizeof(body) - 1);
     const char *want[] = {
         host,           "Authorization: Bearer sk-test-123", "Content-Type: application/json",
         "X-Extra: one", "OpenAI-Beta: assistants=v2",        clen};
-    assert_head_lines(got, want, SY_ARRAY_LEN(want));
-    assert_string_equal(strstr(got, "\r\n\r\n") + 4, body);
+    assert_request(f, 0, "POST /path?q=1 HTTP/1.1\r\n", want, SY_ARRAY_LEN(want), body);
 
     /* A stream GET: Accept, no body, no credential. */
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/v1/models", f->srv.port);
-    sy_upstream_req_t get = {.url = c->url, .method = "GET", .bearer = "", .stream = true};
-    assert_int_equal(start(c, &get), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    got = req_text(f, 1);
-    assert_true(strncmp(got, "GET /v1/models HTTP/1.1\r\n", 25) == 0);
+    sy_upstream_req_t get = new_req(c, "GET", "127.0.0.1", "/v1/models");
+    get.bearer = "";
+    get.stream = true;
+    run_ok(f, c, &get);
     const char *want_get[] = {host, "Accept: text/event-stream"};
-    assert_head_lines(got, want_get, SY_ARRAY_LEN(want_get));
-    assert_string_equal(strstr(got, "\r\n\r\n") + 4, "");
+    assert_request(f, 1, "GET /v1/models HTTP/1.1\r\n", want_get, SY_ARRAY_LEN(want_get), "");
 
     /* A POST without a body says so; a URL without a path asks for "/". */
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d", f->srv.port);
-    sy_upstream_req_t empty = {.url = c->url, .method = "POST"};
-    assert_int_equal(start(c, &empty), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    got = req_text(f, 2);
-    assert_true(strncmp(got, "POST / HTTP/1.1\r\n", 17) == 0);
+    sy_upstream_req_t empty = new_req(c, "POST", "127.0.0.1", "");
+    run_ok(f, c, &empty);
     const char *want_empty[] = {host, "Content-Length: 0"};
-    assert_head_lines(got, want_empty, SY_ARRAY_LEN(want_empty));
+    assert_request(f, 2, "POST / HTTP/1.1\r\n", want_empty, SY_ARRAY_LEN(want_empty), NULL);
     assert_int_equal(f->srv.accepts, 1);
 }
 
@@ -1293,11 +1284,10 @@ static void test_large_body(void **state)
     f->big = malloc(n);
     for (size_t i = 0; i < n; i++)
         f->big[i] = (char)('a' + i % 26);
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/big", f->srv.port);
-    sy_upstream_req_t req = {.url = c->url, .method = "POST", .body = f->big, .body_len = n};
-    assert_int_equal(start(c, &req), 0);
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    sy_upstream_req_t req = new_req(c, "POST", "127.0.0.1", "/big");
+    req.body = f->big;
+    req.body_len = n;
+    run_ok(f, c, &req);
     const sy_buf_t *got = &f->srv.reqs[0];
     const char *end = memmem(got->data, got->len, "\r\n\r\n", 4);
     assert_non_null(end);
@@ -1305,10 +1295,7 @@ static void test_large_body(void **state)
     assert_int_equal(got->len - head, n);
     assert_memory_equal(got->data + head, f->big, n);
     /* The connection is reusable once the whole body went. */
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_int_equal(f->srv.accepts, 1);
+    get_again(f, c, "/", NULL, 1);
 }
 
 static void test_header_injection_refused(void **state)
@@ -1320,12 +1307,12 @@ static void test_header_injection_refused(void **state)
     static const char *const cr[] = {"X-Bad: a\rb", NULL};
     const char *const *bad[] = {crlf, lf, cr};
     for (size_t i = 0; i < SY_ARRAY_LEN(bad); i++) {
-        sy_upstream_req_t req = get_req(c, "127.0.0.1", "/");
+        sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", "/");
         req.headers = bad[i];
         assert_int_not_equal(start(c, &req), 0);
         assert_false(c->x.active);
     }
-    sy_upstream_req_t req = get_req(c, "127.0.0.1", "/");
+    sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", "/");
     req.bearer = "sk\r\nX-Injected: 1";
     assert_int_not_equal(start(c, &req), 0);
     assert_int_equal(sy_upstream_active(f->pool), 0);
@@ -1334,9 +1321,7 @@ static void test_header_injection_refused(void **state)
     assert_int_equal(f->srv.accepts, 0);
     /* The same transfer struct starts fine afterwards. */
     script(f, 0, ok_json);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
+    get_ok(f, c, "/", NULL);
     assert_null(strstr(req_text(f, 0), "Injected"));
 }
 
@@ -1347,11 +1332,8 @@ static void test_close_with_idle_connection(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, ok_json);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    sy_upstream_close(f->pool);
-    f->pool = NULL;
+    get_ok(f, c, "/", NULL);
+    close_pool(f);
     RUN_UNTIL(f, f->srv.peer_closed == 1); /* the idle connection is closed */
     /* teardown: the loop ends with no handle left */
 }
@@ -1360,13 +1342,10 @@ static void test_close_with_active_transfer(void **state)
 {
     fixture_t *f = *state;
     client_t *c = &f->c[0];
-    reply_t *r = script(f, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcdefghij");
-    cut_before(r, "def", NULL);
-    r->gap_ms = 1000;
+    script_split_at_def(f, abc_of_10, 1000);
     start_get(c, "/");
     RUN_UNTIL(f, c->n_data == 1);
-    sy_upstream_close(f->pool);
-    f->pool = NULL;
+    close_pool(f);
     assert_false(c->x.active);
     RUN_UNTIL(f, f->srv.peer_closed == 1);
     assert_int_equal(c->n_done, 0);
@@ -1386,11 +1365,10 @@ static void test_close_with_held_and_queued(void **state)
      * d: waiting for a name. */
     sy_upstream_resume(&a->x);
     assert_bytes(&a->body, "abc");
-    sy_upstream_req_t req = get_req(d, "localhost", "/");
-    assert_int_equal(start(d, &req), 0);
+    sy_upstream_req_t req = new_req(d, "GET", "localhost", "/");
+    start_ok(d, &req);
     assert_int_equal(sy_upstream_active(f->pool), 3);
-    sy_upstream_close(f->pool);
-    f->pool = NULL;
+    close_pool(f);
     run_for(f, 30);
     assert_int_equal(a->n_done + b->n_done + d->n_done, 0);
 }
@@ -1402,13 +1380,12 @@ static void test_query_without_path(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, ok_json);
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d?q=1", f->srv.port);
-    sy_upstream_req_t req = {.url = c->url, .method = "GET"};
-    assert_int_equal(start(c, &req), 0);
+    sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", "?q=1");
+    start_ok(c, &req);
     RUN_UNTIL(f, c->n_done > 0 || f->srv.n_requests > 0);
     run_for(f, 50);
     assert_true(f->srv.n_requests > 0);
-    assert_true(strncmp(req_text(f, 0), "GET /?q=1 HTTP/1.1\r\n", 20) == 0);
+    assert_prefix(req_text(f, 0), "GET /?q=1 HTTP/1.1\r\n");
 }
 
 /* A GET with a body sends no body (as libcurl's CURLOPT_HTTPGET): the kept
@@ -1418,17 +1395,15 @@ static void test_get_with_body(void **state)
     fixture_t *f = *state;
     client_t *c = &f->c[0];
     script(f, 0, ok_json);
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d/x", f->srv.port);
-    sy_upstream_req_t req = {.url = c->url, .method = "GET", .body = "{}", .body_len = 2};
-    assert_int_equal(start(c, &req), 0);
+    sy_upstream_req_t req = new_req(c, "GET", "127.0.0.1", "/x");
+    req.body = "{}";
+    req.body_len = 2;
+    start_ok(c, &req);
     RUN_UNTIL(f, c->n_done > 0);
     run_for(f, 30);
-    start_get(c, "/next");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_int_equal(f->srv.accepts, 1); /* the kept connection carried both */
+    get_again(f, c, "/next", NULL, 1); /* the kept connection carried both */
     assert_null(strstr(req_text(f, 0), "Content-Type"));
-    assert_true(strncmp(req_text(f, 1), "GET /next", 9) == 0);
+    assert_prefix(req_text(f, 1), "GET /next");
 }
 
 /* Bytes after the answer in the same read: the connection is not reused. */
@@ -1440,13 +1415,8 @@ static void test_extra_bytes_after_answer(void **state)
     snprintf(two, sizeof(two), "%s%s", ok_json, ok_json);
     script(f, 0, two);
     script(f, 1, ok_json);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, 0, NULL);
-    assert_int_equal(f->srv.accepts, 2);
+    get_ok(f, c, "/", NULL);
+    get_again(f, c, "/", NULL, 2);
 }
 
 /* The 64 KiB cap counts the whole head: the status line and the line
@@ -1466,9 +1436,7 @@ static void test_head_cap_counts_the_whole_head(void **state)
     sy_buf_append_str(&b, "Content-Length: 2\r\n\r\nok");
     f->big = sy_buf_steal(&b, NULL);
     script(f, 0, f->big);
-    start_get(c, "/");
-    RUN_UNTIL(f, c->n_done > 0);
-    assert_done(c, SY_EIO, "upstream response head too large");
+    get_done(f, c, "/", SY_EIO, "upstream response head too large");
 }
 
 int main(void)
