@@ -117,9 +117,13 @@ static uint64_t scaled(double v, double share)
     return (uint64_t)floor(floor(v) / share + 1e-9);
 }
 
-int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,
-                       uint64_t tokens_est, double share, uint64_t now_ms,
-                       sy_ratelimit_result_t *res)
+/* sy_ratelimit_admit (take) and sy_ratelimit_peek (!take): the same
+ * verdict and figures, so a peek that says "room" is an admission that
+ * succeeds at the same now_ms. A peek creates no bucket: one that does not
+ * exist yet is full. */
+static int judge(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,
+                 uint64_t tokens_est, double share, uint64_t now_ms, bool take,
+                 sy_ratelimit_result_t *res)
 {
     memset(res, 0, sizeof(*res));
     res->allowed = true;
@@ -134,9 +138,10 @@ int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, s
         const sy_ratelimit_check_t *c = &checks[i];
         if (c->rpm == 0 && c->tpm == 0)
             continue;
-        ls[i] = lookup(rl, c, true);
+        ls[i] = lookup(rl, c, take);
         if (ls[i] == NULL) {
-            rc = SY_ENOMEM;
+            if (take)
+                rc = SY_ENOMEM;
             continue;
         }
         if (c->rpm > 0) {
@@ -169,7 +174,7 @@ int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, s
         const sy_ratelimit_check_t *c = &checks[i];
         if (c->rpm > 0) {
             bucket_t *b = &ls[i]->req;
-            if (res->allowed)
+            if (res->allowed && take)
                 b->level -= 1.0;
             double rem = b->level / share;
             if (!res->has_requests || rem < best_req) {
@@ -182,7 +187,7 @@ int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, s
         }
         if (c->tpm > 0) {
             bucket_t *b = &ls[i]->tok;
-            if (res->allowed)
+            if (res->allowed && take)
                 b->level -= (double)tokens_est;
             double rem = b->level / share;
             if (!res->has_tokens || rem < best_tok) {
@@ -197,6 +202,20 @@ int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, s
     if (!res->allowed)
         return SY_EAGAIN;
     return rc;
+}
+
+int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,
+                       uint64_t tokens_est, double share, uint64_t now_ms,
+                       sy_ratelimit_result_t *res)
+{
+    return judge(rl, checks, n, tokens_est, share, now_ms, true, res);
+}
+
+int sy_ratelimit_peek(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,
+                      uint64_t tokens_est, double share, uint64_t now_ms,
+                      sy_ratelimit_result_t *res)
+{
+    return judge(rl, checks, n, tokens_est, share, now_ms, false, res);
 }
 
 void sy_ratelimit_settle(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,

@@ -70,6 +70,17 @@ int sy_ratelimit_admit(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, s
                        uint64_t tokens_est, double share, uint64_t now_ms,
                        sy_ratelimit_result_t *res);
 
+/* Whether sy_ratelimit_admit would admit the request now, without taking
+ * anything and without creating buckets (a limit without a bucket yet is
+ * full). Writes *res (always) with the figures admit would report, the
+ * remaining ones before this request. Returns 0 when there is room,
+ * SY_EAGAIN when not. The router asks it for each target's model limit
+ * before it chooses the target, so that a target whose model is at its
+ * limit is skipped and nothing is charged for a target not attempted. */
+int sy_ratelimit_peek(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,
+                      uint64_t tokens_est, double share, uint64_t now_ms,
+                      sy_ratelimit_result_t *res);
+
 /* Corrects the TPM buckets of an admitted request with its actual tokens
  * (actual < est gives tokens back; actual > est takes more, into debt). */
 void sy_ratelimit_settle(sy_ratelimit_t *rl, const sy_ratelimit_check_t *checks, size_t n,

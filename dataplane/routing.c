@@ -287,17 +287,124 @@ static void add_check(sy_routing_req_t *q, sy_ratelimit_scope_t scope, const cha
     q->checks[q->n_checks++] = (sy_ratelimit_check_t){scope, id, l->rpm, l->tpm};
 }
 
-static uint64_t output_estimate(json_object *root, const Switchyard__Model *m)
+/* Expected output tokens of the request on model m: the client's
+ * max_tokens, else the model's default, else DEFAULT_OUTPUT_TOKENS. */
+static uint64_t output_estimate(const sy_routing_req_t *q, const Switchyard__Model *m)
 {
-    int64_t v = 0;
-    if (root != NULL &&
-        (sy_json_get_int64(root, "max_completion_tokens", &v) == 0 ||
-         sy_json_get_int64(root, "max_tokens", &v) == 0) &&
-        v > 0)
-        return (uint64_t)v;
+    if (q->max_output > 0)
+        return q->max_output;
     if (m != NULL && m->default_max_tokens > 0)
         return m->default_max_tokens;
     return DEFAULT_OUTPUT_TOKENS;
+}
+
+/* --- model limits of the targets ------------------------------------------------ */
+
+/* A target's model limit is checked when the target is chosen (at the
+ * start and at each failover) and charged once per model and request: a
+ * target whose model is at its limit is skipped like one whose breaker is
+ * open. Key, team and tenant limits stay one charge per client request. */
+
+/* The model limit of candidate c as a check; false when it has none. */
+static bool model_check(const sy_router_candidate_t *c, sy_ratelimit_check_t *out)
+{
+    const Switchyard__Model *m = c->model->pb;
+    if (m->limits == NULL || (m->limits->rpm == 0 && m->limits->tpm == 0))
+        return false;
+    *out = (sy_ratelimit_check_t){SY_RATELIMIT_MODEL, m->id, m->limits->rpm, m->limits->tpm};
+    return true;
+}
+
+static bool model_charged(const sy_routing_req_t *q, const char *id)
+{
+    for (size_t i = 0; i < q->n_models; i++)
+        if (strcmp(q->models[i].check.id, id) == 0)
+            return true;
+    return false;
+}
+
+/* Notes a target skipped for its model limit; the 429 that follows when no
+ * target is left reports the one that frees up first. */
+static void note_skip(sy_routing_req_t *q, const sy_ratelimit_result_t *res)
+{
+    if (!q->limit_skipped || res->retry_after_ms < q->limit_refusal.retry_after_ms)
+        q->limit_refusal = *res;
+    q->limit_skipped = true;
+}
+
+/* Keeps the tightest figures for the x-ratelimit-* headers. */
+static void merge_figures(sy_ratelimit_result_t *into, const sy_ratelimit_result_t *res)
+{
+    if (res->has_requests &&
+        (!into->has_requests || res->remaining_requests < into->remaining_requests)) {
+        into->has_requests = true;
+        into->limit_requests = res->limit_requests;
+        into->remaining_requests = res->remaining_requests;
+        into->reset_requests_ms = res->reset_requests_ms;
+    }
+    if (res->has_tokens && (!into->has_tokens || res->remaining_tokens < into->remaining_tokens)) {
+        into->has_tokens = true;
+        into->limit_tokens = res->limit_tokens;
+        into->remaining_tokens = res->remaining_tokens;
+        into->reset_tokens_ms = res->reset_tokens_ms;
+    }
+}
+
+/* Whether the model limit lets candidate i be attempted: a model without a
+ * limit or already charged for this request always does; another one when
+ * its buckets have room (peeked: nothing taken). Notes a skip. */
+static bool model_room(sy_routing_t *rt, sy_req_t *r, size_t i, uint64_t now)
+{
+    sy_routing_req_t *q = r->rt;
+    sy_ratelimit_check_t c;
+    if (!model_check(&q->plan.c[i], &c) || model_charged(q, c.id))
+        return true;
+    sy_ratelimit_result_t res;
+    uint64_t est = q->prompt_est + output_estimate(q, q->plan.c[i].model->pb);
+    if (sy_ratelimit_peek(rt->limits, &c, 1, est, share_of(r), now, &res) == 0)
+        return true;
+    note_skip(q, &res);
+    return false;
+}
+
+/* Charges candidate i's model limit (after model_room said yes at the same
+ * now, so it is admitted; a model without a limit or already charged takes
+ * nothing). Returns false, noting a skip, when it is refused all the same. */
+static bool charge_model(sy_routing_t *rt, sy_req_t *r, size_t i, uint64_t now)
+{
+    sy_routing_req_t *q = r->rt;
+    sy_ratelimit_check_t c;
+    if (!model_check(&q->plan.c[i], &c) || model_charged(q, c.id))
+        return true;
+    sy_ratelimit_result_t res;
+    uint64_t est = q->prompt_est + output_estimate(q, q->plan.c[i].model->pb);
+    if (sy_ratelimit_admit(rt->limits, &c, 1, est, share_of(r), now, &res) == SY_EAGAIN) {
+        note_skip(q, &res);
+        return false;
+    }
+    if (q->n_models < SY_ROUTER_MAX_CANDIDATES)
+        q->models[q->n_models++] = (sy_routing_charge_t){c, est};
+    merge_figures(&q->rl, &res);
+    return true;
+}
+
+/* Answers 429 for a rate limit (res: the refusing limit's figures). */
+static void refuse_rate(sy_req_t *r, const sy_ratelimit_result_t *res)
+{
+    sy_routing_t *rt = r->conn->worker->routing;
+    sy_routing_req_t *q = r->rt;
+    rt->refused_rate++;
+    q->rl = *res;
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "Rate limit reached for %s on %s per min: limit %llu. Please try again in %.1fs.",
+             scope_name(res->scope), res->refused_tokens ? "tokens" : "requests",
+             (unsigned long long)(res->refused_tokens ? res->limit_tokens : res->limit_requests),
+             res->retry_after_ms / 1000.0);
+    r->error = "rate limited";
+    q->refused = true;
+    q->refused_retry_ms = res->retry_after_ms;
+    sy_server_error(r, 429, "requests", "rate_limit_exceeded", NULL, msg);
 }
 
 static int admit_budget(sy_req_t *r, bool fallback);
@@ -409,6 +516,7 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
          sy_json_get_int64(root, "max_tokens", &mo) == 0) &&
         mo > 0)
         in.max_output_tokens = (uint64_t)mo;
+    q->max_output = in.max_output_tokens;
     in.task = (sy_str_t){r->task, r->task_len};
     if (in.task.len == 0 && root != NULL) {
         json_object *md = sy_json_get_object(root, "metadata");
@@ -454,37 +562,51 @@ bool sy_routing_begin(sy_req_t *r, sy_str_t name, json_object *root)
         q->policy.max_attempts = 1; /* a concrete model: its answer, whatever it is */
     }
     set_candidate(r, 0);
-    const Switchyard__Model *mp = r->model->pb;
-    /* Rate limits: key, team, tenant, model (each worker its share). */
+    /* Rate limits: key, team, tenant once per request (each worker its
+     * share), with the model limit of the first target whose model has
+     * room; targets whose model is at its limit are skipped. A refusal by
+     * the key, team or tenant takes nothing and ends the request. */
     add_check(q, SY_RATELIMIT_KEY, r->key->pb->id, r->key->pb->limits);
     if (r->key->team != NULL)
         add_check(q, SY_RATELIMIT_TEAM, r->key->team->id, r->key->team->limits);
     if (r->key->tenant != NULL)
         add_check(q, SY_RATELIMIT_TENANT, r->key->tenant->id, r->key->tenant->limits);
-    add_check(q, SY_RATELIMIT_MODEL, mp->id, mp->limits);
-    uint64_t out_est = output_estimate(root, mp);
-    q->tokens_est = q->prompt_est + out_est;
-    if (q->n_checks > 0) {
-        int rc = sy_ratelimit_admit(rt->limits, q->checks, q->n_checks, q->tokens_est, share,
-                                    now_ms, &q->rl);
-        if (rc == SY_EAGAIN) {
-            rt->refused_rate++;
-            char msg[256];
-            snprintf(msg, sizeof(msg),
-                     "Rate limit reached for %s on %s per min: limit %llu. Please try again in "
-                     "%.1fs.",
-                     scope_name(q->rl.scope), q->rl.refused_tokens ? "tokens" : "requests",
-                     (unsigned long long)(q->rl.refused_tokens ? q->rl.limit_tokens
-                                                               : q->rl.limit_requests),
-                     q->rl.retry_after_ms / 1000.0);
-            r->error = "rate limited";
-            q->refused = true;
-            q->refused_retry_ms = q->rl.retry_after_ms;
-            sy_server_error(r, 429, "requests", "rate_limit_exceeded", NULL, msg);
-            return false;
+    size_t pick = q->plan.n;
+    for (size_t i = 0; i < q->plan.n; i++) {
+        sy_ratelimit_check_t all[SY_RATELIMIT_MAX_CHECKS];
+        size_t n = q->n_checks;
+        memcpy(all, q->checks, n * sizeof(all[0]));
+        bool has_model = model_check(&q->plan.c[i], &all[n]);
+        if (has_model)
+            n++;
+        uint64_t est = q->prompt_est + output_estimate(q, q->plan.c[i].model->pb);
+        if (n > 0) {
+            sy_ratelimit_result_t res;
+            int rc = sy_ratelimit_admit(rt->limits, all, n, est, share, now_ms, &res);
+            if (rc == SY_EAGAIN && res.scope == SY_RATELIMIT_MODEL) {
+                note_skip(q, &res);
+                continue;
+            }
+            if (rc == SY_EAGAIN) {
+                refuse_rate(r, &res);
+                return false;
+            }
+            q->rl = res;
+            q->rl_admitted = q->n_checks > 0;
+            if (has_model)
+                q->models[q->n_models++] = (sy_routing_charge_t){all[n - 1], est};
         }
-        q->rl_admitted = true;
+        q->tokens_est = est;
+        pick = i;
+        break;
     }
+    if (pick == q->plan.n) {
+        refuse_rate(r, &q->limit_refusal);
+        return false;
+    }
+    set_candidate(r, pick);
+    const Switchyard__Model *mp = r->model->pb;
+    uint64_t out_est = output_estimate(q, mp);
     /* Budgets: reserve the estimated cost on every budget that applies. */
     if (nb > 0) {
         q->cost_est = sy_router_estimate_cost(mp, now_unix, q->prompt_est, out_est);
@@ -694,6 +816,8 @@ static void on_timer(uv_timer_t *t)
         due->rt->wait_next = NULL;
         if (due->rt->lease_wait)
             unpark(due, true); /* no grant in time: this worker's share */
+        else if (due->rt->refuse_limit)
+            refuse_rate(due, &due->rt->limit_refusal);
         else
             rt->resume(due);
         due = nx;
@@ -731,6 +855,22 @@ static void park(sy_req_t *r)
     sy_control_link_want_lease(rt->link);
 }
 
+/* No further attempt for r. When a target of its plan was skipped for its
+ * model limit, the route had capacity the limit held back: the client
+ * gets that 429 (with the wait of the limit that frees up first), not the
+ * last attempt's failure. The proxy is still inside its completion path,
+ * so the answer comes from the timer: r waits for "now" and is refused
+ * there instead of being resumed. Returns sy_routing_next's value. */
+static int give_up(sy_req_t *r, uint64_t now)
+{
+    sy_routing_req_t *q = r->rt;
+    if (!q->limit_skipped)
+        return 0;
+    q->refuse_limit = true;
+    wait_link(r->conn->worker->routing, r, now, now);
+    return 2;
+}
+
 int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after)
 {
     sy_worker_t *w = r->conn->worker;
@@ -759,23 +899,27 @@ int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after
      * backoff (honouring Retry-After). */
     const sy_breaker_config_t *bc = sy_router_breaker_config(rt->router);
     for (size_t i = q->next; i < q->plan.n; i++) {
-        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now))
+        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now) || !model_room(rt, r, i, now))
             continue;
         if (!sy_retry_may_retry(&q->policy, q->attempts, elapsed, 0))
-            return 0;
+            return give_up(r, now);
+        if (!charge_model(rt, r, i, now))
+            continue;
         set_candidate(r, i);
         rt->failovers++;
         return 1;
     }
     if (q->route == NULL)
-        return 0;
+        return give_up(r, now);
     for (size_t i = 0; i < q->plan.n; i++) {
-        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now))
+        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now) || !model_room(rt, r, i, now))
             continue;
         uint32_t wait =
             sy_retry_backoff_ms(&q->policy, q->attempts, q->retry_after_ms, next_rnd(rt));
         if (!sy_retry_may_retry(&q->policy, q->attempts, elapsed, wait))
-            return 0;
+            return give_up(r, now);
+        if (!charge_model(rt, r, i, now))
+            continue;
         set_candidate(r, i);
         rt->failovers++;
         if (wait == 0)
@@ -783,7 +927,7 @@ int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after
         wait_link(rt, r, now + wait, now);
         return 2;
     }
-    return 0;
+    return give_up(r, now);
 }
 
 void sy_routing_abort(sy_req_t *r)
@@ -811,9 +955,17 @@ void sy_routing_finish(sy_req_t *r, double cost_usd, uint64_t tokens)
         bool ok = !r->upstream_error && r->status < 500 && r->status != 429;
         close_attempt(r, !gone, ok);
     }
-    if (q->rl_admitted) {
-        sy_ratelimit_settle(rt->limits, q->checks, q->n_checks, q->tokens_est, tokens,
-                            uv_now(&w->loop));
+    uint64_t now = uv_now(&w->loop);
+    if (q->rl_admitted)
+        sy_ratelimit_settle(rt->limits, q->checks, q->n_checks, q->tokens_est, tokens, now);
+    /* Each model charged keeps its request; its tokens are those of the
+     * attempt that answered when that model answered, else none (a failed
+     * attempt's estimate goes back). */
+    const char *served = r->model != NULL ? r->model->pb->id : NULL;
+    for (size_t i = 0; i < q->n_models; i++) {
+        bool answered = served != NULL && strcmp(q->models[i].check.id, served) == 0;
+        sy_ratelimit_settle(rt->limits, &q->models[i].check, 1, q->models[i].tokens_est,
+                            answered ? tokens : 0, now);
     }
     if (q->hold.n > 0)
         sy_budget_settle(rt->budgets, &q->hold, cost_usd);

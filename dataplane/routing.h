@@ -13,7 +13,9 @@
  *                           the client: 0 = answer the failure as usual,
  *                           1 = the next target is set, start it now,
  *                           2 = waiting for a backoff; the worker's resume
- *                           callback starts it later
+ *                           callback starts it later (or, when the targets
+ *                           left were skipped for their model limits, the
+ *                           request is answered 429 from the timer)
  *   sy_routing_finish       from sy_proxy_finish (every request): settles
  *                           the budget reservation and token estimate,
  *                           records the last attempt's outcome
@@ -40,6 +42,14 @@
 struct sy_req;
 struct sy_worker;
 
+/* A model limit charged for a request: one request and tokens_est tokens
+ * were taken from the model's buckets when a target of that model was
+ * chosen (once per model and request, however many attempts it gets). */
+typedef struct sy_routing_charge {
+    sy_ratelimit_check_t check; /* the model's limit (id borrowed from the snapshot) */
+    uint64_t tokens_est;        /* tokens taken: prompt + the model's expected output */
+} sy_routing_charge_t;
+
 /* Per-request routing state, allocated (from a per-worker pool) only for
  * requests that need it: a route alias, a rate limit or a budget. A plain
  * concrete model without limits carries none (r->rt == NULL). */
@@ -55,16 +65,22 @@ typedef struct sy_routing_req {
     bool cur_open;                        /* the attempt is counted in cur->in_flight */
     int64_t retry_after_ms;               /* Retry-After of the last failure, -1 none */
     sy_retry_policy_t policy;             /* attempts and deadline */
-    sy_ratelimit_check_t checks[SY_RATELIMIT_MAX_CHECKS]; /* limits admitted against */
+    sy_ratelimit_check_t checks[SY_RATELIMIT_MAX_CHECKS]; /* key, team, tenant limits */
     size_t n_checks;
-    bool rl_admitted;          /* tokens_est was taken from the TPM buckets */
-    sy_ratelimit_result_t rl;  /* figures for the x-ratelimit-* headers */
-    uint64_t prompt_est;       /* estimated prompt tokens */
-    uint64_t tokens_est;       /* prompt + expected output tokens */
-    sy_budget_hold_t hold;     /* budget reservation */
-    bool budget_soft;          /* a soft budget is exceeded: marked in a header */
-    bool refused;              /* answered 429 by a rate limit or a budget */
-    uint64_t refused_retry_ms; /* when a retry can succeed (Retry-After) */
+    bool rl_admitted; /* tokens_est was taken from those TPM buckets */
+    sy_routing_charge_t models[SY_ROUTER_MAX_CANDIDATES]; /* model limits charged */
+    size_t n_models;
+    bool limit_skipped;                  /* a target was skipped: its model limit had no room */
+    sy_ratelimit_result_t limit_refusal; /* the skipped one with the smallest wait */
+    bool refuse_limit;                   /* on the wait list only to be answered 429 */
+    uint64_t max_output;                 /* the client's max_tokens, 0 = not given */
+    sy_ratelimit_result_t rl;            /* figures for the x-ratelimit-* headers */
+    uint64_t prompt_est;                 /* estimated prompt tokens */
+    uint64_t tokens_est;                 /* prompt + expected output tokens */
+    sy_budget_hold_t hold;               /* budget reservation */
+    bool budget_soft;                    /* a soft budget is exceeded: marked in a header */
+    bool refused;                        /* answered 429 by a rate limit or a budget */
+    uint64_t refused_retry_ms;           /* when a retry can succeed (Retry-After) */
 
     sy_buf_t canon;           /* owned; the OpenAI-format request, for a later attempt */
     struct sy_req *wait_next; /* borrowed; the worker's backoff list */

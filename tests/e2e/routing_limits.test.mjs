@@ -5,13 +5,16 @@
 //    with Retry-After and x-ratelimit-* headers;
 //  - a hard budget of $1.00 under concurrent load priced by the mock's usage:
 //    billed spend <= $1.00 + the estimate error of requests in flight, later
-//    requests refused, and a fresh window (fake clock) allows again.
+//    requests refused, and a fresh window (fake clock) allows again;
+//  - per-model limits follow the target actually attempted: a fallback
+//    model's limit holds under failover (the rest 429, scope model), and a
+//    first-choice model at its limit hands requests to the next target.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { startMock, startDataplane, tempDir, sleep } from './lib/procs.mjs';
-import { KEY, chat, routingSnapshot } from './routing_lib.mjs';
+import { KEY, chat, chatStats, resetStats, answeredBy, routingSnapshot } from './routing_lib.mjs';
 
 let a, b, c;
 const figures = {};
@@ -162,6 +165,122 @@ test('hard budget $1.00 under concurrent load: spend <= $1.00 + estimate error i
     for (let i = 0; i < 4; i++) after += (await chat(dp, body)).status === 200 ? 1 : 0;
     assert.equal(after, 4);
     figures.budget.after_reset_ok = after;
+  } finally {
+    const code = await dp.stop();
+    assert.equal(code, 0, `data plane exited with ${code}:\n${dp.proc.output().slice(-4000)}`);
+  }
+});
+
+// Two routes over models with their own RPM limits (cluster-wide 60 per a
+// 20 s window: 2 workers x 1.5 per second, a burst of 1 each):
+//   lim-fallback: m-lim-a (mock a, every answer a 500) then m-lim-b (mock b, limited)
+//   lim-first:    m-lim-c (mock c, limited) then m-lim-d (mock b, unlimited)
+// Breakers are off so that every request of lim-fallback tries A first and
+// reaches B through failover.
+async function modelLimitDataplane() {
+  const snap = await routingSnapshot({ a, b, c });
+  const prov = (id, url, o = {}) => ({ id, name: id, kind: 'PROVIDER_KIND_OPENAI_COMPATIBLE',
+    base_url: `${url}/v1`, api_key: 'mock-key', ...o });
+  const model = (id, provider_id, o = {}) => ({ id, provider_id, upstream_name: id, capabilities: ['chat'],
+    prices: [{ valid_from: 0, input_per_mtok: 1, output_per_mtok: 2 }], ...o });
+  const route = (alias, targets) => ({ id: `r-${alias}`, alias, max_attempts: 2, deadline_ms: 10000,
+    rules: [{ name: 'all', strategy: 'priority', targets: targets.map((m) => ({ model_id: m, weight: 1 })) }] });
+  snap.providers.push(prov('p-lim-500', a.url, { headers: { 'x-mock-fault': 'status=500' } }),
+    prov('p-lim-b', b.url), prov('p-lim-c', c.url));
+  snap.models.push(model('m-lim-a', 'p-lim-500'), model('m-lim-b', 'p-lim-b', { limits: { rpm: 60, tpm: 0 } }),
+    model('m-lim-c', 'p-lim-c', { limits: { rpm: 60, tpm: 0 } }), model('m-lim-d', 'p-lim-b'));
+  snap.routes.push(route('lim-fallback', ['m-lim-a', 'm-lim-b']), route('lim-first', ['m-lim-c', 'm-lim-d']));
+  return startDataplane(b.url, { workers: 2, key: KEY, snapshot: snap,
+    env: { SWITCHYARD_RATELIMIT_WINDOW_MS: '20000', SWITCHYARD_BREAKER_FAILURES: '0',
+      SWITCHYARD_BREAKER_ERROR_RATE: '0' } });
+}
+
+// What 60 per 20 s can admit over elapsedMs across the 2 workers: each its
+// burst of 1 plus 1.5 per second.
+const modelBound = (elapsedMs) => 2 * (1 + Math.ceil(1.5 * (elapsedMs / 1000)));
+
+async function load(dp, model, n, concurrency) {
+  const out = [];
+  let next = 0;
+  const client = async () => {
+    while (next < n) {
+      const i = next++;
+      out.push(await chat(dp, { model, messages: [{ role: 'user', content: `limited ${i}` }] }));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, client));
+  return out;
+}
+
+test('model limit of a fallback target holds under failover: the rest 429 with scope model', async () => {
+  const dp = await modelLimitDataplane();
+  try {
+    await resetStats(a, b);
+    const N = 60, sent = 80; // more than the whole window's limit, sent within a few seconds
+    const t0 = Date.now();
+    const rs = await load(dp, 'lim-fallback', sent, 8);
+    const elapsed = Date.now() - t0;
+    const ok = rs.filter((r) => r.status === 200);
+    const limited = rs.filter((r) => r.status === 429);
+    const sb = await chatStats(b), sa = await chatStats(a);
+    figures.model_fallback = { sent, ok: ok.length, limited: limited.length, b_received: sb.received,
+      a_received: sa.received, elapsed_ms: elapsed, bound: modelBound(elapsed) };
+    assert.equal(ok.length + limited.length, sent, JSON.stringify(figures.model_fallback));
+    assert.ok(elapsed < 20000, 'within one window');
+    // B's mock saw only what its limit admits (before: every request).
+    assert.ok(sb.received <= N, JSON.stringify(figures.model_fallback));
+    assert.ok(sb.received <= modelBound(elapsed), JSON.stringify(figures.model_fallback));
+    assert.equal(sb.received, ok.length);
+    assert.ok(ok.length >= 1, 'B served what its limit admits');
+    for (const r of ok) {
+      assert.equal(answeredBy(r.json.id), 'b');
+      assert.equal(r.headers.get('x-switchyard-target'), 'p-lim-b/m-lim-b');
+      assert.equal(r.headers.get('x-switchyard-attempts'), '2');
+    }
+    // Every request went to A first (its failure did not stop B's limit).
+    assert.ok(sa.received >= sent, JSON.stringify(figures.model_fallback));
+    const r = limited[0];
+    assert.equal(r.json.error.code, 'rate_limit_exceeded');
+    assert.equal(r.json.error.type, 'requests');
+    assert.match(r.json.error.message, /Rate limit reached for model on requests per min: limit 60/);
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    assert.equal(r.headers.get('x-ratelimit-limit-requests'), '60');
+    assert.equal(r.headers.get('x-ratelimit-remaining-requests'), '0');
+    // The concrete model keeps its one check: 429 from its own limit.
+    const direct = await load(dp, 'm-lim-b', 6, 6);
+    const d429 = direct.filter((x) => x.status === 429);
+    assert.ok(d429.length >= 1, direct.map((x) => x.status).join(','));
+    assert.match(d429[0].json.error.message, /Rate limit reached for model on requests per min: limit 60/);
+  } finally {
+    const code = await dp.stop();
+    assert.equal(code, 0, `data plane exited with ${code}:\n${dp.proc.output().slice(-4000)}`);
+  }
+});
+
+test('first target\'s model at its limit: the next target serves, nothing refused', async () => {
+  const dp = await modelLimitDataplane();
+  try {
+    await resetStats(b, c);
+    const sent = 40;
+    const t0 = Date.now();
+    const rs = await load(dp, 'lim-first', sent, 4);
+    const elapsed = Date.now() - t0;
+    const by = { b: 0, c: 0 };
+    for (const r of rs) {
+      assert.equal(r.status, 200, r.text);
+      by[answeredBy(r.json.id)]++;
+      const target = r.headers.get('x-switchyard-target');
+      assert.equal(target, answeredBy(r.json.id) === 'c' ? 'p-lim-c/m-lim-c' : 'p-lim-b/m-lim-d');
+      // Skipping the limited target is no failover: one attempt.
+      assert.equal(r.headers.get('x-switchyard-attempts'), '1');
+    }
+    const sc = await chatStats(c);
+    figures.model_first = { sent, c_served: by.c, b_served: by.b, c_received: sc.received, elapsed_ms: elapsed,
+      bound: modelBound(elapsed) };
+    assert.equal(by.b + by.c, sent);
+    assert.equal(sc.received, by.c);
+    assert.ok(by.c >= 1 && by.c <= modelBound(elapsed), JSON.stringify(figures.model_first));
+    assert.ok(by.b >= sent - modelBound(elapsed), JSON.stringify(figures.model_first));
   } finally {
     const code = await dp.stop();
     assert.equal(code, 0, `data plane exited with ${code}:\n${dp.proc.output().slice(-4000)}`);

@@ -195,6 +195,54 @@ static void test_ratelimit_tpm_and_all_or_nothing(void **state)
     sy_ratelimit_free(rl);
 }
 
+static void test_ratelimit_peek(void **state)
+{
+    (void)state;
+    /* The router asks a fallback target's model limit before it chooses the
+     * target: a peek gives admit's verdict and figures and takes nothing. */
+    sy_ratelimit_t *rl = sy_ratelimit_new(60000);
+    sy_ratelimit_check_t m[1] = {{SY_RATELIMIT_MODEL, "m-b", 120, 1000}};
+    sy_ratelimit_result_t res;
+    /* No bucket yet: room, and none is created. */
+    assert_int_equal(sy_ratelimit_peek(rl, m, 1, 100, 1.0, 0, &res), 0);
+    assert_true(res.allowed);
+    assert_int_equal(sy_ratelimit_buckets(rl), 0);
+    /* 120 per minute: a burst of 2 requests. Peeking any number of times
+     * leaves both. */
+    assert_int_equal(sy_ratelimit_admit(rl, m, 1, 100, 1.0, 0, &res), 0);
+    assert_int_equal(res.remaining_requests, 1);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sy_ratelimit_peek(rl, m, 1, 100, 1.0, 0, &res), 0);
+        assert_int_equal(res.remaining_requests, 1);
+        assert_int_equal(res.remaining_tokens, 900);
+    }
+    assert_int_equal(sy_ratelimit_admit(rl, m, 1, 100, 1.0, 0, &res), 0);
+    /* Empty: the peek refuses as admit would, with the wait (one request
+     * at 2 per second: 500 ms) and the model's scope. */
+    assert_int_equal(sy_ratelimit_peek(rl, m, 1, 100, 1.0, 0, &res), SY_EAGAIN);
+    assert_false(res.allowed);
+    assert_false(res.refused_tokens);
+    assert_int_equal(res.scope, SY_RATELIMIT_MODEL);
+    assert_int_equal(res.retry_after_ms, 500);
+    assert_int_equal(res.limit_requests, 120);
+    assert_int_equal(res.remaining_requests, 0);
+    assert_int_equal(sy_ratelimit_admit(rl, m, 1, 100, 1.0, 0, &res), SY_EAGAIN);
+    /* Refilled: room again, and admit agrees at the same instant. */
+    assert_int_equal(sy_ratelimit_peek(rl, m, 1, 100, 1.0, 500, &res), 0);
+    assert_int_equal(sy_ratelimit_admit(rl, m, 1, 100, 1.0, 500, &res), 0);
+    /* A failed attempt's tokens go back (settled at 0), its request does
+     * not: the bucket is short of a request again, not of tokens. */
+    sy_ratelimit_settle(rl, m, 1, 100, 0, 500);
+    assert_int_equal(sy_ratelimit_peek(rl, m, 1, 100, 1.0, 500, &res), SY_EAGAIN);
+    assert_false(res.refused_tokens);
+    assert_int_equal(sy_ratelimit_peek(rl, m, 1, 100, 1.0, 1000, &res), 0);
+    assert_int_equal(res.remaining_tokens, 816); /* 800 + 1 s of refill at 1000/min */
+    /* TPM: a peek refuses an estimate the bucket cannot hold. */
+    assert_int_equal(sy_ratelimit_peek(rl, m, 1, 900, 1.0, 1000, &res), SY_EAGAIN);
+    assert_true(res.refused_tokens);
+    sy_ratelimit_free(rl);
+}
+
 /* --- router -------------------------------------------------------------------- */
 
 static const char SNAP[] =
@@ -632,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_retry_policy),
         cmocka_unit_test(test_ratelimit_rpm_rate),
         cmocka_unit_test(test_ratelimit_tpm_and_all_or_nothing),
+        cmocka_unit_test(test_ratelimit_peek),
         cmocka_unit_test(test_router_rules),
         cmocka_unit_test(test_router_strategies),
         cmocka_unit_test(test_router_breaker_and_cooldown),
