@@ -19,6 +19,8 @@
 #   BENCH_DURATION [8]        seconds of each measured wrk run
 #   BENCH_WARMUP [2]          seconds of unmeasured wrk warm-up before each run
 #   BENCH_CONNS [64]          connections of the loaded run (the other run uses 1)
+#   BENCH_ONE_CPU [0]         CPU that wrk, the mock and the gateway share during the
+#                             1-connection run ("" = no pinning); see tests/bench/README.md
 #   BENCH_THREADS [2]         wrk threads of the loaded run
 #   BENCH_TARGETS [direct nginx switchyard portkey]   (empty: none)
 #   BENCH_REPEAT [1]          rounds over the targets (interleaved); the table shows each
@@ -48,6 +50,7 @@ BIN=${SWITCHYARD_BIN_DIR:-$ROOT/bin}
 DURATION=${BENCH_DURATION:-8}
 WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNS:-64}
+ONE_CPU=${BENCH_ONE_CPU-0}
 THREADS=${BENCH_THREADS:-2}
 TARGETS=${BENCH_TARGETS-"direct nginx switchyard portkey"}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
@@ -354,19 +357,44 @@ check_target() { # $1 = name
 }
 
 # --- wrk runs ----------------------------------------------------------------------------------------
+tree_pids() { # $1 = pid: it and all its descendants
+    local p
+    echo "$1"
+    for p in $(pgrep -P "$1"); do tree_pids "$p"; done
+}
+
+# Sets the CPU affinity ($1, a taskset list) of every thread of the mock and
+# the gateway's process tree.
+pin_all() {
+    local p
+    for p in $(tree_pids "${PIDS[mock0]}") ${GW_PID:+$(tree_pids "$GW_PID")}; do
+        taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true
+    done
+}
+
 run_wrk() { # $1 = target, $2 = connections
     local target=$1 c=$2 t out json gb="" ga="" mb ma gw_cpu=null gw_rss=null mock_cpu
     t=$THREADS
     [ "$c" -lt "$t" ] && t=$c
     local env=(BENCH_KEY="$GW_KEY" BENCH_HEADERS="$GW_HEADERS")
-    env "${env[@]}" wrk -t"$t" -c"$c" -d"${WARMUP}s" --timeout 10s -s "$BENCH/chat.lua" \
+    local pin=()
+    if [ "$c" = 1 ] && [ -n "$ONE_CPU" ]; then
+        # One request at a time crosses four processes; on this VM a wake-up
+        # of an idle vCPU costs hundreds of microseconds, and which hops cross
+        # vCPUs changed from round to round (p50 0.11 to 0.68 ms for the same
+        # binary). On one CPU every target pays the same context switches.
+        pin=(taskset -c "$ONE_CPU")
+        pin_all "$ONE_CPU"
+    fi
+    "${pin[@]}" env "${env[@]}" wrk -t"$t" -c"$c" -d"${WARMUP}s" --timeout 10s -s "$BENCH/chat.lua" \
         "$GW_URL/v1/chat/completions" >/dev/null 2>&1
     [ -n "$GW_PID" ] && gb=$(probe "$GW_PID")
     mb=$(probe "${PIDS[mock0]}")
-    out=$(env "${env[@]}" wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s "$BENCH/chat.lua" \
+    out=$("${pin[@]}" env "${env[@]}" wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s "$BENCH/chat.lua" \
         "$GW_URL/v1/chat/completions" 2>&1)
     [ -n "$GW_PID" ] && ga=$(probe "$GW_PID")
     ma=$(probe "${PIDS[mock0]}")
+    [ ${#pin[@]} -gt 0 ] && pin_all "0-$(($(nproc) - 1))"
     json=$(printf '%s\n' "$out" | sed -n 's/^BENCH_JSON //p')
     if [ -z "$json" ]; then
         log "$target c=$c: wrk failed: $out"
@@ -468,6 +496,7 @@ for i in $(seq 0 $((NMOCKS - 1))); do stop "mock$i"; done
     printf 'Workers: %s (nginx and Switchyard; %s in the stream run); wrk %ss per run after %ss warm-up, ' \
         "$WORKERS" "$STREAM_WORKERS" "$DURATION" "$WARMUP"
     printf 'median of %s round(s); ' "$REPEAT"
+    [ -n "$ONE_CPU" ] && printf '1-connection runs: wrk, mock and gateway pinned to CPU %s; ' "$ONE_CPU"
     printf 'access log %s; fd limit %s; mock delay between stream events %s ms\n' \
         "$([ "$ACCESS_LOG" = 1 ] && echo on || echo off)" "$NOFILE" "$STREAM_DELAY_MS"
 } >"$OUT/header.txt"
