@@ -107,19 +107,6 @@ static int reply_provider_error(sy_req_t *r, const sy_provider_error_t *e, const
                              extra[0] ? extra : NULL);
 }
 
-static int reply_error(sy_req_t *r, int status, const char *type, const char *code,
-                       const char *param, const char *message)
-{
-    if (!r->anthropic_ingress)
-        return sy_server_error(r, status, type, code, param, message);
-    if (r->error == NULL)
-        r->error = message;
-    sy_provider_error_t e;
-    sy_provider_error_set(&e, status, type, code, param,
-                          status >= 500 ? SY_CAUSE_GATEWAY : SY_CAUSE_CALLER, "%s", message);
-    return reply_provider_error(r, &e, NULL);
-}
-
 /* Writes OpenAI-format stream bytes to the client, as Anthropic events on
  * /v1/messages. */
 static int emit(sy_req_t *r, const char *p, size_t n)
@@ -435,7 +422,7 @@ static void answer_translated(sy_req_t *r, sy_upstream_xfer_t *x)
             if (rc == SY_EINVAL)
                 reply_provider_error(r, &e, NULL);
             else
-                reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+                sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
             return;
         }
         r->usage.prompt_tokens = u.prompt_tokens;
@@ -457,8 +444,8 @@ static void answer_translated(sy_req_t *r, sy_upstream_xfer_t *x)
         if (sy_anthropic_ingress_response(w->json, body, len, sy_str_from_cstr(r->model->pb->id),
                                           &r->xlat) != 0) {
             r->upstream_error = true;
-            reply_error(r, 502, "upstream_error", "upstream_invalid_response", NULL,
-                        "The upstream returned an invalid response.");
+            sy_server_error(r, 502, "upstream_error", "upstream_invalid_response", NULL,
+                            "The upstream returned an invalid response.");
             return;
         }
         body = r->xlat.data;
@@ -580,9 +567,9 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
             if (r->error == NULL)
                 r->error = why ? why : "upstream failed";
             if (result == -ETIMEDOUT)
-                reply_error(r, 504, "upstream_error", "upstream_timeout", NULL, r->error);
+                sy_server_error(r, 504, "upstream_error", "upstream_timeout", NULL, r->error);
             else
-                reply_error(r, 502, "upstream_error", "upstream_unavailable", NULL, r->error);
+                sy_server_error(r, 502, "upstream_error", "upstream_unavailable", NULL, r->error);
             return;
         }
     }
@@ -653,17 +640,17 @@ static void on_done(void *ctx, sy_upstream_xfer_t *x, int result, const char *wh
         return;
     }
     if (r->too_large) {
-        reply_error(r, 502, "upstream_error", "upstream_response_too_large", NULL, E_TOO_LARGE);
+        sy_server_error(r, 502, "upstream_error", "upstream_response_too_large", NULL, E_TOO_LARGE);
         return;
     }
     if (result != 0) {
         r->upstream_error = true;
         if (result == -ETIMEDOUT)
-            reply_error(r, 504, "upstream_error", "upstream_timeout", NULL, why);
+            sy_server_error(r, 504, "upstream_error", "upstream_timeout", NULL, why);
         else if (r->error == E_CLIENT_GONE)
-            reply_error(r, 499, "upstream_error", "client_closed", NULL, why);
+            sy_server_error(r, 499, "upstream_error", "client_closed", NULL, why);
         else
-            reply_error(r, 502, "upstream_error", "upstream_unavailable", NULL, why);
+            sy_server_error(r, 502, "upstream_error", "upstream_unavailable", NULL, why);
         return;
     }
     answer_buffered(r, x);
@@ -707,7 +694,7 @@ static bool authenticate(sy_req_t *r)
         while (n > 0 && (*k == ' ' || *k == '\t'))
             k++, n--;
         if (n < 7 || strncasecmp(k, "bearer ", 7) != 0) {
-            reply_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_NO_KEY);
+            sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_NO_KEY);
             return false;
         }
         k += 7;
@@ -715,8 +702,8 @@ static bool authenticate(sy_req_t *r)
     }
     sy_str_t key = sy_str_trim((sy_str_t){k, n});
     if (key.len == 0 || h->auth_too_long) {
-        reply_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
-                    key.len == 0 ? E_NO_KEY : E_BAD_KEY);
+        sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL,
+                        key.len == 0 ? E_NO_KEY : E_BAD_KEY);
         return false;
     }
     sy_log_key_prefix(key.ptr, key.len, r->key_prefix, sizeof(r->key_prefix));
@@ -724,20 +711,20 @@ static bool authenticate(sy_req_t *r)
     key_digest(key.ptr, key.len, digest);
     const sy_snapshot_key_t *sk = sy_snapshot_find_key(r->snap, digest);
     if (sk == NULL) {
-        reply_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_BAD_KEY);
+        sy_server_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, E_BAD_KEY);
         return false;
     }
     if (sk->pb->prefix[0] != '\0')
         snprintf(r->key_prefix, sizeof(r->key_prefix), "%s", sk->pb->prefix);
     if (sk->pb->expires_at != 0 && sk->pb->expires_at <= r->start_unix_ms / 1000) {
         r->key = sk;
-        reply_error(r, 401, "invalid_request_error", "expired_api_key", NULL, E_EXPIRED_KEY);
+        sy_server_error(r, 401, "invalid_request_error", "expired_api_key", NULL, E_EXPIRED_KEY);
         return false;
     }
     r->key = sk;
     if (sk->pb->blocked || (sk->tenant != NULL && sk->tenant->blocked) ||
         (sk->team != NULL && sk->team->blocked)) {
-        reply_error(r, 403, "permission_error", "blocked", NULL, E_BLOCKED);
+        sy_server_error(r, 403, "permission_error", "blocked", NULL, E_BLOCKED);
         return false;
     }
     return true;
@@ -779,7 +766,8 @@ static void models_list(sy_req_t *r, sy_str_t only)
     if (only.len == 0) {
         sy_buf_append_str(b, "]}");
     } else if (k == 0) {
-        reply_error(r, 404, "invalid_request_error", "model_not_found", "model", E_NO_MODEL_FOUND);
+        sy_server_error(r, 404, "invalid_request_error", "model_not_found", "model",
+                        E_NO_MODEL_FOUND);
         return;
     }
     sy_server_respond(r, 200, NULL, b->data, b->len, NULL);
@@ -1070,7 +1058,7 @@ static int translate_request(sy_req_t *r, json_object *root, const Switchyard__P
         if (rc == SY_EINVAL)
             reply_provider_error(r, &e, NULL);
         else
-            reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+            sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return rc;
     }
     sy_buf_free(&r->body);
@@ -1089,7 +1077,7 @@ static void retry_attempt(sy_req_t *r)
 {
     sy_buf_reset(&r->body);
     if (sy_buf_append(&r->body, r->rt->canon.data, r->rt->canon.len) != 0) {
-        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
     start_attempt(r, NULL, NULL);
@@ -1106,7 +1094,7 @@ static bool keep_canon(sy_req_t *r, const char *text, size_t len)
 {
     sy_buf_reset(&r->rt->canon);
     if (text == NULL || sy_buf_append(&r->rt->canon, text, len) != 0) {
-        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return false;
     }
     return true;
@@ -1118,7 +1106,7 @@ static void relay_scanned(sy_req_t *r, const body_scan_t *scan)
     bool nomem;
     json_object *in = routing_inputs(worker_of(r), scan, &nomem);
     if (nomem) {
-        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
     bool admitted = sy_routing_begin(r, scan->model, in);
@@ -1144,11 +1132,11 @@ static void relay(sy_req_t *r)
     sy_str_t ct = sy_str_trim((sy_str_t){r->head->ctype, r->head->ctype_len});
     if (ct.len < 16 || strncasecmp(ct.ptr, "application/json", 16) != 0 ||
         (ct.len > 16 && ct.ptr[16] != ';' && ct.ptr[16] != ' ')) {
-        reply_error(r, 415, "invalid_request_error", "unsupported_media_type", NULL, E_CTYPE);
+        sy_server_error(r, 415, "invalid_request_error", "unsupported_media_type", NULL, E_CTYPE);
         return;
     }
     if (r->body.len == 0) {
-        reply_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_EMPTY);
+        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_EMPTY);
         return;
     }
     body_scan_t scan;
@@ -1162,12 +1150,12 @@ static void relay(sy_req_t *r)
         char msg[160];
         snprintf(msg, sizeof(msg), "We could not parse the JSON body of your request: %s.", why);
         r->error = "invalid JSON";
-        reply_error(r, 400, "invalid_request_error", "invalid_json", NULL, msg);
+        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, msg);
         return;
     }
     r->json = root;
     if (json_object_get_type(root) != json_type_object) {
-        reply_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_NOT_OBJECT);
+        sy_server_error(r, 400, "invalid_request_error", "invalid_json", NULL, E_NOT_OBJECT);
         return;
     }
     if (r->anthropic_ingress) {
@@ -1179,7 +1167,7 @@ static void relay(sy_req_t *r)
             if (rc == SY_EINVAL)
                 reply_provider_error(r, &pe, NULL);
             else
-                reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+                sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
             return;
         }
         json_object_put(root);
@@ -1188,8 +1176,8 @@ static void relay(sy_req_t *r)
     size_t mlen = 0;
     const char *mname = sy_json_get_string(root, "model", &mlen);
     if (mname == NULL || mlen == 0) {
-        reply_error(r, 400, "invalid_request_error", "missing_required_parameter", "model",
-                    E_NO_MODEL);
+        sy_server_error(r, 400, "invalid_request_error", "missing_required_parameter", "model",
+                        E_NO_MODEL);
         return;
     }
     /* Admission (rate limits, budgets) and routing: sets the first target. */
@@ -1199,8 +1187,8 @@ static void relay(sy_req_t *r)
         json_object *st = sy_json_get(root, "stream");
         if (st != NULL && json_object_get_type(st) != json_type_null) {
             if (json_object_get_type(st) != json_type_boolean) {
-                reply_error(r, 400, "invalid_request_error", "invalid_type", "stream",
-                            E_STREAM_BOOL);
+                sy_server_error(r, 400, "invalid_request_error", "invalid_type", "stream",
+                                E_STREAM_BOOL);
                 return;
             }
             r->stream = json_object_get_boolean(st);
@@ -1254,14 +1242,14 @@ static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *sca
     const char *endpoint = r->embeddings ? "/embeddings" : "/chat/completions";
     const Switchyard__Provider *prov = r->provider;
     if (prov == NULL || prov->base_url[0] == '\0') {
-        reply_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
+        sy_server_error(r, 500, "server_error", "provider_not_configured", NULL, E_NO_PROVIDER);
         return;
     }
     r->adapter = NULL;
     if (!provider_is_openai(prov)) {
         r->adapter = sy_provider_for((sy_provider_family_t)prov->kind);
         if (r->adapter == NULL || r->embeddings) {
-            reply_error(r, 501, "server_error", "provider_not_supported", NULL, E_KIND);
+            sy_server_error(r, 501, "server_error", "provider_not_supported", NULL, E_KIND);
             return;
         }
     }
@@ -1273,7 +1261,7 @@ static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *sca
         const char *why;
         if (root == NULL) {
             if (sy_json_parse(w->json, r->body.data, r->body.len, &own, &why) != 0) {
-                reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+                sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
                 return;
             }
             root = own;
@@ -1285,7 +1273,7 @@ static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *sca
         if (trc != 0)
             return;
     } else if (prepare_body(r, root, scan) != 0) {
-        reply_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
+        sy_server_error(r, 500, "server_error", "internal_error", NULL, E_NOMEM);
         return;
     }
     if (root != NULL && r->json == root) {
@@ -1341,7 +1329,7 @@ static void start_attempt(sy_req_t *r, json_object *root, const body_scan_t *sca
     int started = sy_upstream_start(w->upstream, &r->xfer, &ur, &CBS, r);
     sy_provider_request_free(&preq); /* the upstream client copied the URL and headers */
     if (started != 0) {
-        reply_error(r, 502, "upstream_error", "upstream_unavailable", NULL, E_UPSTREAM_START);
+        sy_server_error(r, 502, "upstream_error", "upstream_unavailable", NULL, E_UPSTREAM_START);
         return;
     }
     sy_buf_reset(&r->resp);
@@ -1365,8 +1353,8 @@ void sy_proxy_handle(sy_req_t *r)
 
     if (path_is(r, "/healthz", &plen)) {
         if (!get) {
-            reply_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
-                        "Method not allowed.");
+            sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                            "Method not allowed.");
             return;
         }
         sy_server_respond(r, 200, NULL, "{\"status\":\"ok\"}", 15, NULL);
@@ -1374,12 +1362,12 @@ void sy_proxy_handle(sy_req_t *r)
     }
     if (path_is(r, "/readyz", &plen)) {
         if (!get) {
-            reply_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
-                        "Method not allowed.");
+            sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                            "Method not allowed.");
             return;
         }
         if (w->snap == NULL) {
-            reply_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
+            sy_server_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
             return;
         }
         char body[96];
@@ -1414,16 +1402,16 @@ void sy_proxy_handle(sy_req_t *r)
         snprintf(msg, sizeof(msg), "Unknown request URL: %s %.*s.",
                  llhttp_method_name((llhttp_method_t)r->method), (int)(plen > 200 ? 200 : plen),
                  r->path);
-        reply_error(r, 404, "invalid_request_error", "unknown_url", NULL, msg);
+        sy_server_error(r, 404, "invalid_request_error", "unknown_url", NULL, msg);
         return;
     }
     if (!method_ok) {
-        reply_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
-                    "Method not allowed for this URL.");
+        sy_server_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                        "Method not allowed for this URL.");
         return;
     }
     if (w->snap == NULL) {
-        reply_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
+        sy_server_error(r, 503, "server_error", "not_ready", NULL, E_NOT_READY);
         return;
     }
     r->snap = sy_snapshot_ref(w->snap);

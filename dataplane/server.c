@@ -7,6 +7,7 @@
 
 #include "http_status.h"
 #include "log.h"
+#include "dataplane/providers/anthropic_ingress.h"
 #include "dataplane/proxy.h"
 #include "dataplane/worker.h"
 
@@ -314,7 +315,18 @@ int sy_server_error(sy_req_t *r, int status, const char *type, const char *code,
     if (r->error == NULL)
         r->error = message;
     sy_buf_reset(&w->scratch);
-    if (sy_openai_error_json(&w->scratch, message, type, param, code) != 0)
+    int rc;
+    if (r->anthropic_ingress) {
+        /* A /v1/messages client gets every refusal in Anthropic's shape,
+         * whichever layer refuses (auth, routing, limits, budgets). */
+        sy_provider_error_t e;
+        sy_provider_error_set(&e, status, type, code, param,
+                              status >= 500 ? SY_CAUSE_GATEWAY : SY_CAUSE_CALLER, "%s", message);
+        rc = sy_anthropic_ingress_error_write(&e, &w->scratch);
+    } else {
+        rc = sy_openai_error_json(&w->scratch, message, type, param, code);
+    }
+    if (rc != 0)
         return sy_server_respond(r, 500, NULL, "", 0, NULL);
     const char *extra = NULL;
     if (status == 405) {

@@ -284,3 +284,27 @@ test('the Anthropic ingress takes the key from Authorization too, and refuses a 
   assert.equal(bad.error?.type, 'error');
   assert.equal(bad.error?.error?.type, 'authentication_error');
 });
+
+test('refusals from routing reach an Anthropic-style client in its shape (unknown model: 404 not_found_error)', async () => {
+  const anthropicErr = async (model) => {
+    const res = await fetch(`${dp.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': dp.key, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+      signal: AbortSignal.timeout(10000),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const unknown = await anthropicErr('no-such-model');
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.body.type, 'error');
+  assert.equal(unknown.body.error.type, 'not_found_error');
+  assert.match(unknown.body.error.message, /model/i);
+  // The official SDK raises its own class for it.
+  const sdk = new Anthropic({ baseURL: dp.url, apiKey: dp.key, maxRetries: 0, timeout: 10000 });
+  const e = await sdk.messages
+    .create({ model: 'no-such-model', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+    .catch((err) => err);
+  assert.ok(e instanceof Anthropic.NotFoundError, String(e));
+  assert.equal(e.error?.error?.type, 'not_found_error');
+});
