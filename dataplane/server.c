@@ -379,6 +379,9 @@ static void fail_request(sy_conn_t *c, int status, const char *code, const char 
         sy_worker_next_id(c->worker, r->id);
     }
     set_state(c, SY_CONN_BUSY);
+    /* The endpoint is not dispatched yet; its client still gets its shape. */
+    r->anthropic_ingress = r->path_len >= 12 && memcmp(r->path, "/v1/messages", 12) == 0 &&
+                           (r->path_len == 12 || r->path[12] == '?');
     sy_server_error(r, status, "invalid_request_error", code, NULL, msg);
 }
 

@@ -308,3 +308,27 @@ test('refusals from routing reach an Anthropic-style client in its shape (unknow
   assert.ok(e instanceof Anthropic.NotFoundError, String(e));
   assert.equal(e.error?.error?.type, 'not_found_error');
 });
+
+test('errors found while reading a /v1/messages request are in Anthropic shape too (431)', async () => {
+  const res = await fetch(`${dp.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'x-api-key': dp.key, 'content-type': 'application/json', 'x-pad': 'p'.repeat(40000) },
+    body: JSON.stringify({ model: 'mx-anthropic', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+    signal: AbortSignal.timeout(10000),
+  });
+  assert.equal(res.status, 431);
+  const body = await res.json();
+  assert.equal(body.type, 'error');
+  assert.equal(body.error.type, 'invalid_request_error');
+  // The same on the OpenAI endpoint stays in OpenAI's shape.
+  const res2 = await fetch(`${dp.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${dp.key}`, 'content-type': 'application/json', 'x-pad': 'p'.repeat(40000) },
+    body: '{}',
+    signal: AbortSignal.timeout(10000),
+  });
+  assert.equal(res2.status, 431);
+  const b2 = await res2.json();
+  assert.equal(b2.error.type, 'invalid_request_error');
+  assert.equal(b2.type, undefined);
+});
