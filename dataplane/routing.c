@@ -352,8 +352,9 @@ static void merge_figures(sy_ratelimit_result_t *into, const sy_ratelimit_result
 
 /* Whether the model limit lets candidate i be attempted: a model without a
  * limit or already charged for this request always does; another one when
- * its buckets have room (peeked: nothing taken). Notes a skip. */
-static bool model_room(sy_routing_t *rt, sy_req_t *r, size_t i, uint64_t now)
+ * its buckets have room. With take, the room is taken (charged once per
+ * model and request); without, only peeked. Notes a skip when refused. */
+static bool model_gate(sy_routing_t *rt, sy_req_t *r, size_t i, uint64_t now, bool take)
 {
     sy_routing_req_t *q = r->rt;
     sy_ratelimit_check_t c;
@@ -361,30 +362,17 @@ static bool model_room(sy_routing_t *rt, sy_req_t *r, size_t i, uint64_t now)
         return true;
     sy_ratelimit_result_t res;
     uint64_t est = q->prompt_est + output_estimate(q, q->plan.c[i].model->pb);
-    if (sy_ratelimit_peek(rt->limits, &c, 1, est, share_of(r), now, &res) == 0)
-        return true;
-    note_skip(q, &res);
-    return false;
-}
-
-/* Charges candidate i's model limit (after model_room said yes at the same
- * now, so it is admitted; a model without a limit or already charged takes
- * nothing). Returns false, noting a skip, when it is refused all the same. */
-static bool charge_model(sy_routing_t *rt, sy_req_t *r, size_t i, uint64_t now)
-{
-    sy_routing_req_t *q = r->rt;
-    sy_ratelimit_check_t c;
-    if (!model_check(&q->plan.c[i], &c) || model_charged(q, c.id))
-        return true;
-    sy_ratelimit_result_t res;
-    uint64_t est = q->prompt_est + output_estimate(q, q->plan.c[i].model->pb);
-    if (sy_ratelimit_admit(rt->limits, &c, 1, est, share_of(r), now, &res) == SY_EAGAIN) {
+    int rc = take ? sy_ratelimit_admit(rt->limits, &c, 1, est, share_of(r), now, &res)
+                  : sy_ratelimit_peek(rt->limits, &c, 1, est, share_of(r), now, &res);
+    if (rc == SY_EAGAIN) {
         note_skip(q, &res);
         return false;
     }
-    if (q->n_models < SY_ROUTER_MAX_CANDIDATES)
-        q->models[q->n_models++] = (sy_routing_charge_t){c, est};
-    merge_figures(&q->rl, &res);
+    if (take) {
+        if (q->n_models < SY_ROUTER_MAX_CANDIDATES)
+            q->models[q->n_models++] = (sy_routing_charge_t){c, est};
+        merge_figures(&q->rl, &res);
+    }
     return true;
 }
 
@@ -899,11 +887,12 @@ int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after
      * backoff (honouring Retry-After). */
     const sy_breaker_config_t *bc = sy_router_breaker_config(rt->router);
     for (size_t i = q->next; i < q->plan.n; i++) {
-        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now) || !model_room(rt, r, i, now))
+        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now) ||
+            !model_gate(rt, r, i, now, false))
             continue;
         if (!sy_retry_may_retry(&q->policy, q->attempts, elapsed, 0))
             return give_up(r, now);
-        if (!charge_model(rt, r, i, now))
+        if (!model_gate(rt, r, i, now, true))
             continue;
         set_candidate(r, i);
         rt->failovers++;
@@ -912,13 +901,14 @@ int sy_routing_next(sy_req_t *r, int status, int result, const char *retry_after
     if (q->route == NULL)
         return give_up(r, now);
     for (size_t i = 0; i < q->plan.n; i++) {
-        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now) || !model_room(rt, r, i, now))
+        if (!sy_breaker_usable(&q->plan.c[i].state->breaker, bc, now) ||
+            !model_gate(rt, r, i, now, false))
             continue;
         uint32_t wait =
             sy_retry_backoff_ms(&q->policy, q->attempts, q->retry_after_ms, next_rnd(rt));
         if (!sy_retry_may_retry(&q->policy, q->attempts, elapsed, wait))
             return give_up(r, now);
-        if (!charge_model(rt, r, i, now))
+        if (!model_gate(rt, r, i, now, true))
             continue;
         set_candidate(r, i);
         rt->failovers++;

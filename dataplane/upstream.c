@@ -801,7 +801,6 @@ int sy_upstream_start(sy_upstream_t *pool, sy_upstream_xfer_t *x, const sy_upstr
     }
     if (rc != SY_H1_NOT_MINE)
         return rc;
-    x->h1 = false;
     if ((rc = build_headers(x, req)) != 0)
         return rc;
     CURL *easy;
